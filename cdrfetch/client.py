@@ -1,0 +1,166 @@
+"""The services a provider gets: requests, retries, polling, downloads, progress, the clock.
+
+Retries, backoff, polling, timeouts, temp files and progress live here once; providers describe
+their protocol and call these.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import requests
+import urllib3
+
+from cdrfetch import http
+from cdrfetch.errors import CdrfetchError, TemporaryError, UnavailableError
+from cdrfetch.summary import RunSummary
+
+T = TypeVar("T")
+MAX_DELAY = 300.0  # never sleep longer than this between attempts, whatever Retry-After says
+CHUNK_BYTES = 1 << 16
+
+
+def utc_now() -> datetime:
+    """The real clock (aware, UTC)."""
+    return datetime.now(timezone.utc)
+
+
+class Progress:
+    """Progress of one long step. This base class shows nothing (not a TTY, or -q)."""
+
+    def update(self, completed: float | None = None, total: float | None = None, status: str = "") -> None:
+        """Report progress; `status` is a short text such as the provider's job state."""
+
+    def close(self) -> None:
+        """The step is over."""
+
+
+class Client:
+    """Core services for one provider run. Use as a context manager (owns a temp directory)."""
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        *,
+        log: logging.Logger,
+        summary: RunSummary,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        progress: Callable[[str, float | None], Progress] = lambda what, total: Progress(),
+    ) -> None:
+        self.log = log
+        self.summary = summary
+        self.clock = clock
+        self.sleep = sleep
+        self.progress = progress
+        self.timeout = float(settings["timeout"])
+        self.retries = int(settings["retries"])
+        self.backoff = float(settings["backoff"])
+        self.poll_interval = float(settings["poll_interval"])
+        self.poll_timeout = float(settings["poll_timeout"])
+        self.session = http.make_session(ca_bundle=settings["ca_bundle"], insecure=bool(settings["insecure"]))
+        self._tmp = tempfile.TemporaryDirectory(prefix="cdrfetch-")
+        self.workdir = Path(self._tmp.name)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.session.close()
+        self._tmp.cleanup()
+
+    def send(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
+        """One HTTP attempt (see http.send); use inside `retry` with your own checks."""
+        return http.send(self.session, method, url, what=what, timeout=self.timeout, **kwargs)
+
+    def request(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
+        """An HTTP request retried on 5xx, 429 and transport failures; re-signed on every attempt."""
+        return self.retry(lambda: self.send(method, url, what=what, **kwargs), what=what)
+
+    def retry(self, attempt: Callable[[], T], *, what: str) -> T:
+        """Call `attempt` until it succeeds or raises a non-retryable error or the budget is spent.
+
+        `attempt` raises a CdrfetchError with `retryable=True` to ask for another try; the delay
+        is exponential with jitter, or the server's `retry_after` when it gave one.
+        """
+        for number in range(self.retries + 1):
+            try:
+                return attempt()
+            except CdrfetchError as error:
+                if not error.retryable or number == self.retries:
+                    if error.retryable:
+                        error.message += f" (gave up after {number + 1} attempts)"
+                    raise
+                delay = self._delay(number, error.retry_after)
+                self.summary.retries += 1
+                self.log.warning(
+                    "%s; retrying in %.1fs (attempt %d of %d)", error.message, delay, number + 2, self.retries + 1
+                )
+                self.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _delay(self, attempt: int, requested: float | None) -> float:
+        if requested is not None:
+            return min(requested, MAX_DELAY)
+        return min(self.backoff * float(2**attempt) * random.uniform(0.5, 1.5), MAX_DELAY)
+
+    def poll(self, check: Callable[[], T | None], *, what: str, timeout_hint: str, total: float | None = None) -> T:
+        """Call `check` until it returns a value; back off from `poll_interval` up to 30 s.
+
+        Gives up with TemporaryError (exit 75) after `poll_timeout` seconds; `timeout_hint` tells
+        the user how to resume (e.g. the provider's job id).
+        """
+        deadline = time.monotonic() + self.poll_timeout
+        interval = self.poll_interval
+        while True:
+            result = check()
+            if result is not None:
+                return result
+            if time.monotonic() + interval > deadline:
+                raise TemporaryError(f"{what}: not ready after {self.poll_timeout:g}s", timeout_hint)
+            self.sleep(interval)
+            interval = min(interval * 1.5, 30.0)
+
+    def download(
+        self, url: str, *, what: str, suffix: str = "", hints: Mapping[int, str] | None = None, **kwargs: Any
+    ) -> Path:
+        """Stream `url` into a temp file, bytes exactly as sent (retried; truncation is a failure).
+
+        Non-2xx answers raise via http.fail_on_status with `hints` (error.http_status is set).
+        """
+        return self.retry(lambda: self._download_once(url, what, suffix, hints, kwargs), what=what)
+
+    def _download_once(
+        self, url: str, what: str, suffix: str, hints: Mapping[int, str] | None, kwargs: dict[str, Any]
+    ) -> Path:
+        response = self.send("GET", url, what=what, stream=True, **kwargs)
+        with response:
+            http.fail_on_status(response, what, hints)
+            handle, name = tempfile.mkstemp(dir=self.workdir, suffix=suffix)
+            target = Path(name)
+            received = 0
+            try:
+                with open(handle, "wb") as out:
+                    # raw stream: no Content-Encoding decoding, so Content-Length and digests match
+                    for block in response.raw.stream(CHUNK_BYTES, decode_content=False):
+                        out.write(block)
+                        received += len(block)
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
+                target.unlink(missing_ok=True)
+                raise UnavailableError(
+                    f"{what}: connection dropped after {received} bytes", "run again later", retryable=True
+                ) from None
+        expected = response.headers.get("Content-Length")
+        if expected is not None and expected.isdigit() and int(expected) != received:
+            target.unlink(missing_ok=True)
+            raise UnavailableError(f"{what}: got {received} of {expected} bytes", "run again later", retryable=True)
+        self.log.debug("%s: %d bytes", what, received)
+        return target

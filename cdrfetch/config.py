@@ -1,0 +1,267 @@
+"""Profiles (YAML), environment, secret files and the OS keyring -> resolved settings.
+
+One resolver, one precedence, highest first:
+
+    --set key=value (non-secret only) > env CDRFETCH_<PROVIDER>_<KEY> > env ..._<KEY>_FILE
+    > profile YAML > OS keyring (secrets only) > default
+
+Every resolved value remembers where it came from, so `cdrfetch <provider> config` can show it.
+The config file is `--config PATH` > $CDRFETCH_CONFIG > <user config dir>/config.yaml, and the
+profile is `--profile NAME` > $CDRFETCH_PROFILE > `default`. A file holds one mapping:
+
+    profiles:
+      default:
+        youlianyun:
+          account_sid: ...
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cdrfetch.errors import ConfigError, UsageError
+from cdrfetch.providers.base import Setting
+
+APP = "cdrfetch"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Value:
+    """A resolved setting: the value and where it came from."""
+
+    value: Any
+    source: str
+    secret: bool
+
+
+@dataclass
+class Resolved(Mapping[str, Any]):
+    """The settings of one provider in one profile, each with its source."""
+
+    provider: str
+    profile: str
+    config_path: Path | None
+    entries: dict[str, Value] = field(default_factory=dict)
+    missing: list[Setting] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.entries[name].value if name in self.entries else None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def source(self, name: str) -> str:
+        """Where the value of `name` came from (`default` when unset)."""
+        return self.entries[name].source if name in self.entries else "unset"
+
+    def secret_values(self) -> list[str]:
+        """Every secret value, for redaction."""
+        return [str(v.value) for v in self.entries.values() if v.secret and v.value]
+
+    def require_complete(self) -> None:
+        """Raise ConfigError naming the first missing required setting and how to supply it."""
+        if self.missing:
+            setting = self.missing[0]
+            raise ConfigError(
+                f"{self.provider}: setting {setting.name!r} is not set (profile {self.profile!r})",
+                how_to_supply(self.provider, setting),
+            )
+
+
+def env_name(provider: str, key: str) -> str:
+    """`huawei-cec`, `sk` -> `CDRFETCH_HUAWEI_CEC_SK`."""
+    return f"CDRFETCH_{provider}_{key}".upper().replace("-", "_")
+
+
+def keyring_user(profile: str, provider: str, key: str) -> str:
+    """Keyring user name of one secret."""
+    return f"{profile}/{provider}/{key}"
+
+
+def how_to_supply(provider: str, setting: Setting) -> str:
+    """The hint for a missing setting."""
+    env = env_name(provider, setting.name)
+    if setting.secret:
+        return f"run `cdrfetch {provider} login`, or set {env} or {env}_FILE"
+    return f"add `{setting.name}:` under `{provider}:` in the profile, or set {env}"
+
+
+def config_path(explicit: str | None) -> tuple[Path, bool]:
+    """The config file to read and whether the user named it explicitly."""
+    named = explicit or os.environ.get("CDRFETCH_CONFIG")
+    if named:
+        return Path(named).expanduser(), True
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP)) / "config.yaml", False
+
+
+def load_profile(path: Path, must_exist: bool, profile: str, profile_named: bool) -> dict[str, Any]:
+    """The profile mapping (provider name -> settings) from the config file."""
+    if not path.exists():
+        if must_exist:
+            raise ConfigError(f"config file {path} not found", "check --config / $CDRFETCH_CONFIG")
+        return {}
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML", "see configs/cdrfetch.example.yaml") from None
+    profiles = document.get("profiles", {}) if isinstance(document, dict) else None
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: expected a top-level `profiles:` mapping", "see configs/cdrfetch.example.yaml")
+    if profile not in profiles:
+        if profile_named:
+            known = ", ".join(sorted(profiles)) or "none"
+            raise ConfigError(f"profile {profile!r} not found in {path}", f"known profiles: {known}")
+        return {}
+    section = profiles[profile] or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: profile {profile!r} must be a mapping", "see configs/cdrfetch.example.yaml")
+    return section
+
+
+def convert(setting: Setting, raw: Any, source: str) -> Any:
+    """Convert a raw value (YAML scalar or text) to the setting's kind, checking choices."""
+    try:
+        if setting.kind is bool and not isinstance(raw, bool):
+            text = str(raw).strip().lower()
+            if text not in _TRUE | _FALSE:
+                raise ValueError(text)
+            value: Any = text in _TRUE
+        else:
+            value = setting.kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"setting {setting.name!r} from {source}: {'<secret>' if setting.secret else repr(raw)} "
+            f"is not a valid {setting.kind.__name__}",
+            setting.help,
+        ) from None
+    if setting.choices and str(value) not in setting.choices:
+        raise ConfigError(
+            f"setting {setting.name!r} from {source}: {value!r} is not one of {', '.join(setting.choices)}",
+            setting.help,
+        )
+    return value
+
+
+def parse_overrides(pairs: list[str], settings: tuple[Setting, ...]) -> dict[str, str]:
+    """`--set key=value` pairs -> dict, refusing secrets (they would land in shell history)."""
+    by_name = {s.name: s for s in settings}
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in by_name:
+            raise UsageError(f"--set {key!r}: unknown setting", f"known: {', '.join(sorted(by_name))}")
+        if by_name[key].secret:
+            raise UsageError(
+                f"--set {key}: secrets are never accepted on the command line",
+                "use `login`, the environment variable or its _FILE variant",
+            )
+        overrides[key] = value
+    return overrides
+
+
+def _refuse_readable_secret(path: Path, name: str) -> None:
+    """A plaintext secret in a file others can read is refused (POSIX permission bits)."""
+    if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{path} holds secret {name!r} but is readable by group/others",
+            f"chmod 600 {path}, or move the secret to the keyring with `login`",
+        )
+
+
+def _read_secret_file(path_text: str, variable: str) -> str:
+    path = Path(path_text).expanduser()
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror}", "point it at a readable file") from None
+
+
+def resolve(
+    provider: str,
+    settings: tuple[Setting, ...],
+    *,
+    config: str | None = None,
+    profile: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    injected: Mapping[str, Any] | None = None,
+    keyring_lookup: bool = True,
+) -> Resolved:
+    """Resolve every setting of `provider` with its source (see the module docstring).
+
+    `injected` values (sandbox mode) outrank everything but `--set`.
+    """
+    path, path_named = config_path(config)
+    profile_name = profile or os.environ.get("CDRFETCH_PROFILE") or "default"
+    section = load_profile(path, path_named, profile_name, bool(profile or os.environ.get("CDRFETCH_PROFILE")))
+    own = section.get(provider) or {}
+    if not isinstance(own, dict):
+        raise ConfigError(f"{path}: `{provider}` must be a mapping", "see configs/cdrfetch.example.yaml")
+    unknown = sorted(set(own) - {s.name for s in settings})
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting {unknown[0]!r} for {provider}",
+            f"known: {', '.join(sorted(s.name for s in settings))}",
+        )
+    resolved = Resolved(provider, profile_name, path if path.exists() else None)
+    for setting in settings:
+        found = _lookup(setting, provider, profile_name, path, own, overrides or {}, injected or {}, keyring_lookup)
+        if found is None:
+            if setting.is_required:
+                resolved.missing.append(setting)
+            continue
+        raw, source = found
+        resolved.entries[setting.name] = Value(convert(setting, raw, source), source, setting.secret)
+    return resolved
+
+
+def _lookup(
+    setting: Setting,
+    provider: str,
+    profile: str,
+    path: Path,
+    own: Mapping[str, Any],
+    overrides: Mapping[str, str],
+    injected: Mapping[str, Any],
+    keyring_lookup: bool,
+) -> tuple[Any, str] | None:
+    """The raw value of one setting and its source, by precedence; None when unset."""
+    name = setting.name
+    if name in overrides:
+        return overrides[name], "--set"
+    if name in injected:
+        return injected[name], "sandbox"
+    variable = env_name(provider, name)
+    if os.environ.get(variable):
+        return os.environ[variable], f"env {variable}"
+    if os.environ.get(variable + "_FILE"):
+        return _read_secret_file(os.environ[variable + "_FILE"], variable + "_FILE"), f"env {variable}_FILE"
+    if own.get(name) is not None:
+        if setting.secret:
+            _refuse_readable_secret(path, name)
+        return own[name], f"profile {profile} ({path})"
+    if setting.secret and keyring_lookup:
+        from cdrfetch import keystore
+
+        stored = keystore.get(keyring_user(profile, provider, name))
+        if stored is not None:
+            return stored, "keyring"
+    if setting.default is not None:
+        return setting.default, "default"
+    return None

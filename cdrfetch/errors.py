@@ -1,0 +1,94 @@
+"""The error tree and the process exit codes.
+
+Every expected failure is a `CdrfetchError` carrying a one-line message and a hint saying what to
+do. The CLI prints both on stderr and exits with the error's `exit_code`; nothing else in the
+library prints. Anything that is not a `CdrfetchError` is a bug (exit 1).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, modelled on BSD sysexits (see the README)."""
+
+    OK = 0
+    INTERNAL = 1  # a bug: short traceback + "please report"
+    USAGE = 2
+    PARTIAL = 3  # some chunks or tables failed; what succeeded was written
+    DATA = 65  # the provider sent data we cannot parse
+    UNAVAILABLE = 69  # provider unreachable or failing after retries
+    TEMPORARY = 75  # try again later: lock held, export not ready, rate limited
+    AUTH = 77  # credentials or permissions rejected
+    CONFIG = 78  # missing or invalid configuration
+
+
+class CdrfetchError(Exception):
+    """Base of every expected error: a message, a hint, an exit code.
+
+    `retryable` marks a failure the core's retry loop may try again (5xx, throttling, a dropped
+    connection); `retry_after` is the server's requested delay in seconds, when it gave one.
+    """
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+    http_status: int | None = None  # the HTTP status behind the error, when there was one
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
+
+
+class UsageError(CdrfetchError):
+    """The command line asks for something impossible."""
+
+    exit_code = ExitCode.USAGE
+
+
+class PartialResultError(CdrfetchError):
+    """Part of the run failed; the rest was written."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class DataError(CdrfetchError):
+    """The provider sent data that cannot be parsed."""
+
+    exit_code = ExitCode.DATA
+
+
+class UnavailableError(CdrfetchError):
+    """The provider failed (5xx, internal error codes) even after retries."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class TemporaryError(CdrfetchError):
+    """Try again later: a lock is held, an export is not ready, the provider throttles."""
+
+    exit_code = ExitCode.TEMPORARY
+
+
+class AuthError(CdrfetchError):
+    """The provider rejected the credentials, the signature or this host."""
+
+    exit_code = ExitCode.AUTH
+
+
+class ConfigError(CdrfetchError):
+    """A setting or secret is missing or invalid."""
+
+    exit_code = ExitCode.CONFIG

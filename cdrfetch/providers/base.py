@@ -1,0 +1,131 @@
+"""The provider contract: what every provider declares and the rules it follows.
+
+A provider turns one chunk of time into normalized record batches. It writes its protocol as
+plain readable steps and leaves every cross-cutting mechanism to the core, reached through the
+`Client` it is given:
+
+Rules every provider follows (they live here, once, and are not repeated in each provider):
+
+* It MUST sign with a `requests.auth.AuthBase` subclass that takes its clock from `client.clock`,
+  so known-answer vectors can be tested, and that computes a fresh signature on every call
+  (timestamps expire; the core retries by re-sending, which re-signs).
+* It MUST NOT retry, sleep, poll, spool to disk or create temp files itself: `client.request`,
+  `client.retry`, `client.poll` and `client.download` do that with the shared budget.
+* It MUST NOT print. It logs through `client.log`; secrets never reach a log line or an error
+  (the core redacts `sig`, `Sign`, `Authorization`, tokens and every secret setting, but a
+  provider never builds a message around a secret in the first place).
+* It MUST raise `CdrfetchError` subclasses (errors.py) with a hint for every documented provider
+  error code, mapping each to the class its spec decides: auth -> AuthError (77), configuration
+  -> ConfigError (78), bad data -> DataError (65), provider failure -> UnavailableError (69, with
+  `retryable=True` when worth retrying), throttling / not ready -> TemporaryError (75).
+* It MUST NOT retry an authentication failure blindly (some servers lock the caller's IP).
+* Parsing is strict about mandatory fields and tolerant about optional ones. A bad row raises
+  DataError naming the file (or page) and the line, never a silent skip.
+* Every field the provider sent and the schema does not map goes into `extra`.
+* `record_id` is deterministic: the same provider data gives the same id on every pull.
+* It drops a row only where its spec documents the provider's filter; everything else inside the
+  chunk is kept (a guess about an undocumented filter loses data). The core removes duplicate
+  `record_id`s within a run.
+* It reports run facts (warnings, counts, partial results, ETags) through `client.summary`.
+* Module top level imports are light: the CLI discovers providers without importing them, but
+  `cdrfetch <provider> --help` does import the provider module.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from cdrfetch.windows import Window, split
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from cdrfetch.client import Client
+    from cdrfetch.config import Resolved
+    from cdrfetch.records import Batch
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One provider setting. Secrets come only from env, `*_FILE`, or the keyring.
+
+    `kind` converts the raw text of env vars and `--set` (str, int, float or bool).
+    `required` defaults to "no default given".
+    """
+
+    name: str
+    help: str
+    secret: bool = False
+    default: Any = None
+    kind: type = str
+    choices: tuple[str, ...] | None = None
+    required: bool | None = None
+
+    @property
+    def is_required(self) -> bool:
+        """True when a run cannot start without a value."""
+        return self.default is None if self.required is None else self.required
+
+
+# Settings every provider has; a provider re-declaring one of these names overrides it.
+COMMON_SETTINGS: tuple[Setting, ...] = (
+    Setting("tz", "zone of naive times in windows and provider data", default="UTC"),
+    Setting("timeout", "seconds to wait for each HTTP response", default=30.0, kind=float),
+    Setting("retries", "attempts after the first for retryable failures", default=4, kind=int),
+    Setting("backoff", "first retry delay in seconds (doubles, with jitter)", default=1.0, kind=float),
+    Setting("poll_timeout", "seconds to wait for an export job", default=900.0, kind=float),
+    Setting("poll_interval", "first delay between job status checks", default=2.0, kind=float),
+    Setting("ca_bundle", "PEM file of CA certificates to trust for this provider", required=False),
+    Setting("insecure", "skip TLS verification (never in production)", default=False, kind=bool),
+)
+
+
+class Provider(abc.ABC):
+    """Base of every provider. Subclasses are exported as `PROVIDER` from their module."""
+
+    name: ClassVar[str]  # CLI group, config section, `provider` column: "huawei-cec"
+    title: ClassVar[str]  # human name: "Huawei CEC (CC-FS)"
+    settings: ClassVar[tuple[Setting, ...]]  # provider-specific settings (COMMON_SETTINGS are added)
+    account_setting: ClassVar[str]  # the setting whose value fills the `account` column
+    max_window: ClassVar[timedelta | None] = None  # longest chunk the provider accepts
+    # Output tables: {"calls": records.CALLS, "recordings": ...}; filled in by subclasses that
+    # have side tables. None means calls only (resolved lazily so pyarrow is not imported early).
+    tables: ClassVar[Mapping[str, pa.Schema] | None] = None
+
+    def __init__(self, settings: Resolved, client: Client) -> None:
+        self.config = settings
+        self.client = client
+
+    @classmethod
+    def all_settings(cls) -> tuple[Setting, ...]:
+        """The provider's settings followed by the common ones it does not override."""
+        own = {setting.name for setting in cls.settings}
+        return cls.settings + tuple(s for s in COMMON_SETTINGS if s.name not in own)
+
+    @classmethod
+    def output_tables(cls) -> Mapping[str, pa.Schema]:
+        """Table name -> Arrow schema of everything this provider writes."""
+        from cdrfetch.records import CALLS
+
+        return cls.tables or {"calls": CALLS}
+
+    @property
+    def account(self) -> str:
+        """Value of the `account` column (and of the output path segment)."""
+        return str(self.config[self.account_setting])
+
+    def chunks(self, window: Window) -> list[Window]:
+        """Split the requested window into units of work. Default: `max_window` slices."""
+        return split(window, self.max_window)
+
+    @abc.abstractmethod
+    def fetch(self, chunk: Window) -> Iterator[Batch]:
+        """Yield normalized batches for `[chunk.start, chunk.end)`; one chunk, fully or not at all."""
+
+    def check(self) -> str:
+        """Make one cheap authenticated request; return what it proved (for `doctor`)."""
+        raise NotImplementedError(f"{self.name} has no credential check")

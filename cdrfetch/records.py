@@ -1,0 +1,104 @@
+"""The normalized schemas (Arrow) and helpers to build record batches.
+
+The column order of `calls` is a public contract: columns are only ever added at the end.
+Side tables (Huawei `recordings`, Polycom `conferences`) share the keys of `calls` that identify a
+row in time and add their own columns after them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+UTC_MS = pa.timestamp("ms", tz="UTC")
+COST = pa.decimal128(18, 6)
+DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
+BATCH_ROWS = 65_536  # rows per record batch: large enough for columnar speed, small enough for flat memory
+
+CALLS = pa.schema(
+    [
+        pa.field("provider", pa.string(), nullable=False),
+        pa.field("account", pa.string(), nullable=False),
+        pa.field("record_id", pa.string(), nullable=False),
+        pa.field("call_id", pa.string(), nullable=False),
+        pa.field("start_time", UTC_MS, nullable=False),
+        pa.field("end_time", UTC_MS),
+        pa.field("duration_s", pa.int64()),
+        pa.field("billed_duration_s", pa.int64()),
+        pa.field("caller", pa.string()),
+        pa.field("callee", pa.string()),
+        pa.field("direction", pa.string(), nullable=False),
+        pa.field("call_type", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("cost", COST),
+        pa.field("currency", pa.string()),
+        pa.field("country", pa.string()),
+        pa.field("recording_url", pa.string()),
+        pa.field("extra", pa.string(), nullable=False),
+    ]
+)
+
+COLUMN_DOCS: dict[str, str] = {
+    "provider": "provider name",
+    "account": "account the row belongs to (accountSid / Api-Key / AK / DMA host)",
+    "record_id": "unique, deterministic id of this row (same data -> same id on every pull)",
+    "call_id": "provider's call id (groups legs); record_id when the provider has none",
+    "start_time": "start, converted to UTC",
+    "end_time": "end, UTC",
+    "duration_s": "talk/connected seconds",
+    "billed_duration_s": "charged seconds",
+    "caller": "calling party, verbatim",
+    "callee": "called party, verbatim",
+    "direction": "inbound / outbound / internal / unknown",
+    "call_type": "provider's native type, verbatim",
+    "status": "hangup reason / release cause / SIP code, verbatim",
+    "cost": "amount charged",
+    "currency": "ISO code",
+    "country": "destination country",
+    "recording_url": "recording location",
+    "extra": "JSON object: every provider field not mapped above, under its own name",
+}
+
+_SIDE_KEYS = ("provider", "account", "record_id", "start_time", "end_time")
+
+
+def side_table(*columns: pa.Field) -> pa.Schema:
+    """Schema of a side table: the shared keys, the table's own columns, then `extra`."""
+    shared = [CALLS.field(name) for name in _SIDE_KEYS]
+    return pa.schema([*shared, *columns, CALLS.field("extra")])
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A record batch destined for one output table."""
+
+    table: str
+    data: pa.RecordBatch
+
+
+def record_id(*parts: object) -> str:
+    """Deterministic row id: SHA-1 hex of the parts joined with '|' (None -> empty string)."""
+    joined = "|".join("" if part is None else str(part) for part in parts)
+    return hashlib.sha1(joined.encode("utf-8")).hexdigest()
+
+
+def extra_json(fields: Mapping[str, Any]) -> str:
+    """The `extra` column value: compact JSON, insertion order, non-ASCII kept readable."""
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def batches(table: str, schema: pa.Schema, rows: Iterable[Mapping[str, Any]]) -> Iterator[Batch]:
+    """Group row dicts into record batches of at most BATCH_ROWS rows (streamed)."""
+    pending: list[Mapping[str, Any]] = []
+    for row in rows:
+        pending.append(row)
+        if len(pending) >= BATCH_ROWS:
+            yield Batch(table, pa.RecordBatch.from_pylist(pending, schema=schema))
+            pending = []
+    if pending:
+        yield Batch(table, pa.RecordBatch.from_pylist(pending, schema=schema))

@@ -1,0 +1,239 @@
+"""A small route-table HTTP(S) server on 127.0.0.1 for the provider emulators, with fault knobs.
+
+An `Emulator` lists its routes and answers `Request`s with `Reply`s; `SandboxServer` runs it on
+a free loopback port in a background thread. The knobs every emulator shares (injected 5xx,
+HTTP 429 throttling, latency) live in `Faults` and are applied before routing; protocol-specific
+knobs live on each emulator. Every request is recorded so tests can assert what was sent.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import re
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+
+from cdrfetch.windows import Window
+
+
+@dataclass
+class Request:
+    """What the emulator received: raw target and body, parsed path and query."""
+
+    method: str
+    target: str  # the request target exactly as sent (path + raw query)
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    client_ip: str
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """The query, percent-decoded once the standard way."""
+        return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+@dataclass
+class Reply:
+    """An answer. `truncate` advertises the full Content-Length, sends half, then hangs up."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    truncate: bool = False
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200, **headers: str) -> Reply:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        return cls(status, body, {"Content-Type": "application/json;charset=utf-8", **headers})
+
+    @classmethod
+    def text(cls, message: str, status: int = 200, **headers: str) -> Reply:
+        return cls(status, message.encode("utf-8"), {"Content-Type": "text/plain; charset=utf-8", **headers})
+
+
+class Route(NamedTuple):
+    method: str
+    pattern: re.Pattern[str]
+    handler: Callable[[Request, re.Match[str]], Reply]
+
+
+class ExpectedCall(NamedTuple):
+    """The independent oracle the contract suite compares a pull against."""
+
+    caller: str | None
+    callee: str | None
+    start_time: datetime  # UTC
+    duration_s: int | None
+
+
+@dataclass
+class Faults:
+    """Knobs shared by every emulator. `route` is a substring of the path ('' = any)."""
+
+    fail: list[list[Any]] = field(default_factory=list)  # [remaining, status, route]
+    throttle: list[list[Any]] = field(default_factory=list)  # [remaining, retry_after, route]
+    latency: float = 0.0
+    latency_route: str = ""
+
+    def fail_next(self, count: int, status: int = 503, route: str = "") -> None:
+        """The next `count` matching requests get HTTP `status` with a text body."""
+        self.fail.append([count, status, route])
+
+    def throttle_next(self, count: int, retry_after: float = 1, route: str = "") -> None:
+        """The next `count` matching requests get HTTP 429 with Retry-After."""
+        self.throttle.append([count, retry_after, route])
+
+    def intercept(self, path: str) -> Reply | None:
+        """Apply latency; return an injected failure for this request, if one is due."""
+        if self.latency and self.latency_route in path:
+            time.sleep(self.latency)
+        for queue, make in ((self.fail, _fail_reply), (self.throttle, _throttle_reply)):
+            for entry in queue:
+                if entry[0] > 0 and entry[2] in path:
+                    entry[0] -= 1
+                    return make(entry[1])
+        return None
+
+
+def _fail_reply(status: int) -> Reply:
+    return Reply.text(f"injected failure {status}", status)
+
+
+def _throttle_reply(retry_after: float) -> Reply:
+    return Reply.text("too many requests", 429, **{"Retry-After": f"{retry_after:g}"})
+
+
+class Emulator(abc.ABC):
+    """Base of the provider emulators (one per provider, same module name)."""
+
+    name: ClassVar[str]
+
+    def __init__(self, *, seed: int = 0, clock: Callable[[], datetime] | None = None) -> None:
+        self.seed = seed
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.faults = Faults()
+        self.received: list[Request] = []
+        self._lock = threading.Lock()  # handlers run on server threads
+
+    @abc.abstractmethod
+    def routes(self) -> list[Route]:
+        """The route table, tried in order."""
+
+    @abc.abstractmethod
+    def profile(self, base_url: str) -> dict[str, Any]:
+        """Settings that point a client at this emulator, sandbox credentials included."""
+
+    @abc.abstractmethod
+    def expected_calls(self, window: Window) -> list[ExpectedCall]:
+        """The calls a correct client must return for `window` (computed independently)."""
+
+    def server_tls(self) -> ssl.SSLContext | None:
+        """TLS context to serve HTTPS with (None: plain HTTP)."""
+        return None
+
+    def handle(self, request: Request) -> Reply:
+        """Record, apply shared faults, then dispatch to the first matching route."""
+        with self._lock:
+            self.received.append(request)
+            injected = self.faults.intercept(request.path)
+        if injected is not None:
+            return injected
+        for route in self.routes():
+            match = route.pattern.fullmatch(request.path)
+            if match and route.method == request.method:
+                return route.handler(request, match)
+        return Reply.text("not found", 404)
+
+
+class SandboxServer:
+    """Runs an emulator on 127.0.0.1:<free port> in a daemon thread (HTTPS if it asks for TLS)."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        tls = emulator.server_tls()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(emulator))
+        self._httpd.daemon_threads = True
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"sandbox-{emulator.name}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Root URL of the server, e.g. http://127.0.0.1:41234."""
+        return f"{self.scheme}://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def start(self) -> SandboxServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            request = Request(self.command, self.path, headers, body, self.client_address[0])
+            try:
+                reply = emulator.handle(request)
+            except Exception as exc:  # an emulator bug must show up as a 500, not a hang
+                reply = Reply.text(f"emulator error: {type(exc).__name__}: {exc}", 500)
+            self._write(reply)
+
+        def _write(self, reply: Reply) -> None:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            if reply.truncate:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if reply.truncate:
+                self.wfile.write(reply.body[: len(reply.body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            if self.command != "HEAD":
+                self.wfile.write(reply.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silent: the emulator records requests instead of printing them."""
+
+    return Handler
