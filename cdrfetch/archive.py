@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Protocol
 
 from cdrfetch.errors import DataError
 
@@ -26,6 +26,10 @@ MAX_MEMBERS = 10_000
 BLOCK = 1 << 20
 DELIMITERS = (",", "\t", "|", ";")
 _UNSAFE_NAME = re.compile(r"(^|[\\/])\.\.([\\/]|$)|^[\\/]|^[A-Za-z]:")
+
+
+class _Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def _extract_zip(path: Path, dest: Path, name: str, budget: int) -> list[Member]
         return members
 
 
-def _copy(source: BinaryIO, target: Path, budget: int, name: str) -> int:
+def _copy(source: _Readable, target: Path, budget: int, name: str) -> int:
     """Stream `source` into `target`, refusing more than `budget` bytes; returns bytes written."""
     written = 0
     try:
