@@ -170,10 +170,10 @@ class Emulator(abc.ABC):
 class SandboxServer:
     """Runs an emulator on 127.0.0.1:<free port> in a daemon thread (HTTPS if it asks for TLS)."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, port: int = 0) -> None:
         self.emulator = emulator
         tls = emulator.server_tls()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(emulator))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(emulator))
         self._httpd.daemon_threads = True
         if tls is not None:
             self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)

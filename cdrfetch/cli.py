@@ -1,0 +1,166 @@
+"""The command line: one sub-app per registered provider, built from the registry.
+
+Only typer and the provider names are loaded at start-up (`cdrfetch --help` stays fast);
+everything else is imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from cdrfetch import __version__, providers
+from cdrfetch.errors import CdrfetchError, ExitCode
+
+# Options shared by several commands (declared once).
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="Profile name [env CDRFETCH_PROFILE].")]
+ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="Config file [env CDRFETCH_CONFIG].")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a non-secret setting: KEY=VALUE.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr.")]
+LogFormatOpt = Annotated[str, typer.Option("--log-format", help="Log lines as text or json.")]
+SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Run against the built-in emulator on 127.0.0.1.")]
+
+app = typer.Typer(
+    name="cdrfetch",
+    help="Pull call detail records from telecom and CPaaS providers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def fail(error: CdrfetchError) -> NoReturn:
+    """Print one redacted error line (and its hint) on stderr and exit with its code."""
+    from cdrfetch.redact import REDACTOR
+
+    typer.echo(f"cdrfetch: error: {REDACTOR(error.message)}", err=True)
+    if error.hint:
+        typer.echo(f"  hint: {REDACTOR(error.hint)}", err=True)
+    raise typer.Exit(int(error.exit_code))
+
+
+def guarded(action: Callable[[], int | None]) -> None:
+    """Run a command body: expected errors -> one line + exit code; bugs -> short report, exit 1."""
+    try:
+        code = action()
+    except CdrfetchError as error:
+        fail(error)
+    except KeyboardInterrupt:
+        typer.echo("cdrfetch: interrupted", err=True)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        import traceback
+
+        from cdrfetch.redact import REDACTOR
+
+        frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)
+        typer.echo(REDACTOR("".join(frames)).rstrip(), err=True)
+        typer.echo("cdrfetch: internal error (a bug): please report it with the lines above", err=True)
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+    raise typer.Exit(code or 0)
+
+
+def provider_app(name: str) -> typer.Typer:
+    """The `cdrfetch <provider>` group: the same commands for every provider."""
+    group = typer.Typer(help=f"{name}: pull call records, manage credentials and settings.", no_args_is_help=True)
+
+    @group.command()
+    def pull(
+        date: Annotated[str | None, typer.Option("--date", "-d", help="day (yesterday), today or YYYY-MM-DD.")] = None,
+        start: Annotated[
+            str | None, typer.Option("--from", help="Window start: date, 'date HH:MM' or ISO-8601.")
+        ] = None,
+        end: Annotated[str | None, typer.Option("--to", help="Window end (exclusive).")] = None,
+        output: Annotated[str | None, typer.Option("--output", "-o", help="FILE, DIR/ or - for stdout.")] = None,
+        fmt: Annotated[str | None, typer.Option("--format", "-f", help="parquet, csv, jsonl or json.")] = None,
+        allow_partial: Annotated[
+            bool, typer.Option("--allow-partial", help="Exit 0 on provider-reported partial data.")
+        ] = False,
+        summary_json: Annotated[
+            str | None, typer.Option("--summary-json", help="Write the run summary as JSON here.")
+        ] = None,
+        sandbox: SandboxOpt = False,
+        profile: ProfileOpt = None,
+        config: ConfigOpt = None,
+        overrides: SetOpt = None,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = 0,
+        log_format: LogFormatOpt = "text",
+    ) -> None:
+        """Pull the records of a window and write them (default: yesterday, Parquet under cdrs/)."""
+        from cdrfetch.commands import PullOptions, run_pull
+
+        options = PullOptions(
+            name, date, start, end, output, fmt, allow_partial, summary_json, sandbox, profile, config, overrides or []
+        )
+        guarded(lambda: run_pull(options, quiet=quiet, verbose=verbose, log_format=log_format))
+
+    @group.command()
+    def login(
+        key: Annotated[str | None, typer.Option("--key", help="Store only this secret (default: all).")] = None,
+        delete: Annotated[bool, typer.Option("--delete", help="Remove the stored secret(s) instead.")] = False,
+        profile: ProfileOpt = None,
+    ) -> None:
+        """Store the provider's secrets in the OS keyring (hidden prompt, or stdin when piped)."""
+        from cdrfetch.commands import run_login
+
+        guarded(lambda: run_login(name, profile, key, delete))
+
+    @group.command("config")
+    def show_config(
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        sandbox: SandboxOpt = False,
+        profile: ProfileOpt = None,
+        config: ConfigOpt = None,
+        overrides: SetOpt = None,
+    ) -> None:
+        """Show every resolved setting with its source (secrets masked)."""
+        from cdrfetch.commands import run_show_config
+
+        guarded(lambda: run_show_config(name, profile, config, overrides or [], sandbox, as_json))
+
+    return group
+
+
+for _name in providers.names():
+    app.add_typer(provider_app(_name), name=_name)
+
+sandbox_app = typer.Typer(help="Run the built-in provider emulators.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    provider: Annotated[str, typer.Argument(help=f"One of: {', '.join(providers.names())}.")],
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0 = any free port).")] = 0,
+) -> None:
+    """Run an emulator in the foreground and print the profile that points at it."""
+    from cdrfetch.commands import run_sandbox_serve
+
+    guarded(lambda: run_sandbox_serve(provider, port))
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"cdrfetch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Pull call detail records from telecom and CPaaS providers."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point."""
+    return app(args=argv if argv is not None else sys.argv[1:], prog_name="cdrfetch")

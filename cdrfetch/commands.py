@@ -1,0 +1,218 @@
+"""What the CLI commands do, once their options are parsed (imported only when a command runs)."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cdrfetch import config, keystore, logs, pipeline, providers, sinks, windows
+from cdrfetch.client import Client, utc_now
+from cdrfetch.errors import CdrfetchError, ExitCode, UsageError
+from cdrfetch.progress import Board
+from cdrfetch.redact import REDACTOR
+from cdrfetch.summary import RunSummary
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    """The options of `cdrfetch <provider> pull`."""
+
+    provider: str
+    date: str | None
+    start: str | None
+    end: str | None
+    output: str | None
+    fmt: str | None
+    allow_partial: bool
+    summary_json: str | None
+    sandbox: bool
+    profile: str | None
+    config: str | None
+    overrides: list[str]
+
+
+@contextlib.contextmanager
+def sandbox_settings(provider: str, enabled: bool) -> Iterator[dict[str, Any]]:
+    """Start the provider's emulator when asked; yields the settings that point at it."""
+    if not enabled:
+        yield {}
+        return
+    from cdrfetch import sandbox
+
+    server = sandbox.serve(provider)
+    logging.getLogger(logs.ROOT).info("sandbox: %s emulator listening on %s", provider, server.url)
+    try:
+        yield server.emulator.profile(server.url)
+    finally:
+        server.stop()
+
+
+def resolve_settings(
+    provider: str, profile: str | None, config_file: str | None, overrides: list[str], injected: dict[str, Any]
+) -> config.Resolved:
+    """Every setting of `provider`, with sources; secrets registered for redaction."""
+    cls = providers.load(provider)
+    parsed = config.parse_overrides(overrides, cls.all_settings())
+    resolved = config.resolve(
+        provider, cls.all_settings(), config=config_file, profile=profile, overrides=parsed, injected=injected
+    )
+    REDACTOR.add(*resolved.secret_values())
+    return resolved
+
+
+def run_pull(options: PullOptions, *, quiet: bool, verbose: int, log_format: str) -> int:
+    """`pull`: resolve, fetch, write, report. Returns the exit code."""
+    if log_format not in ("text", "json"):
+        raise UsageError(f"--log-format {log_format!r}", "use text or json")
+    log = logs.configure(verbose=verbose, quiet=quiet, fmt=log_format)
+    fmt = sinks.format_for(options.output, options.fmt)
+    with sandbox_settings(options.provider, options.sandbox) as injected:
+        settings = resolve_settings(options.provider, options.profile, options.config, options.overrides, injected)
+        settings.require_complete()
+        tz = windows.zone(str(settings["tz"]))
+        window = windows.from_options(day=options.date, start=options.start, end=options.end, tz=tz, now=utc_now())
+        cls = providers.load(options.provider)
+        summary = RunSummary(
+            cls.name,
+            str(settings[cls.account_setting]),
+            settings.profile,
+            window.start.isoformat(),
+            window.end.isoformat(),
+        )
+        code = ExitCode.OK
+        try:
+            with (
+                Board(enabled=not quiet and log_format == "text") as board,
+                Client(
+                    settings, log=logging.getLogger(f"{logs.ROOT}.{cls.name}"), summary=summary, progress=board
+                ) as client,
+            ):
+                pipeline.pull(
+                    cls(settings, client), window, output=options.output, fmt=fmt, allow_partial=options.allow_partial
+                )
+        except CdrfetchError as error:
+            code = error.exit_code
+            raise
+        finally:
+            summary.finish(int(code))
+            _emit_summary(summary, options.summary_json, log_format, log)
+    for entry in summary.files:
+        log.info("wrote %d %s records to %s", entry["rows"], entry["table"], entry["path"])
+    return int(ExitCode.OK)
+
+
+def _emit_summary(summary: RunSummary, path: str | None, log_format: str, log: logging.Logger) -> None:
+    """The run summary to `--summary-json PATH` (atomically) and, with JSON logs, to stderr."""
+    data = summary.to_dict()
+    if path:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, ensure_ascii=False)
+        os.replace(name, target)
+    if log_format == "json":
+        log.info("run summary", extra={"fields": {"summary": data}})
+
+
+def run_login(provider: str, profile: str | None, key: str | None, delete: bool) -> int:
+    """`login`: store (or delete) the provider's secrets in the keyring."""
+    cls = providers.load(provider)
+    secrets = [s for s in cls.all_settings() if s.secret and (key is None or s.name == key)]
+    if not secrets:
+        raise UsageError(f"{provider} has no secret named {key!r}", "run without --key to store all of them")
+    profile_name = profile or os.environ.get("CDRFETCH_PROFILE") or "default"
+    for setting in secrets:
+        user = config.keyring_user(profile_name, provider, setting.name)
+        if delete:
+            removed = keystore.delete(user)
+            print(f"{'removed' if removed else 'no stored'} {setting.name} for profile {profile_name}", file=sys.stderr)
+            continue
+        keystore.put(user, _read_secret(setting.name, setting.help))
+        print(f"stored {setting.name} for {provider} in the keyring (profile {profile_name})", file=sys.stderr)
+    return 0
+
+
+def _read_secret(name: str, help_text: str) -> str:
+    """A secret from a hidden prompt on a terminal, or one line of stdin otherwise."""
+    value = getpass.getpass(f"{name} ({help_text}): ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise UsageError(f"empty value for {name}", "type the secret, or pipe it on stdin")
+    return value
+
+
+def run_show_config(
+    provider: str, profile: str | None, config_file: str | None, overrides: list[str], sandbox: bool, as_json: bool
+) -> int:
+    """`config`: every setting, its value (secrets masked) and its source."""
+    cls = providers.load(provider)
+    with sandbox_settings(provider, sandbox) as injected:
+        resolved = resolve_settings(provider, profile, config_file, overrides, injected)
+    rows = []
+    for setting in cls.all_settings():
+        value = resolved[setting.name]
+        shown = None if value is None else ("********" if setting.secret else value)
+        source = resolved.source(setting.name) if value is not None else ("MISSING" if setting.is_required else "unset")
+        rows.append({"setting": setting.name, "value": shown, "source": source, "secret": setting.secret})
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "provider": provider,
+                    "profile": resolved.profile,
+                    "config_file": str(resolved.config_path),
+                    "settings": rows,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    else:
+        _print_table(provider, resolved, rows)
+    return int(ExitCode.CONFIG) if resolved.missing else 0
+
+
+def _print_table(provider: str, resolved: config.Resolved, rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{provider} — profile {resolved.profile} — {resolved.config_path or 'no config file'}")
+    for column in ("setting", "value", "source"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["setting"], "" if row["value"] is None else str(row["value"]), row["source"])
+    Console(soft_wrap=True).print(table)
+
+
+def run_sandbox_serve(provider: str, port: int) -> int:
+    """`sandbox serve`: run an emulator until interrupted, printing the profile to use."""
+    import yaml
+
+    from cdrfetch import sandbox
+    from cdrfetch.sandbox.server import SandboxServer
+
+    if provider not in providers.names():
+        raise UsageError(f"unknown provider {provider!r}", f"one of: {', '.join(providers.names())}")
+    server = SandboxServer(sandbox.emulator_class(provider)(), port=port).start()
+    profile = server.emulator.profile(server.url)
+    print(f"# {provider} emulator on {server.url} — press Ctrl-C to stop", flush=True)
+    print(yaml.safe_dump({"profiles": {"sandbox": {provider: profile}}}, sort_keys=False), flush=True)
+    print(
+        f"# save as sandbox.yaml (chmod 600), then: cdrfetch {provider} pull --config sandbox.yaml --profile sandbox",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.stop()

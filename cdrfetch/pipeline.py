@@ -1,0 +1,224 @@
+"""window -> chunks -> provider.fetch -> spool -> dedup -> sinks, and the run summary.
+
+Each chunk is fetched into a spool (Arrow IPC files in the run's temp directory) and only copied
+to the outputs once the provider has delivered all of it, so a chunk that fails half way leaves
+no rows behind: each chunk succeeds or fails on its own. Authentication and configuration errors
+stop the run at once, because every later chunk would fail the same way (and some servers lock
+the caller out after repeated failures).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from cdrfetch.errors import CdrfetchError, ExitCode, PartialResultError
+from cdrfetch.providers.base import Provider
+from cdrfetch.records import Batch
+from cdrfetch.sinks import Sink, open_sink
+from cdrfetch.summary import ChunkResult, RunSummary
+from cdrfetch.windows import Window
+
+log = logging.getLogger("cdrfetch.pipeline")
+FATAL = (ExitCode.AUTH, ExitCode.CONFIG, ExitCode.USAGE)
+DEFAULT_DIR = "cdrs"
+
+
+def output_targets(
+    output: str | None, fmt: str, provider: str, account: str, label: str, tables: Mapping[str, pa.Schema]
+) -> dict[str, Path | None]:
+    """Table -> file (None: stdout). Side tables go beside the calls file, named by suffix.
+
+    `-o -` is stdout (calls only); a directory (existing, or ending in '/') gets the
+    deterministic layout `<dir>/<provider>/<account>/<label>.<ext>`; anything else is the file.
+    """
+    if output == "-":
+        return {"calls": None}
+    if output is None or output.endswith(("/", "\\")) or Path(output).is_dir():
+        calls = Path(output or DEFAULT_DIR) / provider / _safe(account) / f"{label}.{fmt}"
+    else:
+        calls = Path(output)
+    return {
+        table: calls if table == "calls" else calls.with_name(f"{calls.stem}.{table}{calls.suffix}") for table in tables
+    }
+
+
+def _safe(text: str) -> str:
+    """A path segment that cannot escape its directory."""
+    return re.sub(r"[^A-Za-z0-9._@-]+", "_", text).strip(".") or "_"
+
+
+@dataclass
+class Spool:
+    """One chunk's batches parked on disk until the chunk is complete."""
+
+    directory: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+    _writers: dict[str, pa.ipc.RecordBatchStreamWriter] = field(default_factory=dict)
+
+    def add(self, batch: Batch) -> None:
+        if batch.table not in self._writers:
+            path = self.directory / f"spool-{batch.table}.arrow"
+            self.paths[batch.table] = path
+            self._writers[batch.table] = pa.ipc.new_stream(str(path), batch.data.schema)
+        self._writers[batch.table].write_batch(batch.data)
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+    def replay(self, table: str) -> Iterator[pa.RecordBatch]:
+        path = self.paths.get(table)
+        if path is None:
+            return
+        with pa.memory_map(str(path)) as source:
+            yield from pa.ipc.open_stream(source)
+
+    def discard(self) -> None:
+        self.close()
+        for path in self.paths.values():
+            path.unlink(missing_ok=True)
+        self.paths.clear()
+
+
+class Run:
+    """One pull: fetch every chunk of `window`, write the tables, fill `summary`."""
+
+    def __init__(self, provider: Provider, sinks: dict[str, Sink], summary: RunSummary) -> None:
+        self.provider = provider
+        self.sinks = sinks
+        self.summary = summary
+        self.schemas = provider.output_tables()
+        self.seen: dict[str, set[str]] = {table: set() for table in sinks}
+        self.first_error: CdrfetchError | None = None
+
+    def execute(self, window: Window) -> None:
+        """Fetch all chunks; raise the fatal error, or leave per-chunk failures in the summary."""
+        chunks = self.provider.chunks(window)
+        progress = self.provider.client.progress("chunks", len(chunks))
+        try:
+            for number, chunk in enumerate(chunks, 1):
+                self._chunk(chunk)
+                progress.update(completed=number, status=chunk.label)
+        finally:
+            progress.close()
+
+    def _chunk(self, chunk: Window) -> None:
+        result = ChunkResult(chunk.label, chunk.start.isoformat(), chunk.end.isoformat())
+        self.summary.chunks.append(result)
+        spool = Spool(self.provider.client.workdir)
+        try:
+            for batch in self.provider.fetch(chunk):
+                self._check_schema(batch)
+                spool.add(batch)
+            spool.close()
+        except CdrfetchError as error:
+            spool.discard()
+            result.status, result.error, result.exit_code = "failed", str(error), int(error.exit_code)
+            if error.exit_code in FATAL:
+                raise
+            log.error("chunk %s failed: %s", chunk.label, error)
+            self.first_error = self.first_error or error
+            return
+        for table in self.sinks:
+            result.records[table] = self._commit(table, spool)
+        spool.discard()
+        result.status = "ok"
+
+    def _check_schema(self, batch: Batch) -> None:
+        expected = self.schemas.get(batch.table)
+        if expected is None or not batch.data.schema.equals(expected):
+            raise TypeError(f"{self.provider.name} yielded a {batch.table!r} batch that does not match its schema")
+
+    def _commit(self, table: str, spool: Spool) -> int:
+        """Copy the spooled rows of `table` to its sink, dropping record_ids already written."""
+        written = 0
+        for data in spool.replay(table):
+            keep = _first_sightings(data.column("record_id").to_pylist(), self.seen[table])
+            if not all(keep):
+                self.summary.duplicates_dropped += keep.count(False)
+                data = data.filter(pa.array(keep))
+            self.sinks[table].write(data)
+            written += data.num_rows
+        self.summary.count(table, written)
+        return written
+
+    def outcome(self, allow_partial: bool) -> CdrfetchError | None:
+        """The error the run ends with: None (success), the chunk error, or a partial result."""
+        failed = [c for c in self.summary.chunks if c.status == "failed"]
+        if failed and len(failed) == len(self.summary.chunks) and self.first_error is not None:
+            return self.first_error
+        reasons = [f"chunk {c.label}: {c.error}" for c in failed]
+        if not allow_partial:
+            reasons += self.summary.partial_reasons
+        if reasons:
+            return PartialResultError(
+                f"partial result: {reasons[0]}", f"{len(reasons)} problem(s); see the run summary"
+            )
+        return None
+
+
+def _first_sightings(ids: list[str], seen: set[str]) -> list[bool]:
+    """For each id: True the first time it is seen in this run (and remember it)."""
+    keep = []
+    for rid in ids:
+        new = rid not in seen
+        keep.append(new)
+        if new:
+            seen.add(rid)
+    return keep
+
+
+def pull(provider: Provider, window: Window, *, output: str | None, fmt: str, allow_partial: bool) -> RunSummary:
+    """Run a whole pull into `output` and return its summary (raises the run's error, if any).
+
+    Outputs are committed (renamed into place) only when at least one chunk succeeded; if every
+    chunk failed, nothing is written and the chunk error is raised.
+    """
+    summary = provider.client.summary
+    tables = provider.output_tables()
+    targets = output_targets(output, fmt, provider.name, provider.account, window.label, tables)
+    if output == "-" and len(tables) > 1:
+        provider.client.log.warning("stdout carries the calls table only; use -o DIR for %s", ", ".join(tables))
+    sinks: dict[str, Sink] = {}
+    try:
+        for table, target in targets.items():
+            sinks[table] = open_sink(fmt, tables[table], target)
+        run = Run(provider, sinks, summary)
+        run.execute(window)
+        error = run.outcome(allow_partial)
+        if error is not None and error is run.first_error:
+            raise error
+        for table in list(sinks):
+            _record_file(summary, table, sinks.pop(table))
+    finally:
+        for sink in sinks.values():
+            sink.abort()
+    if error is not None:
+        raise error
+    return summary
+
+
+def _record_file(summary: RunSummary, table: str, sink: Sink) -> None:
+    """Commit one sink and describe the file in the summary (path, rows, size, SHA-256)."""
+    path = sink.commit()
+    entry: dict[str, object] = {"table": table, "path": str(path) if path else "-", "rows": sink.rows}
+    if path is not None:
+        entry.update(bytes=path.stat().st_size, sha256=_sha256(path))
+    summary.files.append(entry)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,53 @@
+"""Progress display on stderr with rich, only when stderr is a terminal."""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from cdrfetch.client import Progress
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichBoard
+    from rich.progress import TaskID
+
+
+class Board:
+    """Owns one rich display shared by every step of a run; hands out `Progress` handles."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._board: RichBoard | None = None
+
+    def __call__(self, what: str, total: float | None) -> Progress:
+        if not self.enabled:
+            return Progress()
+        if self._board is None:
+            from rich.console import Console
+            from rich.progress import Progress as RichBoard
+
+            self._board = RichBoard(console=Console(stderr=True), transient=True)
+            self._board.start()
+        return _Bar(self._board, self._board.add_task(what, total=total))
+
+    def __enter__(self) -> Board:
+        return self
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        if self._board is not None:
+            self._board.stop()
+
+
+class _Bar(Progress):
+    def __init__(self, board: RichBoard, task: TaskID) -> None:
+        self.board = board
+        self.task = task
+        self.what = board.tasks[task].description
+
+    def update(self, completed: float | None = None, total: float | None = None, status: str = "") -> None:
+        description = f"{self.what} {status}".strip()
+        self.board.update(self.task, completed=completed, total=total, description=description)
+
+    def close(self) -> None:
+        self.board.remove_task(self.task)

@@ -1,0 +1,180 @@
+"""Writers for CSV, JSON Lines, JSON and Parquet, to a file (atomically) or to stdout.
+
+A file is written under a temp name in its final directory and renamed into place by `commit`
+only when complete (after fsync), so a crash never leaves a half file under the final name.
+Text formats render timestamps as ISO-8601 UTC with `Z` (milliseconds only when non-zero), cost
+as a plain decimal string and null as an empty CSV cell or JSON null.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cdrfetch.errors import UsageError
+
+FORMATS = ("parquet", "csv", "jsonl", "json")
+TEXT_FORMATS = ("csv", "jsonl", "json")
+
+
+def format_for(path: str | None, explicit: str | None) -> str:
+    """The output format: `--format`, else the file suffix, else parquet (csv on stdout)."""
+    if explicit:
+        if explicit not in FORMATS:
+            raise UsageError(f"unknown format {explicit!r}", f"use one of {', '.join(FORMATS)}")
+        return explicit
+    suffix = Path(path).suffix.lstrip(".").lower() if path and path != "-" else ""
+    if suffix in FORMATS:
+        return suffix
+    return "csv" if path == "-" else "parquet"
+
+
+def as_text_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with timestamps, decimals and numbers rendered as text (nulls stay null)."""
+    columns = [_text(column) for column in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _text(column: pa.Array) -> pa.Array:
+    if pa.types.is_timestamp(column.type):
+        rendered = pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")  # ms unit renders "SS.fff"
+        rendered = pc.replace_substring_regex(rendered, pattern=r"\.000$", replacement="")
+        return pc.binary_join_element_wise(rendered, "Z", "")
+    if pa.types.is_string(column.type):
+        return column
+    return pc.cast(column, pa.string())
+
+
+class Sink(abc.ABC):
+    """Writes one table. `target` None means stdout."""
+
+    def __init__(self, schema: pa.Schema, target: Path | None) -> None:
+        self.schema = schema
+        self.target = target
+        self.rows = 0
+        self._tmp: Path | None = None
+        if target is None:
+            self._stream: IO[bytes] = sys.stdout.buffer
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+            self._tmp = Path(name)
+            self._stream = os.fdopen(handle, "wb")
+        self.begin()
+
+    def begin(self) -> None:
+        """Write whatever precedes the first row."""
+
+    @abc.abstractmethod
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append one batch of rows."""
+
+    def end(self) -> None:
+        """Write whatever follows the last row."""
+
+    def commit(self) -> Path | None:
+        """Finish the output and move it into place; returns the final path (None for stdout)."""
+        self.end()
+        self._stream.flush()
+        if self.target is None or self._tmp is None:
+            return None
+        os.fsync(self._stream.fileno())
+        self._stream.close()
+        os.replace(self._tmp, self.target)
+        _fsync_dir(self.target.parent)
+        return self.target
+
+    def abort(self) -> None:
+        """Drop the temp file; the final name is left untouched."""
+        if self._tmp is not None:
+            self._stream.close()
+            self._tmp.unlink(missing_ok=True)
+
+
+class ParquetSink(Sink):
+    def begin(self) -> None:
+        import pyarrow.parquet as pq
+
+        self._writer = pq.ParquetWriter(self._stream, self.schema, compression="zstd")
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+        self.rows += batch.num_rows
+
+    def end(self) -> None:
+        self._writer.close()
+
+
+class CsvSink(Sink):
+    def begin(self) -> None:
+        import pyarrow.csv as pcsv
+
+        text_schema = pa.schema([pa.field(name, pa.string()) for name in self.schema.names])
+        self._writer = pcsv.CSVWriter(self._stream, text_schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(as_text_columns(batch))
+        self.rows += batch.num_rows
+
+    def end(self) -> None:
+        self._writer.close()
+
+
+class JsonLinesSink(Sink):
+    def write(self, batch: pa.RecordBatch) -> None:
+        for row in as_text_columns(batch).to_pylist():
+            self._stream.write(self._prefix() + _json_row(row) + b"\n")
+            self.rows += 1
+
+    def _prefix(self) -> bytes:
+        return b""
+
+
+class JsonSink(JsonLinesSink):
+    def begin(self) -> None:
+        self._stream.write(b"[")
+
+    def _prefix(self) -> bytes:
+        return b"\n" if self.rows == 0 else b",\n"
+
+    def end(self) -> None:
+        self._stream.write(b"\n]\n" if self.rows else b"]\n")
+
+
+def _json_row(row: dict[str, Any]) -> bytes:
+    """One row as JSON; `extra` (already JSON text) is embedded as an object, not a string."""
+    extra = row.pop("extra", None)
+    body = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    if extra is not None:
+        body = f'{body[:-1]},"extra":{extra}}}'
+    return body.encode("utf-8")
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist the rename itself (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+SINKS: dict[str, type[Sink]] = {"parquet": ParquetSink, "csv": CsvSink, "jsonl": JsonLinesSink, "json": JsonSink}
+
+
+def open_sink(fmt: str, schema: pa.Schema, target: Path | None) -> Sink:
+    """A sink for `fmt` writing `schema` rows to `target` (None: stdout, text formats only)."""
+    if target is None and fmt not in TEXT_FORMATS:
+        raise UsageError(f"{fmt} cannot be written to stdout", "use -o FILE, or --format csv|jsonl|json")
+    return SINKS[fmt](schema, target)
