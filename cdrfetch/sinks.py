@@ -9,6 +9,7 @@ as a plain decimal string and null as an empty CSV cell or JSON null.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import os
 import sys
@@ -95,6 +96,9 @@ class Sink(abc.ABC):
     def abort(self) -> None:
         """Drop the temp file; the final name is left untouched."""
         if self._tmp is not None:
+            # close the format writer first so it does not flush into a closed file later
+            with contextlib.suppress(Exception):
+                self.end()
             self._stream.close()
             self._tmp.unlink(missing_ok=True)
 

@@ -1,0 +1,230 @@
+"""The tests every provider passes against its emulator, over real loopback HTTP.
+
+Subclass `ProviderContract` in tests/providers/test_<provider>.py, set the class attributes and
+implement the hooks; pytest collects the subclass (its name starts with `Test`). The suite drives
+the real CLI (`cdrfetch <provider> pull`) with a YAML profile pointing at the emulator and the
+secrets in the (in-memory) keyring, exactly the way a user runs it.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+from typer.testing import Result
+
+from cdrfetch import providers, records
+from cdrfetch.config import keyring_user
+from cdrfetch.errors import ExitCode
+from cdrfetch.sandbox import emulator_class
+from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
+from cdrfetch.windows import Window
+from tests.helpers import MemoryKeyring, read_rows, read_table, run_cli
+
+FORMATS = ("parquet", "csv", "jsonl", "json")
+
+
+class ProviderContract:
+    """Shared provider tests; subclasses set the attributes and implement the hooks."""
+
+    provider: ClassVar[str]
+    main_route: ClassVar[str]  # path substring of the provider's first request (fault injection)
+    download_route: ClassVar[str | None] = None  # path substring of the file download, if any
+    # A window in the past, as the CLI takes it (ISO-8601 with offsets keeps it unambiguous).
+    window_start: ClassVar[str] = "2024-03-04T16:00:00+00:00"
+    window_end: ClassVar[str] = "2024-03-05T16:00:00+00:00"
+
+    # ---- hooks -------------------------------------------------------------------------------
+    def emulator_knobs(self) -> dict[str, Any]:
+        """Constructor arguments of the emulator for the happy path."""
+        return {}
+
+    def make_rows_malformed(self, emulator: Emulator) -> str:
+        """Make one served row carry an unparseable mandatory field; return text the error names."""
+        raise NotImplementedError
+
+    def make_window_empty(self, emulator: Emulator) -> None:
+        """Make the emulator serve no records for the window."""
+        raise NotImplementedError
+
+    def expire_signatures(self, emulator: Emulator) -> None:
+        """Make the emulator see the client's timestamps as stale (skip if there are none)."""
+        raise NotImplementedError
+
+    def truncate_downloads(self, emulator: Emulator, count: int) -> None:
+        """Make the next `count` downloads send half their bytes and hang up."""
+        raise NotImplementedError
+
+    # ---- fixtures ----------------------------------------------------------------------------
+    @pytest.fixture
+    def server(self) -> Iterator[SandboxServer]:
+        emulator = emulator_class(self.provider)(**self.emulator_knobs())
+        with SandboxServer(emulator) as server:
+            yield server
+
+    @pytest.fixture
+    def emulator(self, server: SandboxServer) -> Emulator:
+        return server.emulator
+
+    @pytest.fixture
+    def profile(self, server: SandboxServer, tmp_path: Path, memory_keyring: MemoryKeyring) -> Path:
+        """A config file with the emulator's non-secret settings; secrets go to the keyring."""
+        settings = server.emulator.profile(server.url)
+        secret_names = {s.name for s in providers.load(self.provider).all_settings() if s.secret}
+        for name in secret_names & set(settings):
+            memory_keyring.set_password("cdrfetch", keyring_user("default", self.provider, name), str(settings[name]))
+        plain = {k: v for k, v in settings.items() if k not in secret_names}
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump({"profiles": {"default": {self.provider: plain}}}), encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    @property
+    def window(self) -> Window:
+        return Window(datetime.fromisoformat(self.window_start), datetime.fromisoformat(self.window_end))
+
+    def pull(self, profile: Path, *args: str) -> Result:
+        """`cdrfetch <provider> pull` over the contract window with `profile`."""
+        return run_cli(
+            self.provider, "pull", "--config", str(profile), "--from", self.window_start, "--to", self.window_end, *args
+        )
+
+    def secrets(self, server: SandboxServer) -> list[str]:
+        cls = providers.load(self.provider)
+        settings = server.emulator.profile(server.url)
+        return [str(settings[s.name]) for s in cls.all_settings() if s.secret and settings.get(s.name)]
+
+    # ---- the contract ------------------------------------------------------------------------
+    def test_happy_path_equals_expected_calls(self, emulator: Emulator, profile: Path, tmp_path: Path) -> None:
+        out = tmp_path / "calls.parquet"
+        result = self.pull(profile, "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        table = read_table(out)
+        assert table.schema.equals(records.CALLS)
+        expected = emulator.expected_calls(self.window)
+        assert expected, "the contract window must hold calls"
+        assert _projection(table.to_pylist()) == collections.Counter(expected)
+        assert set(table.column("provider").to_pylist()) == {self.provider}
+        assert table.column("record_id").unique().to_pylist() == table.column("record_id").to_pylist()
+        assert all(isinstance(json.loads(extra), dict) for extra in table.column("extra").to_pylist())
+        assert all(self.window.contains(start) for start in table.column("start_time").to_pylist())
+
+    def test_record_ids_are_stable_across_pulls(self, profile: Path, tmp_path: Path) -> None:
+        first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+        assert self.pull(profile, "-o", str(first)).exit_code == 0
+        assert self.pull(profile, "-o", str(second)).exit_code == 0
+        assert read_table(first).column("record_id").to_pylist() == read_table(second).column("record_id").to_pylist()
+
+    def test_wrong_secret_exits_77_with_hint(
+        self, profile: Path, tmp_path: Path, memory_keyring: MemoryKeyring
+    ) -> None:
+        for key in list(memory_keyring.store):
+            memory_keyring.store[key] = "wrong-" + memory_keyring.store[key][::-1]
+        out = tmp_path / "calls.parquet"
+        result = self.pull(profile, "-o", str(out))
+        assert result.exit_code == ExitCode.AUTH, result.stderr
+        assert "hint:" in result.stderr
+        assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+    def test_expired_timestamp_exits_77(self, emulator: Emulator, profile: Path) -> None:
+        self.expire_signatures(emulator)
+        result = self.pull(profile, "-o", "-")
+        assert result.exit_code == ExitCode.AUTH, result.stderr
+        assert "hint:" in result.stderr
+
+    def test_transient_5xx_is_retried(self, emulator: Emulator, profile: Path, tmp_path: Path) -> None:
+        emulator.faults.fail_next(2, 503, self.main_route)
+        out = tmp_path / "calls.parquet"
+        result = self.pull(profile, "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        assert _projection(read_table(out).to_pylist()) == collections.Counter(emulator.expected_calls(self.window))
+        assert sum(self.main_route in r.path for r in emulator.received) >= 3
+
+    def test_persistent_5xx_exits_69(self, emulator: Emulator, profile: Path, tmp_path: Path) -> None:
+        emulator.faults.fail_next(1000, 500, self.main_route)
+        out = tmp_path / "calls.parquet"
+        result = self.pull(profile, "-o", str(out))
+        assert result.exit_code == ExitCode.UNAVAILABLE, result.stderr
+        assert "hint:" in result.stderr
+        assert not out.exists() and not list(tmp_path.glob(".*.partial"))
+
+    def test_truncated_download_is_retried(self, emulator: Emulator, profile: Path, tmp_path: Path) -> None:
+        if self.download_route is None:
+            pytest.skip(f"{self.provider} has no file download")
+        self.truncate_downloads(emulator, 1)
+        out = tmp_path / "calls.parquet"
+        result = self.pull(profile, "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        assert _projection(read_table(out).to_pylist()) == collections.Counter(emulator.expected_calls(self.window))
+        assert sum(self.download_route in r.path for r in emulator.received) >= 2
+
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_empty_window_writes_a_valid_empty_file(
+        self, emulator: Emulator, profile: Path, tmp_path: Path, fmt: str
+    ) -> None:
+        self.make_window_empty(emulator)
+        out = tmp_path / f"calls.{fmt}"
+        result = self.pull(profile, "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        assert out.exists()
+        assert read_rows(out, fmt) == []
+        if fmt == "parquet":
+            assert read_table(out).schema.equals(records.CALLS)
+        if fmt == "csv":
+            assert out.read_text(encoding="utf-8").splitlines()[0].replace('"', "").split(",") == records.CALLS.names
+
+    def test_malformed_row_exits_65_naming_file_and_line(
+        self, emulator: Emulator, profile: Path, tmp_path: Path
+    ) -> None:
+        where = self.make_rows_malformed(emulator)
+        out = tmp_path / "calls.parquet"
+        result = self.pull(profile, "-o", str(out))
+        assert result.exit_code == ExitCode.DATA, result.stderr
+        assert where in result.stderr
+        assert not out.exists()
+
+    @pytest.mark.parametrize("fmt", ("csv", "jsonl", "json"))
+    def test_stdout_output_carries_every_call(self, emulator: Emulator, profile: Path, fmt: str) -> None:
+        result = self.pull(profile, "-o", "-", "--format", fmt, "-q")
+        assert result.exit_code == 0, result.stderr
+        rows = _parse_text(result.stdout, fmt)
+        assert len(rows) == len(emulator.expected_calls(self.window))
+
+    def test_no_secret_in_any_log_line(
+        self, emulator: Emulator, server: SandboxServer, profile: Path, tmp_path: Path
+    ) -> None:
+        emulator.faults.fail_next(1, 503, self.main_route)
+        out = tmp_path / "calls.jsonl"
+        result = self.pull(profile, "-o", str(out), "-vv", "--summary-json", str(tmp_path / "summary.json"))
+        assert result.exit_code == 0, result.stderr
+        assert "retrying" in result.stderr  # the retry path was logged too
+        produced = result.stderr + result.stdout + out.read_text() + (tmp_path / "summary.json").read_text()
+        for secret in self.secrets(server):
+            assert secret not in produced
+
+    def test_sandbox_demo_runs(self, tmp_path: Path) -> None:
+        out = tmp_path / "demo.parquet"
+        result = run_cli(self.provider, "pull", "--sandbox", "--date", "day", "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        assert read_table(out).schema.equals(records.CALLS)
+
+
+def _projection(rows: list[dict[str, Any]]) -> collections.Counter[ExpectedCall]:
+    """The oracle's view of the pulled rows."""
+    return collections.Counter(
+        ExpectedCall(row["caller"], row["callee"], row["start_time"], row["duration_s"]) for row in rows
+    )
+
+
+def _parse_text(text: str, fmt: str) -> list[Any]:
+    if fmt == "json":
+        return list(json.loads(text))
+    if fmt == "jsonl":
+        return [json.loads(line) for line in text.splitlines() if line]
+    return text.splitlines()[1:]

@@ -1,0 +1,105 @@
+"""The pipeline with a provider defined here: chunk isolation, dedup, atomic outputs, exit codes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pytest
+
+from cdrfetch import records
+from cdrfetch.client import Client
+from cdrfetch.errors import AuthError, ExitCode, PartialResultError, UnavailableError
+from cdrfetch.pipeline import output_targets, pull
+from cdrfetch.providers.base import Provider, Setting
+from cdrfetch.summary import RunSummary
+from cdrfetch.windows import Window
+from tests.helpers import read_rows
+
+UTC = timezone.utc
+START = datetime(2024, 1, 1, tzinfo=UTC)
+RECORDINGS = records.side_table(pa.field("file", pa.string()))
+
+
+class Scripted(Provider):
+    """Yields two rows per chunk (one repeated across chunks); fails where told."""
+
+    name = "scripted"
+    title = "Scripted"
+    account_setting = "account"
+    settings = (Setting("account", "id"),)
+    max_window = timedelta(days=1)
+    tables: ClassVar[dict[str, pa.Schema]] = {"calls": records.CALLS, "recordings": RECORDINGS}
+    failures: ClassVar[dict[int, Exception]] = {}
+
+    def fetch(self, chunk: Window) -> Iterator[records.Batch]:
+        day = (chunk.start - START).days
+        rows = [row(f"day{day}", chunk.start), row("shared", START)]
+        yield from records.batches("calls", records.CALLS, rows)
+        if day in self.failures:  # fails after yielding: the chunk's rows must not be written
+            raise self.failures[day]
+        yield from records.batches("recordings", RECORDINGS, [{**rows[0], "file": f"{day}.wav"}])
+
+
+def row(rid: str, start: datetime) -> dict[str, Any]:
+    return {
+        "provider": "scripted", "account": "acct", "record_id": rid, "call_id": rid, "start_time": start,
+        "direction": "unknown", "extra": "{}",
+    }  # fmt: skip
+
+
+def run(tmp_path: Path, failures: dict[int, Exception], days: int = 3, **kw: Any) -> tuple[RunSummary, Path]:
+    Scripted.failures = failures
+    summary = RunSummary("scripted", "acct", "default", "", "")
+    settings = {"account": "acct", "timeout": 1, "retries": 0, "backoff": 0, "poll_interval": 0, "poll_timeout": 0}
+    settings |= {"ca_bundle": None, "insecure": False}
+    out = tmp_path / "out.jsonl"
+    with Client(settings, log=logging.getLogger("t"), summary=summary) as client:
+        pull(
+            Scripted(settings, client), Window(START, START + timedelta(days=days)), output=str(out), fmt="jsonl", **kw
+        )
+    return summary, out
+
+
+def test_rows_are_deduplicated_across_chunks_and_side_tables_written(tmp_path: Path) -> None:
+    summary, out = run(tmp_path, {}, allow_partial=False)
+    assert [r["record_id"] for r in read_rows(out, "jsonl")] == ["day0", "shared", "day1", "day2"]
+    assert summary.duplicates_dropped == 2
+    assert [r["file"] for r in read_rows(tmp_path / "out.recordings.jsonl", "jsonl")] == ["0.wav", "1.wav", "2.wav"]
+    assert {f["table"] for f in summary.files} == {"calls", "recordings"}
+    assert all(len(f["sha256"]) == 64 for f in summary.files)
+
+
+def test_a_failed_chunk_leaves_no_rows_and_makes_the_run_partial(tmp_path: Path) -> None:
+    with pytest.raises(PartialResultError) as caught:
+        run(tmp_path, {1: UnavailableError("boom", "later")}, allow_partial=True)
+    assert caught.value.exit_code == ExitCode.PARTIAL
+    rows = read_rows(tmp_path / "out.jsonl", "jsonl")
+    assert [r["record_id"] for r in rows] == ["day0", "shared", "day2"]
+
+
+def test_every_chunk_failing_writes_nothing_and_keeps_the_error(tmp_path: Path) -> None:
+    with pytest.raises(UnavailableError):
+        run(tmp_path, dict.fromkeys(range(3), UnavailableError("down", "later")), allow_partial=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_auth_errors_stop_the_run_at_once(tmp_path: Path) -> None:
+    with pytest.raises(AuthError):
+        run(tmp_path, {0: AuthError("bad sig", "check secret")}, days=3, allow_partial=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_layout_is_deterministic(tmp_path: Path) -> None:
+    tables = {"calls": records.CALLS, "recordings": RECORDINGS}
+    targets = output_targets(str(tmp_path) + "/", "csv", "huawei-cec", "AK/../x", "2024-01-01", tables)
+    assert targets["calls"] == tmp_path / "huawei-cec" / "AK_.._x" / "2024-01-01.csv"
+    assert targets["recordings"] == tmp_path / "huawei-cec" / "AK_.._x" / "2024-01-01.recordings.csv"
+    assert output_targets("-", "csv", "p", "a", "l", tables) == {"calls": None}
+    assert output_targets("x/calls.parquet", "parquet", "p", "a", "l", {"calls": records.CALLS}) == {
+        "calls": Path("x/calls.parquet")
+    }
