@@ -24,10 +24,13 @@ VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Mo
 LogFormatOpt = Annotated[str, typer.Option("--log-format", help="Log lines as text or json.")]
 SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Run against the built-in emulator on 127.0.0.1.")]
 
+# Plain (non-rich) help: rendering help with rich costs more start-up time than the whole CLI.
+PLAIN_HELP: dict[str, Any] = {"rich_markup_mode": None, "no_args_is_help": True}
+
 app = typer.Typer(
+    **PLAIN_HELP,
     name="cdrfetch",
     help="Pull call detail records from telecom and CPaaS providers.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -68,7 +71,7 @@ def guarded(action: Callable[[], int | None]) -> None:
 
 def provider_app(name: str) -> typer.Typer:
     """The `cdrfetch <provider>` group: the same commands for every provider."""
-    group = typer.Typer(help=f"{name}: pull call records, manage credentials and settings.", no_args_is_help=True)
+    group = typer.Typer(**PLAIN_HELP, help=f"{name}: pull call records, manage credentials and settings.")
 
     @group.command()
     def pull(
@@ -131,7 +134,7 @@ def provider_app(name: str) -> typer.Typer:
 for _name in providers.names():
     app.add_typer(provider_app(_name), name=_name)
 
-sandbox_app = typer.Typer(help="Run the built-in provider emulators.", no_args_is_help=True)
+sandbox_app = typer.Typer(**PLAIN_HELP, help="Run the built-in provider emulators.")
 app.add_typer(sandbox_app, name="sandbox")
 
 

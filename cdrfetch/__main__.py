@@ -1,0 +1,5 @@
+"""`python -m cdrfetch` runs the CLI."""
+
+from cdrfetch.cli import main
+
+main()

@@ -1,0 +1,1 @@
+complete --command cdrfetch --no-files --arguments "(env _CDRFETCH_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) cdrfetch)" --condition "env _CDRFETCH_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) cdrfetch"
