@@ -20,5 +20,6 @@ def test_completion_scripts_are_fresh(shell: str) -> None:
     shipped = (COMPLETIONS / f"cdrfetch.{shell}").read_text(encoding="utf-8")
     assert shipped == generated, (
         f"completions/cdrfetch.{shell} is stale: regenerate it with "
-        f"`_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION=1 cdrfetch --show-completion {shell} > completions/cdrfetch.{shell}`"
+        f"`_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION=1 cdrfetch --show-completion {shell}"
+        f" > completions/cdrfetch.{shell}`"
     )
