@@ -72,18 +72,27 @@ def send(
             "check `base_url` and the network",
             retryable=True,
         ) from None
-    log.debug("%s: HTTP %s (%s bytes)", what, response.status_code, response.headers.get("Content-Length", "?"))
-    if response.status_code == 429:
+    except requests.exceptions.ChunkedEncodingError:
+        # the body was cut short (Content-Length not reached): a transport failure worth retrying
         raise TemporaryError(
+            f"{what}: the answer from {_host(url)} was cut short", "run again later", retryable=True
+        ) from None
+    log.debug("%s: HTTP %s (%s bytes)", what, response.status_code, response.headers.get("Content-Length", "?"))
+    error: CdrfetchError | None = None
+    if response.status_code == 429:
+        error = TemporaryError(
             f"{what}: throttled (HTTP 429)", "run again later", retryable=True, retry_after=retry_after(response)
         )
-    if response.status_code >= 500:
-        raise UnavailableError(
+    elif response.status_code >= 500:
+        error = UnavailableError(
             f"{what}: HTTP {response.status_code} from {_host(url)}",
             "the provider is failing; run again later",
             retryable=True,
             retry_after=retry_after(response),
         )
+    if error is not None:
+        error.http_status = response.status_code  # lets a provider tell throttling from failures
+        raise error
     return response
 
 

@@ -105,10 +105,13 @@ class Faults:
         """The next `count` matching requests get HTTP 429 with Retry-After."""
         self.throttle.append([count, retry_after, route])
 
-    def intercept(self, path: str) -> Reply | None:
-        """Apply latency; return an injected failure for this request, if one is due."""
+    def delay(self, path: str) -> None:
+        """Apply the latency knob (outside any lock, so concurrent requests overlap)."""
         if self.latency and self.latency_route in path:
             time.sleep(self.latency)
+
+    def intercept(self, path: str) -> Reply | None:
+        """Return an injected failure for this request, if one is due."""
         for queue, make in ((self.fail, _fail_reply), (self.throttle, _throttle_reply)):
             for entry in queue:
                 if entry[0] > 0 and entry[2] in path:
@@ -155,6 +158,7 @@ class Emulator(abc.ABC):
 
     def handle(self, request: Request) -> Reply:
         """Record, apply shared faults, then dispatch to the first matching route."""
+        self.faults.delay(request.path)
         with self._lock:
             self.received.append(request)
             injected = self.faults.intercept(request.path)
