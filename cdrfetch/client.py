@@ -78,8 +78,12 @@ class Client:
         self._tmp.cleanup()
 
     def send(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
-        """One HTTP attempt (see http.send); use inside `retry` with your own checks."""
-        return http.send(self.session, method, url, what=what, timeout=self.timeout, **kwargs)
+        """One HTTP attempt (see http.send); use inside `retry` with your own checks.
+
+        A `timeout` keyword overrides the `timeout` setting for this request (e.g. a slow export).
+        """
+        timeout = kwargs.pop("timeout", self.timeout)
+        return http.send(self.session, method, url, what=what, timeout=timeout, **kwargs)
 
     def request(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
         """An HTTP request retried on 5xx, 429 and transport failures; re-signed on every attempt."""
