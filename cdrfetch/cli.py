@@ -88,6 +88,16 @@ def provider_app(name: str) -> typer.Typer:
         summary_json: Annotated[
             str | None, typer.Option("--summary-json", help="Write the run summary as JSON here.")
         ] = None,
+        since_last: Annotated[
+            bool, typer.Option("--since-last", help="From the end of the last completed run (minus `lookback`) to now.")
+        ] = False,
+        wait_lock: Annotated[
+            float, typer.Option("--wait-lock", metavar="SECONDS", help="Wait this long for a concurrent run.")
+        ] = 0.0,
+        reset_state: Annotated[
+            bool, typer.Option("--reset-state", help="Forget this account's run ledger first.")
+        ] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
         sandbox: SandboxOpt = False,
         profile: ProfileOpt = None,
         config: ConfigOpt = None,
@@ -100,8 +110,9 @@ def provider_app(name: str) -> typer.Typer:
         from cdrfetch.commands import PullOptions, run_pull
 
         options = PullOptions(
-            name, date, start, end, output, fmt, allow_partial, summary_json, sandbox, profile, config, overrides or []
-        )
+            name, date, start, end, output, fmt, allow_partial, summary_json, sandbox, profile, config, overrides or [],
+            since_last, wait_lock, reset_state, yes,
+        )  # fmt: skip
         guarded(lambda: run_pull(options, quiet=quiet, verbose=verbose, log_format=log_format))
 
     @group.command()

@@ -13,10 +13,12 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 
+from cdrfetch import crashpoints
 from cdrfetch.errors import CdrfetchError, ExitCode, PartialResultError
 from cdrfetch.providers.base import Provider
 from cdrfetch.records import Batch
@@ -90,12 +92,16 @@ class Spool:
 class Run:
     """One pull: fetch every chunk of `window`, write the tables, fill `summary`."""
 
-    def __init__(self, provider: Provider, sinks: dict[str, Sink], summary: RunSummary) -> None:
+    def __init__(
+        self, provider: Provider, sinks: dict[str, Sink], summary: RunSummary, seen: dict[str, set[str]]
+    ) -> None:
         self.provider = provider
         self.sinks = sinks
         self.summary = summary
         self.schemas = provider.output_tables()
-        self.seen: dict[str, set[str]] = {table: set() for table in sinks}
+        self.seen = seen
+        for table in sinks:
+            seen.setdefault(table, set())
         self.first_error: CdrfetchError | None = None
 
     def execute(self, window: Window) -> None:
@@ -126,6 +132,7 @@ class Run:
             log.error("chunk %s failed: %s", chunk.label, error)
             self.first_error = self.first_error or error
             return
+        crashpoints.reach("chunk-spooled")
         for table in self.sinks:
             result.records[table] = self._commit(table, spool)
         spool.discard()
@@ -175,11 +182,20 @@ def _first_sightings(ids: list[str], seen: set[str]) -> list[bool]:
     return keep
 
 
-def pull(provider: Provider, window: Window, *, output: str | None, fmt: str, allow_partial: bool) -> RunSummary:
+def pull(
+    provider: Provider,
+    window: Window,
+    *,
+    output: str | None,
+    fmt: str,
+    allow_partial: bool,
+    seen: dict[str, set[str]] | None = None,
+) -> RunSummary:
     """Run a whole pull into `output` and return its summary (raises the run's error, if any).
 
     Outputs are committed (renamed into place) only when at least one chunk succeeded; if every
-    chunk failed, nothing is written and the chunk error is raised.
+    chunk failed, nothing is written and the chunk error is raised. `seen` (table -> record ids)
+    holds ids already written elsewhere, which are skipped; the ids this run writes are added.
     """
     summary = provider.client.summary
     tables = provider.output_tables()
@@ -190,11 +206,12 @@ def pull(provider: Provider, window: Window, *, output: str | None, fmt: str, al
     try:
         for table, target in targets.items():
             sinks[table] = open_sink(fmt, tables[table], target)
-        run = Run(provider, sinks, summary)
+        run = Run(provider, sinks, summary, seen if seen is not None else {})
         run.execute(window)
         error = run.outcome(allow_partial)
         if error is not None and error is run.first_error:
             raise error
+        crashpoints.reach("before-rename")
         for table in list(sinks):
             _record_file(summary, table, sinks.pop(table))
     finally:
@@ -222,3 +239,13 @@ def _sha256(path: Path) -> str:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def complete_until(summary: RunSummary) -> datetime | None:
+    """End of the leading chunks that all succeeded: how far the run's data is complete."""
+    reached = None
+    for chunk in summary.chunks:
+        if chunk.status != "ok":
+            break
+        reached = datetime.fromisoformat(chunk.end)
+    return reached

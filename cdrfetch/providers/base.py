@@ -81,6 +81,7 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
     Setting("poll_interval", "first delay between job status checks", default=2.0, kind=float),
     Setting("ca_bundle", "PEM file of CA certificates to trust for this provider", required=False),
     Setting("insecure", "skip TLS verification (never in production)", default=False, kind=bool),
+    Setting("lookback", "how far --since-last reaches back before the last run, for late records", default="1h"),
 )
 
 

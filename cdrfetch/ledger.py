@@ -1,0 +1,200 @@
+"""The run ledger: an embedded SQLite database of every pull, for --since-last and `runs`.
+
+A run is recorded in one transaction, only after its output files were renamed into place, so the
+ledger never claims data that is not on disk. `complete_until` is the end of the leading chunks
+that all succeeded: --since-last resumes there (minus a lookback for late records), and the
+record ids written by recent runs let that overlap be pulled again without writing duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from cdrfetch.errors import ConfigError
+from cdrfetch.summary import RunSummary
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    provider TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    account TEXT NOT NULL,
+    window_start TEXT NOT NULL,
+    window_end TEXT NOT NULL,
+    complete_until TEXT,
+    finished_at TEXT NOT NULL,
+    duration_s REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    exit_code INTEGER NOT NULL,
+    records TEXT NOT NULL,
+    files TEXT NOT NULL,
+    checksum TEXT,
+    retries INTEGER NOT NULL,
+    warnings TEXT NOT NULL
+);
+CREATE INDEX runs_key ON runs (provider, profile, account, complete_until);
+CREATE TABLE written_ids (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    output_table TEXT NOT NULL,
+    record_id TEXT NOT NULL
+);
+CREATE INDEX written_ids_run ON written_ids (run_id);
+"""
+
+
+@dataclass(frozen=True)
+class Key:
+    """Whose runs: one provider account in one profile."""
+
+    provider: str
+    profile: str
+    account: str
+
+
+def default_path() -> Path:
+    """$CDRFETCH_LEDGER, else ledger.sqlite3 in $CDRFETCH_DATA_DIR or the user data dir."""
+    if os.environ.get("CDRFETCH_LEDGER"):
+        return Path(os.environ["CDRFETCH_LEDGER"]).expanduser()
+    return data_dir() / "ledger.sqlite3"
+
+
+def data_dir() -> Path:
+    """Where state lives: $CDRFETCH_DATA_DIR, else the platform's user data dir."""
+    if os.environ.get("CDRFETCH_DATA_DIR"):
+        return Path(os.environ["CDRFETCH_DATA_DIR"]).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("cdrfetch"))
+
+
+class Ledger:
+    """Access to the ledger database (created and migrated on first use)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_path()
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with closing(sqlite3.connect(self.path, timeout=30)) as db:
+                db.execute("PRAGMA foreign_keys = ON")
+                self._migrate(db)
+                with db:  # one transaction: committed on success, rolled back on error
+                    yield db
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"run ledger {self.path}: {exc}", "move the file aside or set CDRFETCH_LEDGER") from None
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"run ledger {self.path} is from a newer cdrfetch (schema {version})", "upgrade cdrfetch")
+        if version == 0:
+            db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+
+    def record(
+        self, key: Key, summary: RunSummary, complete_until: datetime | None, written: Mapping[str, Iterable[str]]
+    ) -> int:
+        """Store a finished run (and the ids it wrote) in one transaction; returns its id."""
+        checksums = "".join(str(f.get("sha256", "")) for f in summary.files)
+        row = (
+            key.provider, key.profile, key.account, summary.window_start, summary.window_end,
+            complete_until.isoformat() if complete_until else None, _now(), summary.duration_s,
+            _outcome(summary.exit_code), summary.exit_code, json.dumps(summary.records), json.dumps(summary.files),
+            _sha256(checksums) if checksums else None, summary.retries, json.dumps(summary.warnings),
+        )  # fmt: skip
+        with self._connect() as db:
+            cursor = db.execute(f"INSERT INTO runs VALUES (NULL{', ?' * len(row)})", row)
+            run_id = int(cursor.lastrowid or 0)
+            rows = ((run_id, table, rid) for table, ids in written.items() for rid in ids)
+            db.executemany("INSERT INTO written_ids VALUES (?, ?, ?)", rows)
+        return run_id
+
+    def resume_point(self, key: Key) -> datetime | None:
+        """The end of the last completed window of `key` (None: never ran)."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT MAX(complete_until) FROM runs WHERE provider=? AND profile=? AND account=?",
+                (key.provider, key.profile, key.account),
+            ).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def written_since(self, key: Key, start: datetime) -> dict[str, set[str]]:
+        """Per table, the record ids written by runs of `key` whose window reached past `start`."""
+        written: dict[str, set[str]] = {}
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT w.output_table, w.record_id FROM written_ids w JOIN runs r ON r.id = w.run_id "
+                "WHERE r.provider=? AND r.profile=? AND r.account=? AND r.window_end > ?",
+                (key.provider, key.profile, key.account, start.isoformat()),
+            )
+            for table, rid in rows:
+                written.setdefault(table, set()).add(rid)
+        return written
+
+    def prune_ids(self, key: Key, older_than: datetime) -> None:
+        """Forget the written ids of runs that ended before `older_than` (they can no longer overlap)."""
+        with self._connect() as db:
+            db.execute(
+                "DELETE FROM written_ids WHERE run_id IN (SELECT id FROM runs WHERE provider=? AND profile=? "
+                "AND account=? AND window_end < ?)",
+                (key.provider, key.profile, key.account, older_than.isoformat()),
+            )
+
+    def runs(self, provider: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest runs first (all providers, or one)."""
+        query = "SELECT * FROM runs" + (" WHERE provider=?" if provider else "") + " ORDER BY id DESC LIMIT ?"
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(query, (provider, limit) if provider else (limit,)).fetchall()
+        return [_decoded(dict(row)) for row in rows]
+
+    def reset(self, key: Key) -> int:
+        """Forget every run of `key`; returns how many were removed."""
+        with self._connect() as db:
+            cursor = db.execute(
+                "DELETE FROM runs WHERE provider=? AND profile=? AND account=?",
+                (key.provider, key.profile, key.account),
+            )
+            return cursor.rowcount
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    for column in ("records", "files", "warnings"):
+        row[column] = json.loads(row[column])
+    return row
+
+
+def _outcome(exit_code: int) -> str:
+    return {0: "ok", 3: "partial"}.get(exit_code, "failed")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `6h`, `2d` or plain seconds -> timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    cleaned = text.strip().lower()
+    try:
+        if cleaned[-1:] in units:
+            return timedelta(seconds=float(cleaned[:-1]) * units[cleaned[-1]])
+        return timedelta(seconds=float(cleaned))
+    except ValueError:
+        raise ConfigError(f"cannot read duration {text!r}", "use e.g. 90s, 30m, 6h or 2d") from None
