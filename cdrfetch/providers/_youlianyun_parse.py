@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
+from operator import methodcaller
 from typing import Any
 
 import pyarrow as pa
@@ -36,6 +37,7 @@ PROVIDER = "youlianyun"
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 _STAMP = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})[ T](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,6}))?")
 _DURATION = re.compile(r"\d+(?:\.0*)?")
+_HEX = methodcaller("hexdigest")
 _ARROW_BLOCK = 1 << 22  # bytes per Arrow CSV block (~60k rows of a typical bill file)
 
 
@@ -236,40 +238,53 @@ class DayParser:
 
 
 class Occurrences:
-    """The occurrence index `n` of §6 across a whole day, in bounded memory.
+    """The occurrence index `n` of §6 across a whole day, in compact memory.
 
-    Rows are fingerprinted by the first 96 bits of their `n = 0` id (a SHA-1 of the row's key).
-    Only those 12-byte fingerprints are kept, plus exact counts for the rare keys seen twice, so a
-    million-row day costs ~28 MB instead of a dictionary of every row.
+    Rows are fingerprinted by the first 96 bits of their `n = 0` id (a SHA-1 of the row's key), and
+    only those fingerprints are kept (28 bytes a row, in Arrow arrays). Each new block is matched
+    against all earlier fingerprints with one hash set built from the block itself, so the cost
+    stays linear per block; only rows that really repeat are renumbered in Python.
     """
 
     def __init__(self) -> None:
-        self.seen: pa.Array = pa.array([], pa.string())
-        self.repeats: dict[str, int] = {}  # fingerprint -> occurrences so far, for keys seen >= 2 times
+        self.blocks: list[pa.Array] = []
 
     def assign(self, keys: pa.Array) -> pa.Array:
         """Record ids (40 hex) for keys ending in '|0', in order, with `n` applied."""
         raw: list[bytes] = keys.to_pylist()
-        sha1 = hashlib.sha1
-        ids = [sha1(key).hexdigest() for key in raw]
+        ids: list[str] = list(map(_HEX, map(hashlib.sha1, raw)))
         prints = pc.utf8_slice_codeunits(pa.array(ids, pa.string()), 0, 24)
-        earlier = pc.is_in(prints, value_set=self.seen) if len(self.seen) else None
-        again = earlier is not None and pc.any(earlier).as_py()
-        if again or pc.count_distinct(prints).as_py() < len(prints):
-            self._renumber(raw, ids, prints.to_pylist(), earlier.to_pylist() if earlier is not None else None)
-        self.seen = pa.concat_arrays([self.seen, prints])
+        earlier = self._earlier(prints)
+        counts = pc.value_counts(prints)
+        again = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+        repeated = pa.concat_arrays([again, pa.array(list(earlier), pa.string())])
+        if len(repeated):
+            self._renumber(raw, ids, prints, repeated, earlier)
+        self.blocks.append(prints)
         return pa.array(ids, pa.string())
 
-    def _renumber(self, raw: list[bytes], ids: list[str], prints: list[str], earlier: list[bool] | None) -> None:
-        counts: dict[str, int] = {}
-        for row, key in enumerate(prints):
-            n = counts.get(key)
-            if n is None:
-                n = self.repeats.get(key, 1) if earlier and earlier[row] else 0
-            counts[key] = n + 1
+    def _earlier(self, prints: pa.Array) -> dict[str, int]:
+        """Fingerprint -> occurrences in earlier blocks, for this block's fingerprints that have some."""
+        if not self.blocks:
+            return {}
+        before = pa.chunked_array(self.blocks)
+        hits = before.filter(pc.is_in(before, value_set=prints))
+        if not len(hits):
+            return {}
+        counts = pc.value_counts(hits)
+        return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+
+    @staticmethod
+    def _renumber(
+        raw: list[bytes], ids: list[str], prints: pa.Array, repeated: pa.Array, earlier: dict[str, int]
+    ) -> None:
+        rows = pc.indices_nonzero(pc.is_in(prints, value_set=repeated)).to_pylist()
+        seen = dict(earlier)
+        for row, key in zip(rows, prints.take(pa.array(rows, pa.int64())).to_pylist(), strict=True):
+            n = seen.get(key, 0)
+            seen[key] = n + 1
             if n:
                 ids[row] = hashlib.sha1(raw[row][:-1] + str(n).encode()).hexdigest()
-        self.repeats.update((key, count) for key, count in counts.items() if count > 1)
 
 
 def _slices(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
