@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
-from pathlib import Path
 from operator import methodcaller
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
