@@ -1,0 +1,369 @@
+"""Youlianyun bill files -> normalized `calls` batches (spec §5, §6), streamed and columnar.
+
+Two readers produce the same raw cells: a fast one (Arrow's CSV reader) for regular files, and an
+exact one (the csv module, with line numbers) that takes over from the first block the fast path
+cannot handle (ragged rows, odd timestamps) and that names the line of every bad row. Blocks are
+normalized with pyarrow.compute; only SHA-1 runs per row, in one tight loop.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from operator import methodcaller
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from cdrfetch import archive
+from cdrfetch.errors import DataError
+from cdrfetch.records import BATCH_ROWS, CALLS
+from cdrfetch.windows import Window
+
+FIELDS = ("ClientId", "Callee", "startTime", "duration", "type")
+ALIASES = {"clientid": "ClientId", "fromclient": "ClientId", "callee": "Callee", "to": "Callee"}
+ALIASES |= {"starttime": "startTime", "duration": "duration", "type": "type"}
+KNOWN = {*ALIASES, "bill"}
+TYPE_LABELS = {"0": "direct", "1": "free", "2": "callback"}
+PROVIDER = "youlianyun"
+EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+_STAMP = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})[ T](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,6}))?")
+_DURATION = re.compile(r"\d+(?:\.0*)?")
+_HEX = methodcaller("hexdigest")
+_ARROW_BLOCK = 1 << 22  # bytes per Arrow CSV block (~60k rows of a typical bill file)
+
+
+class _Irregular(Exception):
+    """The fast reader met something only the exact reader handles."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What sniffing found out about one member: encoding, delimiter, header, column names."""
+
+    encoding: str
+    delimiter: str
+    columns: tuple[str, ...]  # canonical names (FIELDS) or extra names, in file order
+    header: bool
+    regular: bool  # the first line is the first non-blank line (the fast reader can start)
+
+
+@dataclass
+class RawBlock:
+    """Trimmed raw cells of consecutive data rows (non-null strings), with line numbers if known."""
+
+    cells: dict[str, pa.Array]
+    extras: list[tuple[str, pa.Array]]
+    lines: list[int] | None
+
+
+def sniff_layout(path: Path, name: str) -> Layout:
+    """Encoding, delimiter and header of a decoded bill member (spec §5.2 rules 4, 6 and 8)."""
+    encoding = archive.detect_encoding(path, name)
+    with open(path, encoding=encoding, newline="") as handle:
+        head = archive.head_lines(handle)
+    if not head:
+        return Layout(encoding, ",", FIELDS, False, True)
+    with open(path, encoding=encoding, newline="") as handle:
+        regular = handle.readline() == head[0]
+    delimiter = archive.sniff_delimiter(head, min_fields=5, header_names=KNOWN, name=name)
+    first = [cell.strip() for cell in next(csv.reader(head[:1], delimiter=delimiter))]
+    if sum(cell.lower() in KNOWN for cell in first) >= 2:
+        return Layout(encoding, delimiter, tuple(ALIASES.get(c.lower(), c) for c in first), True, regular)
+    return Layout(encoding, delimiter, _positional(len(first)), False, regular)
+
+
+def _positional(count: int) -> tuple[str, ...]:
+    return FIELDS[:count] + tuple(f"col_{i}" for i in range(6, count + 1))
+
+
+def _arrow_blocks(path: Path, layout: Layout) -> Iterator[RawBlock]:
+    names = [f"c{i}" for i in range(len(layout.columns))]
+    encoding = "utf8" if layout.encoding.startswith("utf-8") else layout.encoding  # Arrow skips a BOM itself
+    read = pacsv.ReadOptions(
+        column_names=names, skip_rows=int(layout.header), block_size=_ARROW_BLOCK, encoding=encoding
+    )
+    parse = pacsv.ParseOptions(delimiter=layout.delimiter, invalid_row_handler=_only_blank_rows)
+    convert = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False, quoted_strings_can_be_null=False
+    )
+    try:
+        with pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert) as reader:
+            for batch in reader:
+                yield _raw(layout, [pc.utf8_trim_whitespace(column) for column in batch.columns], None)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        raise _Irregular from None
+
+
+def _only_blank_rows(row: Any) -> str:
+    """Arrow's handler for rows with the wrong cell count: skip blank lines, give up otherwise."""
+    return "skip" if not (row.text or "").strip() else "error"
+
+
+def _raw(layout: Layout, columns: list[pa.Array], lines: list[int] | None) -> RawBlock:
+    named = dict(zip(layout.columns, columns, strict=False))
+    length = len(columns[0]) if columns else 0
+    cells = {f: named.get(f, pa.repeat(pa.scalar(""), length)) for f in FIELDS}
+    extras = [(n, c) for n, c in named.items() if n not in FIELDS]
+    return RawBlock(cells, extras, lines)
+
+
+def _python_blocks(path: Path, layout: Layout, skip: int, name: str) -> Iterator[RawBlock]:
+    width = len(layout.columns)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    header_pending = layout.header
+    with open(path, encoding=layout.encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=layout.delimiter)
+        for row in reader:
+            if _blank(row, layout.delimiter):
+                continue
+            if header_pending:
+                header_pending = False
+                continue
+            if skip:
+                skip -= 1
+                continue
+            if len(row) > width:
+                raise DataError(
+                    f"{name}: line {reader.line_num}: {len(row)} cells where the first row has {width}",
+                    "the bill file is damaged or in an unknown layout",
+                )
+            rows.append([cell.strip() for cell in row] + [""] * (width - len(row)))
+            lines.append(reader.line_num)
+            if len(rows) == BATCH_ROWS:
+                yield _raw(layout, [pa.array(col, pa.string()) for col in zip(*rows, strict=False)], lines)
+                rows, lines = [], []
+    if rows:
+        yield _raw(layout, [pa.array(col, pa.string()) for col in zip(*rows, strict=False)], lines)
+
+
+def _blank(row: list[str], delimiter: str) -> bool:
+    """A blank or whitespace-only line (a tab-only line is whitespace too)."""
+    return not "".join(row).strip() and (len(row) <= 1 or delimiter.isspace())
+
+
+class DayParser:
+    """Normalizes the files of one day; the occurrence index `n` runs across all of them."""
+
+    def __init__(self, account_sid: str, app_id: str, tz: tzinfo, keep: Window | None) -> None:
+        self.account_sid, self.app_id, self.tz, self.keep = account_sid, app_id, tz, keep
+        self.occurrences = Occurrences()
+        self.rows = 0  # data rows seen (before the window filter)
+        base = {"appId": app_id}
+        self._extra_by_type = pa.array([_json({**base, "type_label": label}) for label in TYPE_LABELS.values()])
+        self._extra_plain = _json(base)
+
+    def parse(self, path: Path, name: str) -> Iterator[pa.RecordBatch]:
+        """Yield `calls` batches (at most BATCH_ROWS rows) of one decoded member file."""
+        layout = sniff_layout(path, name)
+        done = 0
+        if layout.regular:
+            try:
+                for raw in _arrow_blocks(path, layout):
+                    batch = self._normalize(raw, name)
+                    done += len(raw.cells["startTime"])
+                    yield from _slices(batch)
+                return
+            except _Irregular:
+                pass
+        for raw in _python_blocks(path, layout, done, name):
+            yield from _slices(self._normalize(raw, name))
+
+    def _normalize(self, raw: RawBlock, name: str) -> pa.RecordBatch:
+        cells = raw.cells
+        start = self._start_times(cells["startTime"], raw.lines, name)
+        duration = _durations(cells["duration"], raw.lines, name)
+        ids = self.occurrences.assign(self._hash_keys(cells))
+        self.rows += len(ids)
+        count = len(ids)
+        end = pc.add(start, pc.cast(pc.multiply(duration, 1000), pa.duration("ms")))
+        columns = {
+            "provider": pa.repeat(pa.scalar(PROVIDER), count),
+            "account": pa.repeat(pa.scalar(self.account_sid), count),
+            "record_id": ids,
+            "call_id": ids,
+            "start_time": start,
+            "end_time": end,
+            "duration_s": duration,
+            "caller": _nullable(cells["ClientId"]),
+            "callee": _nullable(cells["Callee"]),
+            "direction": pa.repeat(pa.scalar("unknown"), count),
+            "call_type": _nullable(cells["type"]),
+            "extra": self._extras(cells["type"], raw.extras),
+        }
+        batch = pa.RecordBatch.from_arrays([columns.get(f.name, pa.nulls(count, f.type)) for f in CALLS], schema=CALLS)
+        return batch if self.keep is None else batch.filter(self._inside(start))
+
+    def _hash_keys(self, cells: dict[str, pa.Array]) -> pa.Array:
+        parts = [self.account_sid, self.app_id, *(cells[f] for f in FIELDS), "0"]
+        return pc.binary_join_element_wise(*parts, "|").cast(pa.binary())
+
+    def _inside(self, start: pa.Array) -> pa.Array:
+        assert self.keep is not None
+        low = pa.scalar(self.keep.start, CALLS.field("start_time").type)
+        high = pa.scalar(self.keep.end, CALLS.field("start_time").type)
+        return pc.and_(pc.greater_equal(start, low), pc.less(start, high))
+
+    def _start_times(self, text: pa.Array, lines: list[int] | None, name: str) -> pa.Array:
+        naive = pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="ms", error_is_null=True)
+        if naive.null_count:
+            naive = _patch_stamps(text, naive, lines, name)
+        try:
+            return pc.assume_timezone(naive, timezone=_zone_name(self.tz), ambiguous="earliest", nonexistent="raise")
+        except (pa.ArrowInvalid, ValueError):
+            return pa.array([_local(value, self.tz) for value in naive.to_pylist()], CALLS.field("start_time").type)
+
+    def _extras(self, kind: pa.Array, extras: list[tuple[str, pa.Array]]) -> pa.Array:
+        if extras:
+            columns = [(n, c.to_pylist()) for n, c in extras]
+            return pa.array([self._extra_row(k, i, columns) for i, k in enumerate(kind.to_pylist())], pa.string())
+        index = pc.index_in(kind, value_set=pa.array(list(TYPE_LABELS)))
+        return pc.fill_null(pc.take(self._extra_by_type, index), self._extra_plain)
+
+    def _extra_row(self, kind: str, row: int, columns: list[tuple[str, list[str]]]) -> str:
+        fields: dict[str, Any] = {"appId": self.app_id}
+        if kind in TYPE_LABELS:
+            fields["type_label"] = TYPE_LABELS[kind]
+        fields.update((n, values[row]) for n, values in columns)
+        return _json(fields)
+
+
+class Occurrences:
+    """The occurrence index `n` of §6 across a whole day, in compact memory.
+
+    Rows are fingerprinted by the first 96 bits of their `n = 0` id (a SHA-1 of the row's key), and
+    only those fingerprints are kept (28 bytes a row, in Arrow arrays). Each new block is matched
+    against all earlier fingerprints with one hash set built from the block itself, so the cost
+    stays linear per block; only rows that really repeat are renumbered in Python.
+    """
+
+    def __init__(self) -> None:
+        self.blocks: list[pa.Array] = []
+
+    def assign(self, keys: pa.Array) -> pa.Array:
+        """Record ids (40 hex) for keys ending in '|0', in order, with `n` applied."""
+        raw: list[bytes] = keys.to_pylist()
+        ids: list[str] = list(map(_HEX, map(hashlib.sha1, raw)))
+        prints = pc.utf8_slice_codeunits(pa.array(ids, pa.string()), 0, 24)
+        earlier = self._earlier(prints)
+        counts = pc.value_counts(prints)
+        again = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+        repeated = pa.concat_arrays([again, pa.array(list(earlier), pa.string())])
+        if len(repeated):
+            self._renumber(raw, ids, prints, repeated, earlier)
+        self.blocks.append(prints)
+        return pa.array(ids, pa.string())
+
+    def _earlier(self, prints: pa.Array) -> dict[str, int]:
+        """Fingerprint -> occurrences in earlier blocks, for this block's fingerprints that have some."""
+        if not self.blocks:
+            return {}
+        before = pa.chunked_array(self.blocks)
+        hits = before.filter(pc.is_in(before, value_set=prints))
+        if not len(hits):
+            return {}
+        counts = pc.value_counts(hits)
+        return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+
+    @staticmethod
+    def _renumber(
+        raw: list[bytes], ids: list[str], prints: pa.Array, repeated: pa.Array, earlier: dict[str, int]
+    ) -> None:
+        rows = pc.indices_nonzero(pc.is_in(prints, value_set=repeated)).to_pylist()
+        seen = dict(earlier)
+        for row, key in zip(rows, prints.take(pa.array(rows, pa.int64())).to_pylist(), strict=True):
+            n = seen.get(key, 0)
+            seen[key] = n + 1
+            if n:
+                ids[row] = hashlib.sha1(raw[row][:-1] + str(n).encode()).hexdigest()
+
+
+def _slices(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+    for offset in range(0, batch.num_rows, BATCH_ROWS):
+        yield batch.slice(offset, BATCH_ROWS)
+
+
+def _nullable(cells: pa.Array) -> pa.Array:
+    """Empty cells become null (optional fields)."""
+    return pc.if_else(pc.equal(cells, ""), pa.scalar(None, pa.string()), cells)
+
+
+def _json(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
+def _where(lines: list[int] | None, row: int, name: str) -> str:
+    if lines is None:
+        raise _Irregular  # the exact reader will say which line
+    return f"{name}: line {lines[row]}"
+
+
+def _patch_stamps(text: pa.Array, naive: pa.Array, lines: list[int] | None, name: str) -> pa.Array:
+    """Parse what strptime could not (no padding, '/', 'T', fractions) or fail naming the line."""
+    values = naive.to_pylist()
+    for row, (cell, value) in enumerate(zip(text.to_pylist(), values, strict=False)):
+        if value is None:
+            values[row] = _stamp(cell, lines, row, name)
+    return pa.array(values, pa.timestamp("ms"))
+
+
+def _stamp(cell: str, lines: list[int] | None, row: int, name: str) -> datetime:
+    match = _STAMP.fullmatch(cell)
+    try:
+        if match is None:
+            raise ValueError(cell)
+        year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+        micro = int((match.group(7) or "0").ljust(6, "0")[:3]) * 1000  # truncated to milliseconds
+        return datetime(year, month, day, hour, minute, second, micro)
+    except ValueError:
+        raise DataError(
+            f"{_where(lines, row, name)}: startTime {cell!r} is missing or not a date and time",
+            "expected yyyy-MM-dd HH:mm:ss; the bill file is damaged or in an unknown layout",
+        ) from None
+
+
+def _durations(text: pa.Array, lines: list[int] | None, name: str) -> pa.Array:
+    """Whole seconds; empty -> null; '35.0' accepted; negative or non-numeric -> DataError."""
+    cells = _nullable(text)
+    try:
+        values = pc.cast(cells, pa.int64())
+        if (pc.min(values).as_py() or 0) >= 0:
+            return values
+    except (pa.ArrowInvalid, ValueError):
+        pass
+    return pa.array([_seconds(cell, lines, row, name) for row, cell in enumerate(cells.to_pylist())], pa.int64())
+
+
+def _seconds(cell: str | None, lines: list[int] | None, row: int, name: str) -> int | None:
+    if cell is None:
+        return None
+    if _DURATION.fullmatch(cell):
+        return int(cell.split(".")[0])
+    raise DataError(
+        f"{_where(lines, row, name)}: duration {cell!r} is not a non-negative number of seconds",
+        "the bill file is damaged or in an unknown layout",
+    )
+
+
+def _zone_name(tz: tzinfo) -> str:
+    """The zone as Arrow names it: an IANA key or a fixed '+HH:MM' offset."""
+    key = getattr(tz, "key", None)
+    if key:
+        return str(key)
+    offset = datetime(2000, 1, 1, tzinfo=tz).utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _local(value: datetime | None, tz: tzinfo) -> datetime | None:
+    """Naive local -> aware UTC with fold=0 (Python's rule for gaps and repeats)."""
+    return None if value is None else value.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
