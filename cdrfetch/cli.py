@@ -23,6 +23,8 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr.")]
 LogFormatOpt = Annotated[str, typer.Option("--log-format", help="Log lines as text or json.")]
 SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Run against the built-in emulator on 127.0.0.1.")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="How many runs to show.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 # Plain (non-rich) help: rendering help with rich costs more start-up time than the whole CLI.
 PLAIN_HELP: dict[str, Any] = {"rich_markup_mode": None, "no_args_is_help": True}
@@ -122,22 +124,36 @@ def provider_app(name: str) -> typer.Typer:
         profile: ProfileOpt = None,
     ) -> None:
         """Store the provider's secrets in the OS keyring (hidden prompt, or stdin when piped)."""
-        from cdrfetch.commands import run_login
+        from cdrfetch.admin import run_login
 
         guarded(lambda: run_login(name, profile, key, delete))
 
     @group.command("config")
     def show_config(
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        as_json: JsonOpt = False,
         sandbox: SandboxOpt = False,
         profile: ProfileOpt = None,
         config: ConfigOpt = None,
         overrides: SetOpt = None,
     ) -> None:
         """Show every resolved setting with its source (secrets masked)."""
-        from cdrfetch.commands import run_show_config
+        from cdrfetch.admin import run_show_config
 
         guarded(lambda: run_show_config(name, profile, config, overrides or [], sandbox, as_json))
+
+    @group.command()
+    def check(sandbox: SandboxOpt = False, profile: ProfileOpt = None, config: ConfigOpt = None) -> None:
+        """Check settings, TLS, clock and credentials with one cheap signed request."""
+        from cdrfetch.doctor import run_checks
+
+        guarded(lambda: run_checks(name, profile, config, sandbox))
+
+    @group.command("runs")
+    def provider_runs(limit: LimitOpt = 20, as_json: JsonOpt = False) -> None:
+        """Show this provider's run ledger."""
+        from cdrfetch.admin import run_runs
+
+        guarded(lambda: run_runs(name, limit, as_json))
 
     return group
 
@@ -155,7 +171,7 @@ def sandbox_serve(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0 = any free port).")] = 0,
 ) -> None:
     """Run an emulator in the foreground and print the profile that points at it."""
-    from cdrfetch.commands import run_sandbox_serve
+    from cdrfetch.admin import run_sandbox_serve
 
     guarded(lambda: run_sandbox_serve(provider, port))
 
@@ -164,6 +180,26 @@ def version_callback(value: bool) -> None:
     if value:
         typer.echo(f"cdrfetch {__version__}")
         raise typer.Exit()
+
+
+@app.command()
+def doctor(sandbox: SandboxOpt = False, profile: ProfileOpt = None, config: ConfigOpt = None) -> None:
+    """Check every configured provider: config, keyring, TLS, clock, credentials."""
+    from cdrfetch.doctor import run_checks
+
+    guarded(lambda: run_checks(None, profile, config, sandbox))
+
+
+@app.command()
+def runs(
+    provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
+    limit: LimitOpt = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the run ledger: window, records, files, checksum, outcome, duration."""
+    from cdrfetch.admin import run_runs
+
+    guarded(lambda: run_runs(provider, limit, as_json))
 
 
 @app.callback()

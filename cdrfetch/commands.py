@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import logging
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cdrfetch import config, crashpoints, keystore, locking, logs, pipeline, providers, sinks, windows
+from cdrfetch import config, crashpoints, locking, logs, pipeline, providers, sinks, windows
 from cdrfetch.client import Client, utc_now
 from cdrfetch.errors import CdrfetchError, ExitCode, UsageError
 from cdrfetch.ledger import Key, Ledger, parse_duration
@@ -115,7 +113,10 @@ def _choose_window(options: PullOptions, ledger: Ledger, key: Key, settings: con
         start = windows.from_options(day="day", start=None, end=None, tz=tz, now=now).start
     else:
         start = resumed - parse_duration(str(settings["lookback"]))
-    return windows.Window(start, now, tz) if start < now else None
+    # Named by its start only: a re-run after a crash resumes at the same start and so replaces
+    # the same file instead of writing its rows a second time under another name.
+    name = f"since-{start.astimezone(tz):%Y%m%dT%H%M%S}"
+    return windows.Window(start, now, tz, name=name) if start < now else None
 
 
 def _pull_and_record(
@@ -194,96 +195,3 @@ def _emit_summary(summary: RunSummary, path: str | None, log_format: str, log: l
         os.replace(name, target)
     if log_format == "json":
         log.info("run summary", extra={"fields": {"summary": data}})
-
-
-def run_login(provider: str, profile: str | None, key: str | None, delete: bool) -> int:
-    """`login`: store (or delete) the provider's secrets in the keyring."""
-    cls = providers.load(provider)
-    secrets = [s for s in cls.all_settings() if s.secret and (key is None or s.name == key)]
-    if not secrets:
-        raise UsageError(f"{provider} has no secret named {key!r}", "run without --key to store all of them")
-    profile_name = profile or os.environ.get("CDRFETCH_PROFILE") or "default"
-    for setting in secrets:
-        user = config.keyring_user(profile_name, provider, setting.name)
-        if delete:
-            removed = keystore.delete(user)
-            print(f"{'removed' if removed else 'no stored'} {setting.name} for profile {profile_name}", file=sys.stderr)
-            continue
-        keystore.put(user, _read_secret(setting.name, setting.help))
-        print(f"stored {setting.name} for {provider} in the keyring (profile {profile_name})", file=sys.stderr)
-    return 0
-
-
-def _read_secret(name: str, help_text: str) -> str:
-    """A secret from a hidden prompt on a terminal, or one line of stdin otherwise."""
-    value = getpass.getpass(f"{name} ({help_text}): ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
-    if not value:
-        raise UsageError(f"empty value for {name}", "type the secret, or pipe it on stdin")
-    return value
-
-
-def run_show_config(
-    provider: str, profile: str | None, config_file: str | None, overrides: list[str], sandbox: bool, as_json: bool
-) -> int:
-    """`config`: every setting, its value (secrets masked) and its source."""
-    cls = providers.load(provider)
-    with sandbox_settings(provider, sandbox) as injected:
-        resolved = resolve_settings(provider, profile, config_file, overrides, injected)
-    rows = []
-    for setting in cls.all_settings():
-        value = resolved[setting.name]
-        shown = None if value is None else ("********" if setting.secret else value)
-        source = resolved.source(setting.name) if value is not None else ("MISSING" if setting.is_required else "unset")
-        rows.append({"setting": setting.name, "value": shown, "source": source, "secret": setting.secret})
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "provider": provider,
-                    "profile": resolved.profile,
-                    "config_file": str(resolved.config_path),
-                    "settings": rows,
-                },
-                indent=2,
-                default=str,
-            )
-        )
-    else:
-        _print_table(provider, resolved, rows)
-    return int(ExitCode.CONFIG) if resolved.missing else 0
-
-
-def _print_table(provider: str, resolved: config.Resolved, rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{provider} — profile {resolved.profile} — {resolved.config_path or 'no config file'}")
-    for column in ("setting", "value", "source"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["setting"], "" if row["value"] is None else str(row["value"]), row["source"])
-    Console(soft_wrap=True).print(table)
-
-
-def run_sandbox_serve(provider: str, port: int) -> int:
-    """`sandbox serve`: run an emulator until interrupted, printing the profile to use."""
-    import yaml
-
-    from cdrfetch import sandbox
-    from cdrfetch.sandbox.server import SandboxServer
-
-    if provider not in providers.names():
-        raise UsageError(f"unknown provider {provider!r}", f"one of: {', '.join(providers.names())}")
-    server = SandboxServer(sandbox.emulator_class(provider)(), port=port).start()
-    profile = server.emulator.profile(server.url)
-    print(f"# {provider} emulator on {server.url} — press Ctrl-C to stop", flush=True)
-    print(yaml.safe_dump({"profiles": {"sandbox": {provider: profile}}}, sort_keys=False), flush=True)
-    print(
-        f"# save as sandbox.yaml (chmod 600), then: cdrfetch {provider} pull --config sandbox.yaml --profile sandbox",
-        flush=True,
-    )
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        server.stop()

@@ -26,6 +26,7 @@ class Window:
     end: datetime
     tz: tzinfo = UTC
     relative: str | None = None  # "day" when the user asked for the provider's "yesterday"
+    name: str | None = None  # fixed output label (e.g. for --since-last, whose end moves)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -43,6 +44,8 @@ class Window:
     @property
     def label(self) -> str:
         """Deterministic name for output files: `2024-01-01` or `<start>_<end>`."""
+        if self.name:
+            return self.name
         start, end = self.start.astimezone(self.tz), self.end.astimezone(self.tz)
         if _is_midnight(start) and _is_midnight(end):
             if end.date() - start.date() == timedelta(days=1):
@@ -132,7 +135,7 @@ def split(window: Window, longest: timedelta | None) -> list[Window]:
     cursor = window.start
     while cursor < window.end:
         stop = min(cursor + longest, window.end)
-        chunks.append(replace(window, start=cursor, end=stop, relative=None))
+        chunks.append(replace(window, start=cursor, end=stop, relative=None, name=None))
         cursor = stop
     return chunks
 
