@@ -66,6 +66,8 @@ class Sink(abc.ABC):
             self._stream: IO[bytes] = sys.stdout.buffer
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
+            for stale in target.parent.glob(f".{target.name}.*.partial"):  # left by a killed run
+                stale.unlink(missing_ok=True)
             handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
             self._tmp = Path(name)
             self._stream = os.fdopen(handle, "wb")

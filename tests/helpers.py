@@ -10,11 +10,14 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 from typer.testing import CliRunner, Result
 
+from cdrfetch import providers
 from cdrfetch.cli import app
+from cdrfetch.config import keyring_user
 
 
 def run_cli(*args: str, input: str | None = None) -> Result:
@@ -57,3 +60,14 @@ class MemoryKeyring(KeyringBackend):
     def delete_password(self, service: str, username: str) -> None:
         if self.store.pop((service, username), None) is None:
             raise PasswordDeleteError(username)
+
+
+def write_profile(provider: str, settings: dict[str, Any], path: Path, keyring_backend: MemoryKeyring) -> Path:
+    """A chmod-600 config file with the non-secret `settings`; the secrets go to the keyring."""
+    secret_names = {s.name for s in providers.load(provider).all_settings() if s.secret}
+    for name in secret_names & set(settings):
+        keyring_backend.set_password("cdrfetch", keyring_user("default", provider, name), str(settings[name]))
+    plain = {k: v for k, v in settings.items() if k not in secret_names}
+    path.write_text(yaml.safe_dump({"profiles": {"default": {provider: plain}}}), encoding="utf-8")
+    path.chmod(0o600)
+    return path

@@ -16,16 +16,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 from typer.testing import Result
 
 from cdrfetch import providers, records
-from cdrfetch.config import keyring_user
 from cdrfetch.errors import ExitCode
 from cdrfetch.sandbox import emulator_class
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
 from cdrfetch.windows import Window
-from tests.helpers import MemoryKeyring, read_rows, read_table, run_cli
+from tests.helpers import MemoryKeyring, read_rows, read_table, run_cli, write_profile
 
 FORMATS = ("parquet", "csv", "jsonl", "json")
 
@@ -76,14 +74,7 @@ class ProviderContract:
     def profile(self, server: SandboxServer, tmp_path: Path, memory_keyring: MemoryKeyring) -> Path:
         """A config file with the emulator's non-secret settings; secrets go to the keyring."""
         settings = server.emulator.profile(server.url)
-        secret_names = {s.name for s in providers.load(self.provider).all_settings() if s.secret}
-        for name in secret_names & set(settings):
-            memory_keyring.set_password("cdrfetch", keyring_user("default", self.provider, name), str(settings[name]))
-        plain = {k: v for k, v in settings.items() if k not in secret_names}
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump({"profiles": {"default": {self.provider: plain}}}), encoding="utf-8")
-        path.chmod(0o600)
-        return path
+        return write_profile(self.provider, settings, tmp_path / "config.yaml", memory_keyring)
 
     @property
     def window(self) -> Window:
