@@ -62,7 +62,7 @@ def test_rerunning_a_window_gives_the_same_file(profile: Path, tmp_path: Path) -
     assert pull(profile, "--date", "2024-03-05", "-o", str(target)).exit_code == 0
     assert target.read_bytes() == first
     runs = json.loads(run_cli("runs", "--json").stdout)
-    assert [r["checksum"] for r in runs][0] == runs[1]["checksum"]
+    assert runs[0]["checksum"] == runs[1]["checksum"]
 
 
 def test_runs_lists_window_records_files_and_outcome(profile: Path, tmp_path: Path) -> None:
