@@ -182,7 +182,13 @@ class SandboxServer:
         if tls is not None:
             self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self.scheme = "https" if tls is not None else "http"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"sandbox-{emulator.name}", daemon=True)
+        # a short poll interval makes stop() (shutdown) return in ~50 ms instead of 0.5 s per server
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sandbox-{emulator.name}",
+            daemon=True,
+        )
 
     @property
     def url(self) -> str:

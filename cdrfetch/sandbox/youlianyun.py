@@ -70,6 +70,7 @@ class YoulianyunEmulator(Emulator):
         self.bad_token = self.corrupt_archive = self.empty_file = False
         self.url_ttl_seconds: float | None = None
         self.rows_min, self.rows_max = 5, 40
+        self.malformed_row: int | None = None  # data row (0-based) served with an unparseable startTime
         self.fmt = files.FileFormat()
         self.issued: dict[str, Issued] = {}
         self.configure(**knobs)
@@ -236,7 +237,7 @@ class YoulianyunEmulator(Emulator):
         raise Answer("100004")
 
     def _success(self, request: Request, sid: str, app_id: str, day: date) -> Reply:
-        body = b"" if self.empty_file else files.render(self.rows(day, sid, app_id), self.fmt)
+        body = b"" if self.empty_file else files.render(self.rows(day, sid, app_id), self.fmt, self.malformed_row)
         if self.corrupt_archive and self.fmt.container != "plain":
             body = files.corrupt(body)
         token = hashlib.md5(body + (b"x" if self.bad_token else b"")).hexdigest()

@@ -20,6 +20,7 @@ HEADERS = {
 }
 TYPE_LABELS = {"0": "直拨", "1": "免费", "2": "回拨"}
 CLIENT_POOL = 12
+BROKEN_STAMP = "2015-13-45 25:61:61"  # what knob `malformed_row` serves
 
 
 @dataclass(frozen=True)
@@ -94,17 +95,20 @@ def _cells(row: BillRow, fmt: FileFormat) -> tuple[str, ...]:
     return (row.client_id, row.callee, _stamp(row.start, fmt.zero_pad), str(row.duration), last)
 
 
-def lines(rows: Iterable[BillRow], fmt: FileFormat) -> Iterator[str]:
-    """The text lines of the file (header first when on), each with its line ending."""
+def lines(rows: Iterable[BillRow], fmt: FileFormat, broken: int | None = None) -> Iterator[str]:
+    """The text lines of the file (header first when on); data row `broken` gets a bad startTime."""
     if fmt.header:
         yield fmt.delimiter.join(HEADERS[fmt.header_names]) + fmt.line_ending
-    for row in rows:
-        yield fmt.delimiter.join(_cells(row, fmt)) + fmt.line_ending
+    for index, row in enumerate(rows):
+        cells = _cells(row, fmt)
+        if index == broken:
+            cells = (*cells[:2], BROKEN_STAMP, *cells[3:])
+        yield fmt.delimiter.join(cells) + fmt.line_ending
 
 
-def render(rows: Iterable[BillRow], fmt: FileFormat, member: str = "bill.txt") -> bytes:
+def render(rows: Iterable[BillRow], fmt: FileFormat, broken: int | None = None, member: str = "bill.txt") -> bytes:
     """The exact bytes the download serves: text, encoded, then wrapped in the container."""
-    text = "".join(lines(rows, fmt)).encode(fmt.encoding)
+    text = "".join(lines(rows, fmt, broken)).encode(fmt.encoding)
     return wrap(text, fmt.container, member)
 
 
@@ -115,12 +119,14 @@ def wrap(text: bytes, container: str, member: str = "bill.txt") -> bytes:
     if container == "zip":
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(zipfile.ZipInfo(member, date_time=(2015, 1, 1, 0, 0, 0)), text)
+            info = zipfile.ZipInfo(member, date_time=(2015, 1, 1, 0, 0, 0))
+            archive.writestr(info, text, compress_type=zipfile.ZIP_DEFLATED)
         return buffer.getvalue()
     return text
 
 
 def corrupt(body: bytes) -> bytes:
-    """Damage the compressed payload of a zip or gzip body (headers kept, so it still sniffs)."""
-    middle = len(body) // 2
-    return body[:20] + bytes(b ^ 0x5A for b in body[20:middle]) + body[middle:]
+    """Damage the compressed payload of a zip or gzip body (headers and directory kept)."""
+    start = 30 + len("bill.txt") + 4 if body.startswith(b"PK") else 14
+    middle = start + (len(body) - start) // 3
+    return body[:start] + bytes(b ^ 0x5A for b in body[start:middle]) + body[middle:]

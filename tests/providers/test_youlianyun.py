@@ -1,0 +1,490 @@
+"""Youlianyun: the contract suite, every known-answer vector of the spec, and the protocol's corners.
+
+Everything runs over real loopback HTTP against the emulator, which verifies signatures strictly.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, ExitCode, UnavailableError
+from cdrfetch.providers import _youlianyun_codes as codes
+from cdrfetch.providers.youlianyun import YoulianyunAuth, signature, timestamp
+from cdrfetch.sandbox import youlianyun_files as files
+from cdrfetch.sandbox.server import Emulator, SandboxServer
+from cdrfetch.sandbox.youlianyun import APP_ID, SID, TOKEN, YoulianyunEmulator
+from cdrfetch.windows import Window, day_window, from_options
+from tests.providers.contract import ProviderContract
+from tests.providers.youlianyun_harness import (
+    SHANGHAI,
+    VECTOR_NOW,
+    day,
+    expected,
+    fixed,
+    provider_for,
+    pull,
+    requests_to,
+    ticking,
+)
+
+BILL = "/billList"
+FILE = "/fileserver/file"
+
+
+# ---- the shared contract ---------------------------------------------------------------------
+
+
+class TestYoulianyunContract(ProviderContract):
+    provider = "youlianyun"
+    main_route = BILL
+    download_route = FILE
+
+    def make_rows_malformed(self, emulator: Emulator) -> str:
+        assert isinstance(emulator, YoulianyunEmulator)
+        emulator.malformed_row = 2
+        return "line 4"  # header is line 1, data row 2 (0-based) is line 4
+
+    def make_window_empty(self, emulator: Emulator) -> None:
+        assert isinstance(emulator, YoulianyunEmulator)
+        emulator.no_data_dates = {"2024-03-05"}
+
+    def expire_signatures(self, emulator: Emulator) -> None:
+        later = datetime.now(timezone.utc) + timedelta(minutes=51)
+        emulator.clock = lambda: later
+
+    def truncate_downloads(self, emulator: Emulator, count: int) -> None:
+        assert isinstance(emulator, YoulianyunEmulator)
+        emulator.truncate_download = count
+
+
+# ---- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def emulator() -> YoulianyunEmulator:
+    return YoulianyunEmulator(clock=fixed())
+
+
+@pytest.fixture
+def server(emulator: YoulianyunEmulator) -> Any:
+    with SandboxServer(emulator) as running:
+        yield running
+
+
+OCT12 = day("2015-10-12")
+
+
+# ---- §3.2 known-answer vectors ---------------------------------------------------------------
+
+AUTHORIZATION_VECTORS = [  # Y-1 .. Y-6: (accountSid, ts, Authorization)
+    (SID, "20151013160756", "MTc4NGZkNjJhZTM1NGExZWNhNTRmOGIzNGU1YTliYWY6MjAxNTEwMTMxNjA3NTY="),
+    ("a" * 32, "20240102030405", "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE6MjAyNDAxMDIwMzA0MDU="),
+    ("77df6f3a6d0c7b8e6b2946f48d2f72b0", "20140628113352", "NzdkZjZmM2E2ZDBjN2I4ZTZiMjk0NmY0OGQyZjcyYjA6MjAxNDA2MjgxMTMzNTI="),
+    ("77df6f3a6d0c7b8e6b2946f48d2f72b0", "20140628114456", "NzdkZjZmM2E2ZDBjN2I4ZTZiMjk0NmY0OGQyZjcyYjA6MjAxNDA2MjgxMTQ0NTY="),
+    ("e03bc9106c6ed0eaebfce8c368fdcd48", "20140623171632", "ZTAzYmM5MTA2YzZlZDBlYWViZmNlOGMzNjhmZGNkNDg6MjAxNDA2MjMxNzE2MzI="),
+]
+SIG_VECTORS = [  # Y-2, Y-3: (accountSid, authToken, ts, sig)
+    (SID, TOKEN, "20151013160756", "87BC2AF87E4F19425D9C60B2B1D7270C"),
+    ("a" * 32, "b" * 32, "20240102030405", "95CF4A867C369291F230C344AED77EF4"),
+]
+
+
+def test_timestamp_vector_is_utc_plus_8_on_a_24_hour_clock() -> None:
+    assert timestamp(VECTOR_NOW) == "20151013160756"
+    assert timestamp(VECTOR_NOW.astimezone(timezone(timedelta(hours=-5)))) == "20151013160756"
+
+
+@pytest.mark.parametrize(("sid", "ts", "authorization"), AUTHORIZATION_VECTORS)
+def test_authorization_vectors(sid: str, ts: str, authorization: str) -> None:
+    assert signature(sid, "any-token", ts)[1] == authorization
+
+
+@pytest.mark.parametrize(("sid", "token", "ts", "sig"), SIG_VECTORS)
+def test_sig_vectors(sid: str, token: str, ts: str, sig: str) -> None:
+    assert signature(sid, token, ts)[0] == sig
+
+
+def test_signer_puts_sig_in_the_query_and_a_bare_authorization_header() -> None:
+    prepared = requests.Request("POST", "https://h/2014-06-30/Accounts/x/billList", data=b"{}").prepare()
+    signed = YoulianyunAuth(SID, TOKEN, fixed())(prepared)
+    assert signed.url == "https://h/2014-06-30/Accounts/x/billList?sig=87BC2AF87E4F19425D9C60B2B1D7270C"
+    assert signed.headers["Authorization"] == AUTHORIZATION_VECTORS[0][2]
+
+
+NEGATIVE_VECTORS = [  # (variant, ts sent, sig sent, answer) with the clock at VECTOR_NOW
+    ("lower-case hex", "20151013160756", "87bc2af87e4f19425d9c60b2b1d7270c", "101116"),
+    ("token and sid swapped", "20151013160756", "CC95113A4B92EE8A0B817508216ABC15", "101116"),
+    ("12-hour clock", "20151013040756", "06ACCAD6D4E6DD588D4AA9A47605886F", "101106"),
+    ("host zone UTC", "20151013080756", "A16449C7DA4E7EC802BCF014265B8E72", "101106"),
+]
+
+
+def raw_bill_list(server: SandboxServer, ts: str, sig: str | None, **kwargs: Any) -> dict[str, Any]:
+    """POST billList by hand (no cdrfetch code) and return the JSON answer."""
+    headers = {"Accept": "application/json", "Content-Type": "application/json;charset=utf-8"}
+    headers["Authorization"] = kwargs.pop("authorization", base64.b64encode(f"{SID}:{ts}".encode()).decode())
+    path = kwargs.pop("path", f"/2014-06-30/Accounts/{SID}/billList")
+    body = kwargs.pop("body", {"appId": APP_ID, "date": "day"})
+    query = "" if sig is None else f"?sig={sig}"
+    response = requests.post(f"{server.url}{path}{query}", data=json.dumps(body), headers=headers, timeout=5)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+@pytest.mark.parametrize(("variant", "ts", "sig", "answer"), NEGATIVE_VECTORS)
+def test_negative_vectors_are_rejected_and_never_produced(
+    server: SandboxServer, variant: str, ts: str, sig: str, answer: str
+) -> None:
+    assert raw_bill_list(server, ts, sig)["respCode"] == answer
+    assert sig not in signature(SID, TOKEN, timestamp(VECTOR_NOW))
+
+
+def test_conformance_request_of_section_2_5_gets_the_2015_10_12_file(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    with provider_for(server, fixed()) as provider:
+        links = provider.bill_list("day")
+    sent = requests_to(emulator, BILL)[0]
+    assert sent.target == f"/2014-06-30/Accounts/{SID}/billList?sig=87BC2AF87E4F19425D9C60B2B1D7270C"
+    assert sent.body == b'{"appId":"950a97bce77b885b747536a1e3887465","date":"day"}'
+    assert sent.header("content-length") == "57"
+    assert sent.header("authorization") == "MTc4NGZkNjJhZTM1NGExZWNhNTRmOGIzNGU1YTliYWY6MjAxNTEwMTMxNjA3NTY="
+    assert sent.header("accept") == "application/json"
+    assert sent.header("content-type") == "application/json;charset=utf-8"
+    body = requests.get(links[0][0] + "&token=" + links[0][1], timeout=5).content
+    assert body == files.render(emulator.rows(date(2015, 10, 12)), files.FileFormat())
+
+
+def test_wrapped_body_is_69_bytes(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    with provider_for(server, fixed(), body_style="wrapped") as provider:
+        provider.bill_list("day")
+    sent = requests_to(emulator, BILL)[0]
+    assert sent.body == b'{"appBill":{"appId":"950a97bce77b885b747536a1e3887465","date":"day"}}'
+    assert len(sent.body) == 69
+
+
+# ---- §6 worked mapping example ---------------------------------------------------------------
+
+WORKED_FILE = (
+    "ClientId,Callee,startTime,duration,type\r\n"
+    "60000000000001,13800138000,2015-10-12 16:15:12,35,0\r\n"
+    "60000000000001,13800138000,2015-10-12 16:15:12,35,0\r\n"
+    "60000000000002,60000000000003,2015-10-12 9:05:07,0,1\r\n"
+)
+
+
+def test_worked_mapping_example(tmp_path: Path) -> None:
+    from tests.providers.youlianyun_harness import parse_file
+
+    path = tmp_path / "bill.txt"
+    path.write_bytes(WORKED_FILE.encode())
+    rows = parse_file(path).to_pylist()
+    utc = timezone.utc
+    direct = '{"appId":"950a97bce77b885b747536a1e3887465","type_label":"direct"}'
+    free = '{"appId":"950a97bce77b885b747536a1e3887465","type_label":"free"}'
+    want = [
+        ("2227d1577ef0a62ee9c425cee9b308d4aec4d991", datetime(2015, 10, 12, 8, 15, 12, tzinfo=utc), 35, "0", direct),
+        ("9d4e063fb366971ec780fd39991924e86e20e6cb", datetime(2015, 10, 12, 8, 15, 12, tzinfo=utc), 35, "0", direct),
+        ("a94ba5cca03eaa4d785753428b64efb255e92cf9", datetime(2015, 10, 12, 1, 5, 7, tzinfo=utc), 0, "1", free),
+    ]
+    assert [(r["record_id"], r["start_time"], r["duration_s"], r["call_type"], r["extra"]) for r in rows] == want
+    assert [r["call_id"] for r in rows] == [w[0] for w in want]
+    assert [r["end_time"] for r in rows] == [w[1] + timedelta(seconds=w[2]) for w in want]
+    assert {(r["provider"], r["account"], r["direction"]) for r in rows} == {("youlianyun", SID, "unknown")}
+    assert [r["caller"] for r in rows] == ["60000000000001", "60000000000001", "60000000000002"]
+    assert rows[2]["callee"] == "60000000000003"
+    first = f"{SID}|{APP_ID}|60000000000001|13800138000|2015-10-12 16:15:12|35|0|0"
+    assert hashlib.sha1(first.encode()).hexdigest() == want[0][0]
+
+
+# ---- envelopes, success codes, body and date styles ------------------------------------------
+
+
+@pytest.mark.parametrize("success_code", ["200", "000000"])
+@pytest.mark.parametrize("envelope", ["flat", "resp"])
+@pytest.mark.parametrize("bill_shape", ["flat", "object", "list"])
+def test_envelope_and_success_code_variants(
+    server: SandboxServer, emulator: YoulianyunEmulator, success_code: str, envelope: str, bill_shape: str
+) -> None:
+    emulator.configure(success_code=success_code, envelope=envelope, bill_shape=bill_shape)
+    pulled = pull(server, OCT12)
+    assert pulled.projection() == expected(emulator, OCT12)
+    assert len(pulled.projection()) >= 5
+
+
+def test_wrapped_only_server_gives_100003_and_the_body_style_hint(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    emulator.accept_body = "wrapped"
+    with pytest.raises(ConfigError, match="100003") as caught:
+        pull(server, OCT12)
+    assert "body_style" in (caught.value.hint or "")
+    assert pull(server, OCT12, body_style="wrapped").projection() == expected(emulator, OCT12)
+
+
+def test_compact_only_server_gives_100004_and_the_date_style_hint(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    emulator.date_formats = "compact"
+    with pytest.raises(ConfigError, match="100004") as caught:
+        pull(server, OCT12)
+    assert "date_style" in (caught.value.hint or "")
+    assert pull(server, OCT12, date_style="compact").projection() == expected(emulator, OCT12)
+    assert json.loads(requests_to(emulator, BILL)[-1].body)["date"] == "20151012"
+
+
+# ---- §4.2 error codes ------------------------------------------------------------------------
+
+CLASS_EXIT = {AuthError: ExitCode.AUTH, ConfigError: ExitCode.CONFIG, UnavailableError: ExitCode.UNAVAILABLE}
+
+
+@pytest.mark.parametrize("code", sorted(codes.TABLE))
+def test_every_error_code_maps_to_its_class_and_hint(
+    server: SandboxServer, emulator: YoulianyunEmulator, code: str
+) -> None:
+    kind = codes.TABLE[code][0]
+    emulator.resp_error = [code, 100]
+    with pytest.raises(CdrfetchError) as caught:
+        pull(server, OCT12)
+    assert type(caught.value) is kind
+    assert caught.value.exit_code == CLASS_EXIT[kind]
+    assert code in caught.value.message and caught.value.hint
+    attempts = len(requests_to(emulator, BILL))
+    assert attempts == (4 if code in codes.RETRYABLE else 1)  # retries=3 in the sandbox profile
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "hint"),
+    [
+        ("101106", AuthError, "system clock"),
+        ("101116", AuthError, "auth_token"),
+        ("100005", AuthError, "IP"),
+        ("101107", AuthError, "base_url"),
+        ("102105", ConfigError, "do not match"),
+        ("999999", UnavailableError, "error codes"),
+    ],
+)
+def test_decided_hints(server: SandboxServer, emulator: YoulianyunEmulator, code: str, kind: type, hint: str) -> None:
+    emulator.resp_error = [code, 1]
+    with pytest.raises(kind) as caught:
+        pull(server, OCT12)
+    assert hint in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("code", sorted(codes.RETRYABLE))
+def test_retryable_codes_recover_and_every_retry_is_re_signed(
+    server: SandboxServer, emulator: YoulianyunEmulator, code: str
+) -> None:
+    emulator.resp_error = [code, 2]
+    pulled = pull(server, OCT12, clock=ticking())
+    assert pulled.projection() == expected(emulator, OCT12)
+    sent = requests_to(emulator, BILL)
+    assert len(sent) == 3
+    assert len({r.param("sig") for r in sent}) == 3
+    assert len({r.header("authorization") for r in sent}) == 3
+
+
+def test_no_data_code_is_zero_records_and_a_complete_chunk(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    emulator.no_data_dates = {"2015-10-12"}
+    assert pull(server, OCT12).table.num_rows == 0
+    assert not requests_to(emulator, FILE)
+
+
+@pytest.mark.parametrize(
+    ("setup", "kind", "code"),
+    [
+        (lambda e: e.accounts.update({SID: "f" * 32}), AuthError, "101116"),
+        (lambda e: setattr(e, "account_state", "101108"), AuthError, "101108"),
+        (lambda e: setattr(e, "ip_allow", ["10.0.0.1"]), AuthError, "100005"),
+        (lambda e: e.apps.clear(), ConfigError, "102102"),
+        (lambda e: e.apps.update({APP_ID: "b" * 32}), ConfigError, "102105"),
+        (lambda e: setattr(e, "app_state", "102117"), ConfigError, "102117"),
+    ],
+)
+def test_emulator_driven_errors_reach_the_right_class(
+    server: SandboxServer, emulator: YoulianyunEmulator, setup: Any, kind: type, code: str
+) -> None:
+    setup(emulator)
+    with pytest.raises(kind, match=code):
+        pull(server, OCT12)
+    assert len(requests_to(emulator, BILL)) == 1  # auth and config failures are never retried
+
+
+def test_wrong_version_segment(server: SandboxServer) -> None:
+    with pytest.raises(AuthError, match="101107"):
+        pull(server, OCT12, base_url=f"{server.url}/2013-12-26")
+
+
+def test_5xx_and_non_json_answers_are_retried_then_unavailable(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    emulator.faults.fail_next(1, 502, BILL)
+    emulator.faults.fail_next(1, 200, BILL)  # HTTP 200 with a text body: a proxy page
+    assert pull(server, OCT12).projection() == expected(emulator, OCT12)
+    emulator.faults.fail_next(100, 200, BILL)
+    with pytest.raises(UnavailableError, match="respCode") as caught:
+        pull(server, OCT12)
+    assert caught.value.exit_code == ExitCode.UNAVAILABLE
+
+
+def test_http_404_on_billlist_is_config(server: SandboxServer) -> None:
+    with pytest.raises(ConfigError) as caught:
+        pull(server, OCT12, base_url=f"{server.url}/2014-06-30/nowhere")
+    assert "base_url" in (caught.value.hint or "")
+
+
+def test_throttling_is_retried(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    emulator.faults.throttle_next(2, 0, BILL)
+    assert pull(server, OCT12).projection() == expected(emulator, OCT12)
+
+
+# ---- chunking, `day`, window filter ----------------------------------------------------------
+
+
+def test_day_sends_the_literal_and_keeps_the_whole_file(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    window = from_options(day="day", start=None, end=None, tz=SHANGHAI, now=VECTOR_NOW)
+    pulled = pull(server, window)
+    assert json.loads(requests_to(emulator, BILL)[0].body)["date"] == "day"
+    assert pulled.projection() == expected(emulator, window) == expected(emulator, OCT12)
+
+
+def test_window_is_split_into_shanghai_days_and_today_is_skipped(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    window = Window(datetime(2015, 10, 10, 16, tzinfo=timezone.utc), datetime(2015, 10, 14, tzinfo=timezone.utc))
+    pulled = pull(server, window)
+    asked = [json.loads(r.body)["date"] for r in requests_to(emulator, BILL)]
+    assert asked == ["2015-10-11", "2015-10-12"]
+    assert any("2015-10-13: skipped" in w for w in pulled.summary.warnings)
+    assert pulled.projection() == expected(emulator, window)
+
+
+def test_explicit_window_drops_outside_rows_after_numbering(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    whole = pull(server, OCT12).table
+    middle = sorted(whole.column("start_time").to_pylist())[len(whole) // 2]
+    window = Window(middle, OCT12.end)
+    part = pull(server, window).table
+    assert 0 < part.num_rows < whole.num_rows
+    assert all(window.contains(s) for s in part.column("start_time").to_pylist())
+    kept = set(part.column("record_id").to_pylist())
+    assert kept == {r["record_id"] for r in whole.to_pylist() if window.contains(r["start_time"])}
+
+
+def test_duplicate_edge_row_gets_two_ids(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    table = pull(server, OCT12).table
+    ids = table.column("record_id").to_pylist()
+    assert len(set(ids)) == len(ids)
+    keys = [(r["caller"], r["callee"], r["start_time"], r["duration_s"], r["call_type"]) for r in table.to_pylist()]
+    assert len(set(keys)) < len(keys)
+
+
+# ---- download --------------------------------------------------------------------------------
+
+
+def test_download_target_is_downurl_plus_token_byte_for_byte(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    pull(server, OCT12)
+    got = requests_to(emulator, FILE)[0].target
+    name, issued = next(iter(emulator.issued.items()))
+    assert got == f"/fileserver/file?fileName={quote(name, safe='')}&token={issued.token}"
+    for escape in ("%2B", "%2F", "%0A", "%3D"):
+        assert escape in got
+    assert requests_to(emulator, FILE)[0].header("authorization") is None
+    assert "sig=" not in got
+
+
+@pytest.mark.parametrize("status", [403, 404, 410])
+def test_stale_link_asks_billlist_once_more(server: SandboxServer, emulator: YoulianyunEmulator, status: int) -> None:
+    emulator.faults.fail_next(1, status, FILE)
+    assert pull(server, OCT12).projection() == expected(emulator, OCT12)
+    assert [r.method for r in emulator.received] == ["POST", "GET", "POST", "GET"]
+
+
+def test_link_that_stays_stale_is_unavailable(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    emulator.url_ttl_seconds = 0
+    with pytest.raises(UnavailableError) as caught:
+        pull(server, OCT12)
+    assert caught.value.exit_code == ExitCode.UNAVAILABLE
+    assert len(requests_to(emulator, BILL)) == 2 and len(requests_to(emulator, FILE)) == 2
+
+
+def test_truncated_download_is_retried(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    emulator.truncate_download = 1
+    assert pull(server, OCT12).projection() == expected(emulator, OCT12)
+    assert len(requests_to(emulator, FILE)) == 2
+
+
+def test_bad_token_warn_mode_keeps_the_rows_and_warns(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    emulator.bad_token = True
+    pulled = pull(server, OCT12)
+    assert pulled.projection() == expected(emulator, OCT12)
+    assert any("does not match the download token" in w for w in pulled.summary.warnings)
+    token = next(iter(emulator.issued.values())).token
+    assert not any(token in w for w in pulled.summary.warnings)
+
+
+def test_bad_token_strict_mode_downloads_once_more_then_fails(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    emulator.bad_token = True
+    with pytest.raises(DataError) as caught:
+        pull(server, OCT12, verify_token="strict")
+    assert caught.value.exit_code == ExitCode.DATA
+    assert len(requests_to(emulator, FILE)) == 2
+
+
+def test_token_check_off_and_good_tokens_do_not_warn(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    assert pull(server, OCT12, verify_token="strict").summary.warnings == []
+    emulator.bad_token = True
+    assert pull(server, OCT12, verify_token="off").summary.warnings == []
+
+
+@pytest.mark.parametrize("container", ["zip", "gzip"])
+def test_token_of_the_decompressed_member_also_matches(
+    server: SandboxServer, emulator: YoulianyunEmulator, container: str
+) -> None:
+    emulator.configure(container=container)
+    assert pull(server, OCT12, verify_token="strict").summary.warnings == []
+
+
+@pytest.mark.parametrize("container", ["zip", "gzip"])
+def test_corrupt_archive_is_downloaded_once_more_then_data_error(
+    server: SandboxServer, emulator: YoulianyunEmulator, container: str
+) -> None:
+    emulator.configure(container=container, corrupt_archive=True)
+    with pytest.raises(DataError):
+        pull(server, OCT12)
+    assert len(requests_to(emulator, FILE)) == 2
+
+
+def test_empty_file_with_the_empty_md5_is_zero_records(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    emulator.empty_file = True
+    assert pull(server, OCT12, verify_token="strict").table.num_rows == 0
+
+
+def test_error_body_disguised_as_a_file(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    original = emulator._file  # noqa: SLF001
+
+    def error_body(request: Any, match: Any) -> Any:
+        from cdrfetch.sandbox.server import Reply
+
+        return Reply.json({"resp": {"respCode": "101116"}}) if request.param("token") else original(request, match)
+
+    emulator._file = error_body  # type: ignore[method-assign]  # noqa: SLF001
+    with pytest.raises(AuthError, match="101116"):
+        pull(server, OCT12)

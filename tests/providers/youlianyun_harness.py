@@ -1,0 +1,113 @@
+"""Harness for the Youlianyun tests: a fixed clock, the provider run in-process over loopback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from cdrfetch.client import Client
+from cdrfetch.config import Resolved, Value
+from cdrfetch.providers._youlianyun_parse import DayParser
+from cdrfetch.providers.youlianyun import Youlianyun
+from cdrfetch.records import CALLS
+from cdrfetch.sandbox import youlianyun_files as files
+from cdrfetch.sandbox.server import ExpectedCall, Request, SandboxServer
+from cdrfetch.sandbox.youlianyun import APP_ID, SID, YoulianyunEmulator
+from cdrfetch.summary import RunSummary
+from cdrfetch.windows import Window, day_window, zone
+
+VECTOR_NOW = datetime(2015, 10, 13, 8, 7, 56, tzinfo=timezone.utc)  # ts 20151013160756 (§3.2)
+SHANGHAI = zone("Asia/Shanghai")
+
+
+def fixed(now: datetime = VECTOR_NOW) -> Callable[[], datetime]:
+    """A clock stuck at `now`."""
+    return lambda: now
+
+
+def ticking(start: datetime = VECTOR_NOW, step: timedelta = timedelta(seconds=1)) -> Callable[[], datetime]:
+    """A clock that moves `step` forward on every reading."""
+    state = [start - step]
+
+    def now() -> datetime:
+        state[0] += step
+        return state[0]
+
+    return now
+
+
+def resolved(settings: dict[str, Any]) -> Resolved:
+    """Provider settings (defaults + `settings`) as the config resolver would hand them over."""
+    entries = {s.name: Value(s.default, "default", s.secret) for s in Youlianyun.all_settings()}
+    entries.update({k: Value(v, "test", k == "auth_token") for k, v in settings.items()})
+    return Resolved("youlianyun", "default", None, entries)
+
+
+@dataclass
+class Pulled:
+    """What one in-process pull produced."""
+
+    table: pa.Table
+    summary: RunSummary
+    provider: Youlianyun
+
+    def projection(self) -> list[ExpectedCall]:
+        """The rows as the emulator's oracle sees them, sorted."""
+        return sorted(
+            ExpectedCall(r["caller"], r["callee"], r["start_time"], r["duration_s"]) for r in self.table.to_pylist()
+        )
+
+
+@contextmanager
+def provider_for(server: SandboxServer, clock: Callable[[], datetime], **overrides: Any) -> Iterator[Youlianyun]:
+    """A provider pointed at `server`, with the emulator's profile plus `overrides`."""
+    settings = {**server.emulator.profile(server.url), **overrides}
+    config = resolved(settings)
+    summary = RunSummary("youlianyun", SID, "default", "", "")
+    log = logging.getLogger("cdrfetch.test.youlianyun")
+    with Client(config, log=log, summary=summary, clock=clock, sleep=lambda s: None) as client:
+        yield Youlianyun(config, client)
+
+
+def pull(server: SandboxServer, window: Window, clock: Callable[[], datetime] = fixed(), **overrides: Any) -> Pulled:
+    """Run chunks() + fetch() of every chunk and collect the batches."""
+    with provider_for(server, clock, **overrides) as provider:
+        batches = [b.data for chunk in provider.chunks(window) for b in provider.fetch(chunk)]
+        return Pulled(pa.Table.from_batches(batches, schema=CALLS), provider.client.summary, provider)
+
+
+def day(text: str) -> Window:
+    """The Shanghai day `text` as an explicit window."""
+    return day_window(date.fromisoformat(text), SHANGHAI)
+
+
+def expected(emulator: YoulianyunEmulator, window: Window) -> list[ExpectedCall]:
+    """The oracle, sorted."""
+    return sorted(emulator.expected_calls(window))
+
+
+def requests_to(emulator: YoulianyunEmulator, route: str) -> list[Request]:
+    """Requests the emulator received on paths containing `route`."""
+    return [r for r in emulator.received if route in r.path]
+
+
+def parse_file(path: Path, keep: Window | None = None, tz: str = "Asia/Shanghai") -> pa.Table:
+    """Parse one bill file with the provider's parser (sandbox credentials)."""
+    parser = DayParser(SID, APP_ID, zone(tz), keep)
+    return pa.Table.from_batches(list(parser.parse(path, "bill.txt")), schema=CALLS)
+
+
+def write_bill(tmp: Path, rows: list[files.BillRow], **layout: Any) -> Path:
+    """A bill file rendered by the emulator's writer with `layout` knobs."""
+    path = tmp / "bill.bin"
+    fmt = files.FileFormat(**layout)
+    text = "".join(files.lines(rows, fmt)).encode(fmt.encoding)
+    path.write_bytes(text)
+    return path
