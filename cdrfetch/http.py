@@ -58,6 +58,9 @@ def send(
 ) -> requests.Response:
     """One attempt. Raises retryable errors for 5xx, 429 and transport failures; returns the rest."""
     log.debug("%s: %s %s", what, method, REDACTOR(url))
+    # requests lets $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE override the session's `verify` (so
+    # `ca_bundle` and `insecure` would be ignored wherever those are set); per request they win.
+    kwargs.setdefault("verify", session.verify)
     try:
         response = session.request(method, url, timeout=timeout, **kwargs)
     except requests.exceptions.SSLError as exc:
