@@ -100,13 +100,19 @@ class AuthV2(AuthBase):
         if "Host" not in request.headers:
             request.headers["Host"] = host_header(url)
         body = request.body or b""
-        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)  # type: ignore[arg-type]
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         request.headers["Content-Length"] = str(len(raw))
         headers = {name: str(request.headers.get(name, "")) for name in self.names}
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         request.headers["Authorization"] = authorization(
-            self.ak, self._sk, timestamp(self.clock()), request.method or "POST", parts.path, headers,
-            raw.decode("utf-8"), query or None,
+            self.ak,
+            self._sk,
+            timestamp(self.clock()),
+            request.method or "POST",
+            parts.path,
+            headers,
+            raw.decode("utf-8"),
+            query or None,
         )
         return request

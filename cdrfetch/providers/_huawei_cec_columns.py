@@ -142,7 +142,9 @@ def direction(call_type: pa.Array) -> pa.Array:
     return pc.fill_null(pc.take(_DIRECTIONS, index), "unknown")
 
 
-def developer_field(cells: pa.Array, account: str, warn: Callable[[str], None], name: str) -> list[tuple[str, pa.Array]]:
+def developer_field(
+    cells: pa.Array, account: str, warn: Callable[[str], None], name: str
+) -> list[tuple[str, pa.Array]]:
     """`developer` goes to extra only on rows where it is not the AK (and that is worth a warning)."""
     other = pc.and_(pc.not_equal(cells, ""), pc.not_equal(cells, account))
     count = pc.sum(other).as_py() or 0

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from cdrfetch import archive, records
@@ -72,7 +71,7 @@ def parse_member(member: archive.Member, table: str, ctx: Context) -> Iterator[p
     odd: list[tuple[int | None, str]] = []
     reader = _open(member.path, encoding, layout, odd)
     for block in _rebatch(reader):
-        yield _normalize(member, spec, ctx, dict(zip(layout.names, block.columns)), block.num_rows)
+        yield _normalize(member, spec, ctx, dict(zip(layout.names, block.columns, strict=True)), block.num_rows)
     yield from _odd_rows(member, spec, ctx, layout, odd)
 
 
