@@ -7,6 +7,7 @@ mirrors each mandatory rule so an error can be traced back to its line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -20,7 +21,8 @@ from cdrfetch import records
 PROVIDER = "huawei-cec"
 NAIVE_MS = pa.timestamp("ms")
 _STR = pa.string()
-_NEEDS_ESCAPE = r"[\x00-\x1f\\\"]"
+_END = 1 << 62  # a slice start past any cell: append
+_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f\\"]')
 _DIRECTION_CODES = ("0", "6", "7", "40", "41", "42", "43", "44", "45")
 _DIRECTIONS = pa.array(["inbound", "internal", *["outbound"] * 7])
 
@@ -117,23 +119,30 @@ def times(values: pa.Array, zone: Zone) -> pa.Array:
         return pa.array(local, records.UTC_MS)
 
 
-def _quoted(values: pa.Array) -> pa.Array:
-    """JSON string literals, byte-identical to json.dumps(ensure_ascii=False); nulls stay null."""
-    if pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
-        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values.to_pylist()], _STR)
-    return pc.binary_join_element_wise('"', values, '"', "")
+def _member(name: str, values: pa.Array) -> pa.Array:
+    """`,"name":<JSON string>` per row, null for empty cells; escapes identical to json.dumps(ensure_ascii=False)."""
+    key = "," + json.dumps(name, ensure_ascii=False) + ":"
+    cells = blank_to_null(values)
+    data = cells.buffers()[2]
+    # one C-speed scan of the column's character data; escaping is rare, so it takes the slow path
+    if data is not None and _NEEDS_ESCAPE.search(memoryview(data)):
+        literals = [None if v is None else json.dumps(v, ensure_ascii=False) for v in cells.to_pylist()]
+        return _wrap(pa.array(literals, _STR), key, "")
+    return _wrap(cells, key + '"', '"')
+
+
+def _wrap(values: pa.Array, before: str, after: str) -> pa.Array:
+    """before + value + after (null stays null); slice replacement beats binary_join_element_wise ~2x."""
+    return pc.binary_replace_slice(pc.binary_replace_slice(values, 0, 0, before), _END, _END, after)
 
 
 def extra_column(fields: Sequence[tuple[str, pa.Array]], rows: int) -> pa.Array:
     """The `extra` JSON object of each row from (name, cells) pairs, empty cells left out (records.extra_json)."""
     if not fields:
         return pa.repeat(pa.scalar("{}"), rows)
-    parts = [
-        pc.binary_join_element_wise("," + json.dumps(name, ensure_ascii=False) + ":", _quoted(blank_to_null(v)), "")
-        for name, v in fields
-    ]
+    parts = [_member(name, values) for name, values in fields]
     joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
-    return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
+    return _wrap(pc.binary_replace_slice(joined, 0, 1, ""), "{", "}")  # drop the leading comma
 
 
 def direction(call_type: pa.Array) -> pa.Array:
@@ -171,7 +180,9 @@ def normalize_calls(
     call_id = c["call_id"]
     require(pc.not_equal(call_id, ""), "call_id is empty", lambda row, z: not cell(row, 4))
     begin, end = times(c["call_begin"], zone), times(c["call_end"], zone)
-    start = pc.coalesce(begin, times(c["wait_begin"], zone), times(c["ack_begin"], zone))
+    start = begin
+    if pc.any(pc.is_null(begin)).as_py():  # unanswered calls: wait_begin, then ack_begin (§6.1)
+        start = pc.coalesce(begin, times(pc.coalesce(blank_to_null(c["wait_begin"]), c["ack_begin"]), zone))
     require(pc.is_valid(start), "no readable call_begin, wait_begin or ack_begin", _no_start)
     extension = [(key, c[key]) for key in c if key not in CALL_NAMES]
     extra = [(key, c[key]) for key in CALL_EXTRA] + extension + developer_field(c["developer"], account, warn, name)

@@ -23,7 +23,7 @@ from cdrfetch.errors import DataError
 from cdrfetch.providers import _huawei_cec_columns as cols
 
 PROVIDER = "huawei-cec"
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 1 << 20  # Arrow reads ahead dozens of blocks; 1 MiB keeps that to tens of MiB
 _MEMBER = re.compile(r"^(?P<stem>.*_(?P<kind>call|record))(?:_(?P<part>\d+))?\.csv$", re.IGNORECASE)
 
 

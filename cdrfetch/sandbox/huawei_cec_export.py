@@ -150,7 +150,8 @@ def record_row(call: data.SynthCall, ak: str, tz: tzinfo) -> list[str]:
     day, agent = f"{call.start:%Y%m%d}", str(100 + call.index % 50)
     return [
         ak, "acct-1", "1", agent, call_id(call), call.caller, call.callee, _text(legs(call)[0].begin, tz),
-        _text(legs(call)[-1].end, tz), f"/10/1/record/{agent}/{day}/{call.index:07d}.wav", str(call.index % 2), "success",
+        _text(legs(call)[-1].end, tz), f"/10/1/record/{agent}/{day}/{call.index:07d}.wav", str(call.index % 2),
+        "success",
         f"X:\\17\\0\\{day}\\{agent}\\{call.index:07d}.V3", "1", "0" if call.direction == "inbound" else "1", "5",
         "1", "1",
     ]  # fmt: skip
