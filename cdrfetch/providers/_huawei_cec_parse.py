@@ -98,7 +98,7 @@ def _layout(member: archive.Member, encoding: str, spec: cols.Table, ctx: Contex
     if header and [c.strip().lower() for c in first[: len(spec.names)]] != list(spec.names[: len(first)]):
         ctx.warn(f"{member.name}: header names differ from the documented columns; mapping by position")
     names = spec.extend(first if header else [], len(first))
-    return Layout(names, skip if header else skip - 1)
+    return Layout(names, skip if header else 0)  # Arrow skips physical lines; it drops blank ones itself
 
 
 def _open(path: Path, encoding: str, layout: Layout, odd: list[tuple[int | None, str]]) -> pcsv.CSVStreamingReader:

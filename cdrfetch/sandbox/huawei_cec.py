@@ -67,7 +67,7 @@ class Knobs:
     max_skew = 900.0
     clock_offset = 0.0
     lock_after, lock_window, lock_duration = 5, 600.0, 600.0
-    ready_after, ready_after_polls = 3.0, 1
+    ready_after, ready_after_polls = 1.5, 1
     never_ready = empty = False
     throttle_query = throttle_download = 0
     truncate_zip: str | None = None  # "short" | "lying"
@@ -75,6 +75,7 @@ class Knobs:
     damage_limit: int | None = None  # how many downloads truncate/corrupt affect (None: all)
     error_as_octet = reject_auth = lock_now = False
     result_code: str | None = None
+    result_param = ""  # the {param} of an injected result code's description
     header, bom, gbk, short_rows, malformed = True, False, False, False, False
     extra_columns = 0
     part_rows: int | None = None
@@ -269,7 +270,7 @@ class HuaweiCecEmulator(Knobs, Emulator):
     def _rows(self, job: Job) -> list[tuple[str, list[list[str]]]]:
         tz = zone(self.data_tz)
         start, end = (moment.replace(tzinfo=tz).astimezone(timezone.utc) for moment in (job.begin, job.end))
-        found = export.calls(self.seed, job.ak, start, end, tz)
+        found = export.rows_between(self.seed, job.ak, start, end, tz)
         wanted = {"call": ("call",), "record": ("record",), "call_record": ("call", "record")}[job.data_type]
         makers = {"call": export.call_rows, "record": export.record_rows}
         return [(kind, makers[kind](found, job.ak, tz)) for kind in wanted]
@@ -307,7 +308,7 @@ class HuaweiCecEmulator(Knobs, Emulator):
         with self.state:
             if self.result_code:
                 injected, self.result_code = self.result_code, None
-                return injected, "injected"
+                return injected, self.result_param
             if getattr(self, knob) > 0:
                 setattr(self, knob, getattr(self, knob) - 1)
                 return code, ""

@@ -92,9 +92,14 @@ class Style:
     malformed: bool = False
 
 
-def calls(seed: int, ak: str, start: datetime, end: datetime, tz: tzinfo) -> list[data.SynthCall]:
-    """The calls CC-FS would export for `[start, end)`, generated per day in the data zone."""
-    return data.calls_between(seed, ak, start, end, tz)
+def rows_between(seed: int, ak: str, start: datetime, end: datetime, tz: tzinfo) -> list[Leg]:
+    """The `_call` rows CC-FS exports for `[start, end)`: legs whose start lies inside it.
+
+    The emulator filters on the start a client derives (call_begin, else wait_begin), so every
+    leg belongs to exactly one chunk; a leg starts less than a day after its call arrives.
+    """
+    found = data.calls_between(seed, ak, start - timedelta(days=1), end, tz)
+    return [leg for call in found for leg in legs(call) if start <= leg.start < end]
 
 
 def legs(call: data.SynthCall) -> list[Leg]:
@@ -114,8 +119,7 @@ def expected(seed: int, ak: str, start: datetime, end: datetime, tz: tzinfo) -> 
     """One ExpectedCall per `_call` row of the window."""
     return [
         ExpectedCall(leg.call.caller, leg.call.callee, leg.start, _seconds(leg))
-        for call in calls(seed, ak, start, end, tz)
-        for leg in legs(call)
+        for leg in rows_between(seed, ak, start, end, tz)
     ]
 
 
@@ -166,14 +170,14 @@ def _text(moment: datetime | None, tz: tzinfo) -> str:
     return "" if moment is None else moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def call_rows(found: list[data.SynthCall], ak: str, tz: tzinfo) -> list[list[str]]:
-    """Every `_call` row, sorted (call order, then leg order)."""
-    return [call_row(leg, ak, tz) for call in found for leg in legs(call)]
+def call_rows(found: list[Leg], ak: str, tz: tzinfo) -> list[list[str]]:
+    """Every `_call` row, in call order, then leg order."""
+    return [call_row(leg, ak, tz) for leg in found]
 
 
-def record_rows(found: list[data.SynthCall], ak: str, tz: tzinfo) -> list[list[str]]:
-    """Every `_record` row (answered calls only)."""
-    return [record_row(call, ak, tz) for call in found if call.duration_s]
+def record_rows(found: list[Leg], ak: str, tz: tzinfo) -> list[list[str]]:
+    """The recording-index row of each answered call whose talk starts in the window (its first leg)."""
+    return [record_row(leg.call, ak, tz) for leg in found if leg.begin is not None and leg == legs(leg.call)[0]]
 
 
 def render(rows: list[list[str]], header: list[str], style: Style) -> bytes:
