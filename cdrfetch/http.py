@@ -59,7 +59,8 @@ def send(
     """One attempt. Raises retryable errors for 5xx, 429 and transport failures; returns the rest."""
     log.debug("%s: %s %s", what, method, REDACTOR(url))
     try:
-        response = session.request(method, url, timeout=timeout, **kwargs)
+        # an explicit verify: requests lets REQUESTS_CA_BUNDLE override a session's CA bundle otherwise
+        response = session.request(method, url, timeout=timeout, **{"verify": session.verify, **kwargs})
     except requests.exceptions.SSLError as exc:
         raise ConfigError(f"{what}: TLS verification of {_host(url)} failed: {_reason(exc)}", TLS_HINT) from None
     except requests.exceptions.Timeout:
