@@ -34,6 +34,8 @@ NOT_READY, NO_DATA, DOWNLOAD_FLOW, QUERY_FLOW = "0300011", "0300012", "0300008",
 SETTING_FIELDS = {"callBackURL": "callback_url", "accountId": "account_id", "dataType": "data_type"}
 PARAM_CODES = ("0300001", "0300002", "0300003", "0300004", "0300005")
 FLOW_DELAY_MAX = 300.0
+DOWNLOAD_TIMEOUT = 300.0  # seconds to wait for a large zip (spec §7.3)
+DOWNLOAD_WHAT = "downloadBillFile"
 BAD_ARCHIVE_RETRIES = 2
 AUTH_RETRIES = 1  # spec §3.7: one re-signed retry after a 401, then stop (the server locks the IP)
 AUTH_HINT = (
@@ -218,7 +220,10 @@ class HuaweiCec(Provider):
         return self.client.retry(lambda: self._download_once(name, attempts), what="downloadBillFile")
 
     def _download_once(self, name: str, attempts: Attempts) -> list[archive.Member] | None:
-        response = self._post(DOWNLOAD, {"billFileName": name}, attempts, what="downloadBillFile", stream=True)
+        timeout = max(self.client.timeout, DOWNLOAD_TIMEOUT)
+        response = self._post(
+            DOWNLOAD, {"billFileName": name}, attempts, what=DOWNLOAD_WHAT, stream=True, timeout=timeout
+        )
         with response:
             if "json" in response.headers.get("Content-Type", "").lower():
                 return self._download_code(self._json(response, "downloadBillFile"), attempts)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import re
+import ssl
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -79,6 +80,7 @@ class Knobs:
     header, bom, gbk, short_rows, malformed = True, False, False, False, False
     extra_columns = 0
     part_rows: int | None = None
+    tls_cert: tuple[str, str] | None = None  # (certificate PEM, key PEM): serve HTTPS with them
 
 
 class HuaweiCecEmulator(Knobs, Emulator):
@@ -118,6 +120,14 @@ class HuaweiCecEmulator(Knobs, Emulator):
 
     def _handlers(self) -> dict[str, Any]:
         return {QUERY: self._query, DOWNLOAD: self._download}
+
+    def server_tls(self) -> ssl.SSLContext | None:
+        """HTTPS with `tls_cert` (tests make a self-signed one to exercise `ca_bundle` and `insecure`)."""
+        if self.tls_cert is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*self.tls_cert)
+        return context
 
     def profile(self, base_url: str) -> dict[str, Any]:
         """Sandbox credentials and short waits (the demo still shows a few polls)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -52,6 +53,26 @@ def settings_for(emulator: HuaweiCecEmulator, url: str, **overrides: Any) -> dic
     return defaults | emulator.profile(url) | FAST | overrides
 
 
+@contextmanager
+def provider_for(
+    emulator: HuaweiCecEmulator,
+    summary_box: list[RunSummary],
+    statuses: list[str],
+    clock: Callable[[], datetime] = utc_now,
+    **overrides: Any,
+) -> Iterator[HuaweiCec]:
+    """Client + provider pointed at a running emulator (the real services, no mocks)."""
+    with SandboxServer(emulator) as server:
+        settings = settings_for(emulator, server.url, **overrides)
+        summary = RunSummary("huawei-cec", str(settings["ak"]), "test", "", "")
+        summary_box.append(summary)
+        log = logging.getLogger("cdrfetch.test.huawei")
+        with Client(
+            settings, log=log, summary=summary, clock=clock, progress=lambda w, t: Recorder(statuses)
+        ) as client:
+            yield HuaweiCec(settings, client)
+
+
 def pull(
     emulator: HuaweiCecEmulator,
     window: Window = WINDOW,
@@ -60,25 +81,24 @@ def pull(
     keep_going: bool = False,
     **overrides: Any,
 ) -> Pulled:
-    """Build Client + provider against the emulator and fetch every chunk (errors raise unless keep_going)."""
-    with SandboxServer(emulator) as server:
-        settings = settings_for(emulator, server.url, **overrides)
-        summary = RunSummary("huawei-cec", str(settings["ak"]), "test", window.start.isoformat(), window.end.isoformat())
-        result = Pulled({}, summary)
-        log = logging.getLogger("cdrfetch.test.huawei")
-        with Client(settings, log=log, summary=summary, clock=clock, progress=lambda w, t: Recorder(result.statuses)) as client:
-            provider = HuaweiCec(settings, client)
-            batches = []
-            for chunk in provider.chunks(window):
-                try:
-                    batches.extend(provider.fetch(chunk))
-                except CdrfetchError as error:
-                    if not keep_going:
-                        raise
-                    result.errors.append(error)
-        for name, schema in HuaweiCec.output_tables().items():
-            result.tables[name] = pa.Table.from_batches([b.data for b in batches if b.table == name], schema=schema)
-        return result
+    """Fetch every chunk of `window` from the emulator (errors raise unless keep_going)."""
+    summaries: list[RunSummary] = []
+    statuses: list[str] = []
+    errors: list[CdrfetchError] = []
+    batches = []
+    with provider_for(emulator, summaries, statuses, clock, **overrides) as provider:
+        for chunk in provider.chunks(window):
+            try:
+                batches.extend(provider.fetch(chunk))
+            except CdrfetchError as error:
+                if not keep_going:
+                    raise
+                errors.append(error)
+    tables = {
+        name: pa.Table.from_batches([b.data for b in batches if b.table == name], schema=schema)
+        for name, schema in HuaweiCec.output_tables().items()
+    }
+    return Pulled(tables, summaries[0], errors, statuses)
 
 
 def count(emulator: HuaweiCecEmulator, route: str) -> int:

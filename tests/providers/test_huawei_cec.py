@@ -5,8 +5,9 @@ from __future__ import annotations
 import collections
 import csv
 import http.client
+import ipaddress
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
 from cdrfetch.windows import Window, zone
 from tests.helpers import read_rows, run_cli
 from tests.providers.contract import ProviderContract
-from tests.providers.huawei_cec_support import WINDOW, count, pull
+from tests.providers.huawei_cec_support import WINDOW, count, provider_for, pull
 
 UTC = timezone.utc
 QUERY, DOWNLOAD = "queryBillData", "downloadBillFile"
@@ -88,7 +89,7 @@ def test_known_answer_vectors(vector: str) -> None:
 
 @pytest.mark.parametrize("vector", sorted(VECTORS))
 def test_authbase_signs_what_requests_sends(vector: str) -> None:
-    path, headers, body, _, _, expected = VECTORS[vector]
+    path, _headers, body, _, _, expected = VECTORS[vector]
     signed = "host" if vector == "A" else "content-length;content-type;host"
     auth = AuthV2(AK, SK, clock=lambda: FROZEN, signed_headers=signed)
     request = requests.Request(
@@ -108,7 +109,7 @@ def test_signature_changes_with_body_time_and_host() -> None:
 
 
 def test_percent_encoding_and_host_rules() -> None:
-    assert enc("a b/c:d;e=f{}\",~._-") == "a%20b%2Fc%3Ad%3Be%3Df%7B%7D%22%2C~._-"
+    assert enc('a b/c:d;e=f{}",~._-') == "a%20b%2Fc%3Ad%3Be%3Df%7B%7D%22%2C~._-"
     assert enc("中") == "%E4%B8%AD"
     assert host_header("https://10.0.0.1:28443/x") == "10.0.0.1:28443"
     assert host_header("https://cc.example:443") == "cc.example"
@@ -128,7 +129,7 @@ def _replay(server: SandboxServer, path: str, body: bytes, headers: dict[str, st
 
 @pytest.mark.parametrize("vector", sorted(VECTORS))
 def test_emulator_accepts_the_vectors_and_rejects_one_changed_byte(vector: str) -> None:
-    path, headers, body, _, _, authz = VECTORS[vector]
+    path, _headers, body, _, _, authz = VECTORS[vector]
     emulator = HuaweiCecEmulator(credentials={AK: SK}, clock=lambda: FROZEN)
     sent = {"Host": HOST, "Content-Type": CT, "Content-Length": str(len(body)), "Authorization": authz}
     with SandboxServer(emulator) as server:
@@ -169,13 +170,17 @@ class TestHuaweiCecContract(ProviderContract):
         emulator.truncate_zip, emulator.damage_limit = "lying", count
 
     @pytest.mark.parametrize("fmt", ("parquet", "csv", "jsonl", "json"))
-    def test_recordings_side_table_in_every_format(self, emulator: Emulator, profile: Path, tmp_path: Path, fmt: str) -> None:
+    def test_recordings_side_table_in_every_format(
+        self, emulator: Emulator, profile: Path, tmp_path: Path, fmt: str
+    ) -> None:
         out = tmp_path / f"calls.{fmt}"
         result = self.pull(profile, "-o", str(out))
         assert result.exit_code == 0, result.stderr
         side = tmp_path / f"calls.recordings.{fmt}"
         rows = read_rows(side, fmt)
-        answered = [leg for leg in _legs(emulator, self.window) if leg.begin is not None and leg == export.legs(leg.call)[0]]
+        answered = [
+            leg for leg in _legs(emulator, self.window) if leg.begin is not None and leg == export.legs(leg.call)[0]
+        ]
         assert len(rows) == len(answered) > 0
         assert {r["record_id"] for r in rows} == {f"{export.call_id(leg.call)}:{_file_name(leg)}" for leg in answered}
         if fmt == "parquet":
@@ -187,7 +192,9 @@ class TestHuaweiCecContract(ProviderContract):
         result = self.pull(profile, "-o", "-", "--set", "poll_timeout=0.5")
         assert result.exit_code == ExitCode.TEMPORARY, result.stderr
         job = next(iter(emulator.jobs.values()))
-        response_id = "-".join((job.file_name[9:17], job.file_name[17:21], job.file_name[21:25], job.file_name[25:29], job.file_name[29:]))
+        response_id = "-".join(
+            (job.file_name[9:17], job.file_name[17:21], job.file_name[21:25], job.file_name[25:29], job.file_name[29:])
+        )
         assert response_id in result.stderr and job.file_name in result.stderr
 
 
@@ -226,7 +233,11 @@ def test_generate_sends_the_chunk_in_tz_and_the_settings() -> None:
     window = Window(datetime(2024, 3, 1, 16, tzinfo=UTC), datetime(2024, 3, 8, 16, tzinfo=UTC))
     pulled = pull(emulator, window, account_id="tenant-1", data_type="call")
     bodies = [json.loads(r.body) for r in emulator.received if QUERY in r.path]
-    assert [b["msgBody"]["beginTime"] for b in bodies] == ["2024-03-02 00:00:00", "2024-03-05 00:00:00", "2024-03-08 00:00:00"]
+    assert [b["msgBody"]["beginTime"] for b in bodies] == [
+        "2024-03-02 00:00:00",
+        "2024-03-05 00:00:00",
+        "2024-03-08 00:00:00",
+    ]
     assert bodies[0]["msgBody"] == {
         "beginTime": "2024-03-02 00:00:00", "endTime": "2024-03-05 00:00:00", "dataType": "call",
         "callBackURL": "https://cdrfetch.invalid/callback", "accountId": "tenant-1",
@@ -420,7 +431,10 @@ def test_recordings_map_per_spec() -> None:
     assert first["record_id"] == f"{first['call_id']}:{first['file_name']}"
     assert first["file_name"].startswith("/10/1/record/") and first["original_file_name"].endswith(".V3")
     assert first["media_type"] == "5" and set(json.loads(first["extra"])) >= {"task_status", "task_result"}
-    talk = {(c["call_id"], c["start_time"]) for c in pull(HuaweiCecEmulator(ready_after=0.0, data_tz="Asia/Shanghai"), tz="Asia/Shanghai").rows()}
+    talk = {
+        (c["call_id"], c["start_time"])
+        for c in pull(HuaweiCecEmulator(ready_after=0.0, data_tz="Asia/Shanghai"), tz="Asia/Shanghai").rows()
+    }
     assert all((r["call_id"], r["start_time"]) in talk for r in rows)
 
 
@@ -523,3 +537,45 @@ def test_sandbox_demo_shows_export_progress(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name.split(".", 1)[1] for p in out.rglob("*.parquet")) == ["parquet", "recordings.parquet"]
 
+
+def test_check_proves_the_credentials() -> None:
+    with provider_for(HuaweiCecEmulator(), [], []) as provider:
+        assert "accepted" in provider.check()
+    with provider_for(HuaweiCecEmulator(), [], [], sk="wrong") as provider, pytest.raises(AuthError):
+        provider.check()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A fresh self-signed certificate for 127.0.0.1 (IP subject-alternative name)."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "cc-fs sandbox")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(folder / "cert.pem"), str(folder / "key.pem")
+
+
+def test_https_with_ca_bundle_insecure_and_untrusted(certificate: tuple[str, str]) -> None:
+    emulator = HuaweiCecEmulator(ready_after=0.0, tls_cert=certificate)
+    assert _projection(pull(emulator, ca_bundle=certificate[0]).rows()) == _expected(emulator)
+    assert pull(HuaweiCecEmulator(ready_after=0.0, tls_cert=certificate), insecure=True).tables["calls"].num_rows
+    with pytest.raises(ConfigError, match="TLS verification"):
+        pull(HuaweiCecEmulator(tls_cert=certificate))
+    with pytest.raises(ConfigError, match="contradict"):
+        pull(HuaweiCecEmulator(tls_cert=certificate), ca_bundle=certificate[0], insecure=True)
