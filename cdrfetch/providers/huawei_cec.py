@@ -10,29 +10,31 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 import urllib3
 
 from cdrfetch import archive, http, records
-from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, TemporaryError, UnavailableError
+from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
+from cdrfetch.providers import _huawei_cec_codes as codes
 from cdrfetch.providers import _huawei_cec_columns as cols
 from cdrfetch.providers._huawei_cec_auth import DEFAULT_SIGNED, AuthV2
-from cdrfetch.providers._huawei_cec_parse import Context, parse_members
+from cdrfetch.providers._huawei_cec_parse import Context, member_kind, parse_members
 from cdrfetch.providers.base import Provider, Setting
 from cdrfetch.windows import Window, split, zone
+
+if TYPE_CHECKING:
+    from cdrfetch.client import Client
+    from cdrfetch.config import Resolved
 
 QUERY = "/CCFS/resource/ccfs/queryBillData"
 DOWNLOAD = "/CCFS/resource/ccfs/downloadBillFile"
 HEADERS = {"Content-Type": "application/json; charset=UTF-8", "Accept": "*/*"}
-NOT_READY, NO_DATA, DOWNLOAD_FLOW, QUERY_FLOW = "0300011", "0300012", "0300008", "0300009"
-SETTING_FIELDS = {"callBackURL": "callback_url", "accountId": "account_id", "dataType": "data_type"}
-PARAM_CODES = ("0300001", "0300002", "0300003", "0300004", "0300005")
 FLOW_DELAY_MAX = 300.0
 DOWNLOAD_TIMEOUT = 300.0  # seconds to wait for a large zip (spec §7.3)
 DOWNLOAD_WHAT = "downloadBillFile"
@@ -74,7 +76,7 @@ class HuaweiCec(Provider):
     title = "Huawei CEC (CC-FS)"
     account_setting = "ak"
     max_window = timedelta(days=3)
-    tables: ClassVar[dict[str, Any]] = {"calls": records.CALLS, "recordings": cols.RECORDINGS}
+    tables: ClassVar[Mapping[str, Any]] = {"calls": records.CALLS, "recordings": cols.RECORDINGS}
     settings = (
         Setting("base_url", "https://<CC-FS or NSLB ip>:<port>, no path (e.g. https://10.0.0.1:28443)"),
         Setting("ak", "access key (developer ID / appId); also the `account` column"),
@@ -93,7 +95,7 @@ class HuaweiCec(Provider):
         Setting("flow_backoff", "first wait after a flow-control code (doubles, max 300 s)", default=30.0, kind=float),
     )
 
-    def __init__(self, settings: Any, client: Any) -> None:
+    def __init__(self, settings: Resolved, client: Client) -> None:
         super().__init__(settings, client)
         self._validate()
         self.base_url = str(self.config["base_url"]).rstrip("/")
@@ -138,10 +140,12 @@ class HuaweiCec(Provider):
             return
         self.client.summary.notes.setdefault("response_ids", {})[chunk.label] = response_id
         members = self._wait(Job(response_id, issued))
-        ctx = Context(str(self.config["ak"]), self.zone, self._warn)
-        yield from parse_members(members, ctx)
-        if members and not ctx.counts:
+        for member in members:
+            if member_kind(member.name) is None:
+                self.client.log.debug("huawei-cec: ignoring archive member %s", member.name)
+        if members and not any(member_kind(member.name) for member in members):
             self._warn(f"huawei-cec: export {response_id} holds no _call or _record member")
+        yield from parse_members(members, Context(str(self.config["ak"]), self.zone, self._warn))
 
     def check(self) -> str:
         """Ask for a file that cannot exist: 0300011 proves the signature was accepted."""
@@ -231,7 +235,7 @@ class HuaweiCec(Provider):
         with open(path, "rb") as handle:
             head = handle.read(200)
         if head.lstrip().startswith(b"{"):  # a JSON error served with the wrong content type
-            return self._download_code(self._parse_json(head + path.read_bytes()[200:], "downloadBillFile"), attempts)
+            return self._download_code(codes.parse_json(path.read_bytes(), DOWNLOAD_WHAT), attempts)
         if archive.sniff(path) != archive.ZIP:
             raise UnavailableError(
                 f"downloadBillFile: neither a zip nor JSON: {head[:200]!r}",
@@ -241,8 +245,8 @@ class HuaweiCec(Provider):
         return self._extract(path, name, attempts)
 
     def _download_code(self, payload: dict[str, Any], attempts: Attempts) -> list[archive.Member] | None:
-        code = _code(payload)
-        if code == NOT_READY:
+        code = codes.result_code(payload)
+        if code == codes.NOT_READY:
             return None
         if code == "0":
             raise DataError("downloadBillFile: result 0 without a zip", "report this CC-FS answer")
@@ -305,35 +309,22 @@ class HuaweiCec(Provider):
         return response
 
     def _json(self, response: requests.Response, what: str) -> dict[str, Any]:
-        return self._parse_json(response.content, what)
-
-    def _parse_json(self, raw: bytes, what: str) -> dict[str, Any]:
-        try:
-            payload = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise UnavailableError(
-                f"{what}: answer is not JSON: {raw[:200]!r}",
-                "check `base_url`; a proxy may be answering instead of CC-FS",
-                retryable=True,
-            ) from None
-        if not isinstance(payload, dict):
-            raise DataError(f"{what}: unexpected JSON answer", "report this CC-FS answer")
-        return payload
+        return codes.parse_json(response.content, what)
 
     def _result(self, payload: dict[str, Any], what: str, attempts: Attempts) -> dict[str, Any] | None:
         """The payload for result 0, None for 0300012 (zero records); every other code raises."""
-        code, desc = _code(payload), str(payload.get("resultDesc") or "")
+        code, desc = codes.result_code(payload), str(payload.get("resultDesc") or "")
         if code == "0":
             return payload
-        if code == NO_DATA:
+        if code == codes.NO_DATA:
             return None
-        if code in (DOWNLOAD_FLOW, QUERY_FLOW):
+        if code in codes.FLOW_CONTROL:
             delay = min(float(self.config["flow_backoff"]) * 2**attempts.flow, FLOW_DELAY_MAX)
             attempts.flow += 1
             raise TemporaryError(
                 f"{what}: CC-FS flow control ({code} {desc})", "run again later", retryable=True, retry_after=delay
             )
-        raise _code_error(what, code, desc)
+        raise codes.error_for(what, code, desc)
 
     def _warn(self, message: str) -> None:
         self.client.log.warning("%s", message)
@@ -342,28 +333,6 @@ class HuaweiCec(Provider):
 
 def _utc_date(moment: datetime) -> date:
     return moment.astimezone(timezone.utc).date()
-
-
-def _code(payload: dict[str, Any]) -> str:
-    """Top-level resultCode, else the legacy response.resultCode."""
-    code = payload.get("resultCode")
-    if code is None:
-        code = (payload.get("response") or {}).get("resultCode")
-    return str(code) if code is not None else "<none>"
-
-
-def _code_error(what: str, code: str, desc: str) -> CdrfetchError:
-    """The error for a result code that is neither success, zero records nor flow control."""
-    text = f"{what}: CC-FS result {code}: {desc}".rstrip(": ")
-    if code in PARAM_CODES:
-        for param, setting in SETTING_FIELDS.items():
-            if param in desc:
-                return ConfigError(text, f"check the `{setting}` setting")
-        if "beginTime" in desc or "endTime" in desc:
-            return DataError(text, "CC-FS exports at most 3 days; check `max_window_days` and `tz`")
-    if code in ("0300006", "0300007", "0300010") or code in PARAM_CODES:
-        return DataError(text, "CC-FS rejected the request; please report this")
-    return DataError(text, "an undocumented CC-FS result code; see the CC-FS error code reference")
 
 
 PROVIDER = HuaweiCec
