@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,7 +34,6 @@ class Context:
     account: str
     zone: cols.Zone
     warn: Callable[[str], None]
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 def member_kind(name: str) -> tuple[str, tuple[str, int]] | None:
@@ -55,7 +54,6 @@ def parse_members(members: Sequence[archive.Member], ctx: Context) -> Iterator[r
     )
     for (table, _), member in chosen:
         for batch in parse_member(member, table, ctx):
-            ctx.counts[table] = ctx.counts.get(table, 0) + batch.num_rows
             yield records.Batch(table, batch)
 
 

@@ -579,3 +579,11 @@ def test_https_with_ca_bundle_insecure_and_untrusted(certificate: tuple[str, str
         pull(HuaweiCecEmulator(tls_cert=certificate))
     with pytest.raises(ConfigError, match="contradict"):
         pull(HuaweiCecEmulator(tls_cert=certificate), ca_bundle=certificate[0], insecure=True)
+
+
+def test_header_only_empty_and_foreign_members_give_no_rows(tmp_path: Path) -> None:
+    (tmp_path / "h_call.csv").write_text(",".join(cols.CALL_NAMES) + "\r\n", encoding="utf-8")
+    (tmp_path / "e_record.csv").write_bytes(b"")
+    (tmp_path / "readme.txt").write_text("not a member we read", encoding="utf-8")
+    members = [archive.Member(p.name, p) for p in sorted(tmp_path.iterdir())]
+    assert list(parse_members(members, Context("ak", cols.Zone(UTC), print))) == []
