@@ -8,7 +8,8 @@ from typing import Any
 from cdrfetch.errors import CdrfetchError, ConfigError, DataError, UnavailableError
 
 NOT_READY, NO_DATA = "0300011", "0300012"
-FLOW_CONTROL = ("0300008", "0300009")  # download / query flow-control thresholds
+DOWNLOAD_FLOW, QUERY_FLOW = "0300008", "0300009"  # flow-control thresholds reached
+FLOW_CONTROL = (DOWNLOAD_FLOW, QUERY_FLOW)
 PARAM_CODES = ("0300001", "0300002", "0300003", "0300004", "0300005")
 CLIENT_BUGS = ("0300006", "0300007", "0300010")
 SETTING_FIELDS = {"callBackURL": "callback_url", "accountId": "account_id", "dataType": "data_type"}

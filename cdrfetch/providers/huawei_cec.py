@@ -36,6 +36,7 @@ QUERY = "/CCFS/resource/ccfs/queryBillData"
 DOWNLOAD = "/CCFS/resource/ccfs/downloadBillFile"
 HEADERS = {"Content-Type": "application/json; charset=UTF-8", "Accept": "*/*"}
 FLOW_DELAY_MAX = 300.0
+QUERY_FLOW_TRIES = 5  # queryBillData under flow control (0300009): at most this many tries (spec §7.3)
 DOWNLOAD_TIMEOUT = 300.0  # seconds to wait for a large zip (spec §7.3)
 DOWNLOAD_WHAT = "downloadBillFile"
 BAD_ARCHIVE_RETRIES = 2
@@ -321,8 +322,9 @@ class HuaweiCec(Provider):
         if code in codes.FLOW_CONTROL:
             delay = min(float(self.config["flow_backoff"]) * 2**attempts.flow, FLOW_DELAY_MAX)
             attempts.flow += 1
+            again = code == codes.DOWNLOAD_FLOW or attempts.flow < QUERY_FLOW_TRIES
             raise TemporaryError(
-                f"{what}: CC-FS flow control ({code} {desc})", "run again later", retryable=True, retry_after=delay
+                f"{what}: CC-FS flow control ({code} {desc})", "run again later", retryable=again, retry_after=delay
             )
         raise codes.error_for(what, code, desc)
 

@@ -286,7 +286,7 @@ def test_flow_control_backs_off_and_retries(knob: str) -> None:
 def test_persistent_query_flow_control_gives_up_after_five_tries() -> None:
     emulator = HuaweiCecEmulator(throttle_query=50)
     with pytest.raises(TemporaryError, match="0300009"):
-        pull(emulator)
+        pull(emulator, retries=9)
     assert count(emulator, QUERY) == 5
 
 
