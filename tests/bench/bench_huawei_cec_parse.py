@@ -1,6 +1,6 @@
 """Huawei CEC: parse a 1,000,000-row `_call` CSV and write normalized Parquet, against DuckDB.
 
-Run: PYTHONPATH=$PWD /work/venv/bin/python tests/bench/bench_huawei_cec_parse.py [rows]
+Run: PYTHONPATH=$PWD /work/venv/bin/python tests/bench/bench_huawei_cec_parse.py [rows] [tz]
 
 Both sides do the same normalization (spec §6.1) of the same file in the same run: times read in
 Asia/Shanghai and converted to UTC, start falling back to wait/ack begin, duration, direction,
@@ -120,7 +120,9 @@ def peak_mib() -> float:
 
 def main() -> None:
     """Generate once, run both, print the figures."""
+    global TZ
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    TZ = sys.argv[2] if len(sys.argv) > 2 else TZ
     with tempfile.TemporaryDirectory(prefix="bench-huawei-") as tmp:
         source = Path(tmp) / "export_call.csv"
         write_csv(source, rows)
