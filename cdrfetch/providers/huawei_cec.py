@@ -1,0 +1,340 @@
+"""Huawei CEC / AICC, CC-FS: asynchronous CDR and recording-index export (spec: specs/huawei-cec.md).
+
+Per chunk of at most 3 days: POST queryBillData -> responseId; poll downloadBillFile with
+`yyyyMMdd_<responseId without dashes>.zip` until the zip arrives (0300011 = not yet); unzip;
+`_call*` members -> calls, `_record*` members -> recordings. Every request is signed with auth-v2.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import requests
+import urllib3
+
+from cdrfetch import archive, http, records
+from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
+from cdrfetch.providers import _huawei_cec_codes as codes
+from cdrfetch.providers import _huawei_cec_columns as cols
+from cdrfetch.providers._huawei_cec_auth import DEFAULT_SIGNED, AuthV2
+from cdrfetch.providers._huawei_cec_parse import Context, member_kind, parse_members
+from cdrfetch.providers.base import Provider, Setting
+from cdrfetch.windows import Window, split, zone
+
+if TYPE_CHECKING:
+    from cdrfetch.client import Client
+    from cdrfetch.config import Resolved
+
+QUERY = "/CCFS/resource/ccfs/queryBillData"
+DOWNLOAD = "/CCFS/resource/ccfs/downloadBillFile"
+HEADERS = {"Content-Type": "application/json; charset=UTF-8", "Accept": "*/*"}
+FLOW_DELAY_MAX = 300.0
+QUERY_FLOW_TRIES = 5  # queryBillData under flow control (0300009): at most this many tries (spec §7.3)
+DOWNLOAD_TIMEOUT = 300.0  # seconds to wait for a large zip (spec §7.3)
+DOWNLOAD_WHAT = "downloadBillFile"
+BAD_ARCHIVE_RETRIES = 2
+AUTH_RETRIES = 1  # spec §3.7: one re-signed retry after a 401, then stop (the server locks the IP)
+AUTH_HINT = (
+    "check `ak` and `sk`, the system clock (auth-v2 timestamps expire), "
+    "or try `signed_headers: host`; repeated failures lock this IP"
+)
+LOCK_HINT = (
+    "CC-FS locked this IP after repeated auth failures; check `ak`/`sk` and the clock, then wait before retrying"
+)
+
+
+@dataclass
+class Job:
+    """One export on the server: its id, when it was requested, and the file name that worked."""
+
+    response_id: str
+    issued: datetime
+    started: float = field(default_factory=time.monotonic)
+    name: str | None = None
+    checks: int = 0
+
+
+@dataclass
+class Attempts:
+    """Per-request counters that decide whether the core may try again."""
+
+    auth: int = 0
+    flow: int = 0
+    archive: int = 0
+
+
+class HuaweiCec(Provider):
+    """Huawei CEC (CC-FS) CDRs and recording indexes."""
+
+    name = "huawei-cec"
+    title = "Huawei CEC (CC-FS)"
+    account_setting = "ak"
+    max_window = timedelta(days=3)
+    tables: ClassVar[Mapping[str, Any]] = {"calls": records.CALLS, "recordings": cols.RECORDINGS}
+    settings = (
+        Setting("base_url", "https://<CC-FS or NSLB ip>:<port>, no path (e.g. https://10.0.0.1:28443)"),
+        Setting("ak", "access key (developer ID / appId); also the `account` column"),
+        Setting("sk", "secret key", secret=True),
+        Setting("signed_headers", "headers auth-v2 signs (alternative: host)", default=DEFAULT_SIGNED),
+        Setting("data_type", "what to export", default="call_record", choices=("call", "record", "call_record")),
+        Setting(
+            "callback_url",
+            "callBackURL the API requires (cdrfetch does not listen on it)",
+            default="https://cdrfetch.invalid/callback",
+        ),
+        Setting("account_id", "optional accountId filter (tenant space)", default="", required=False),
+        Setting("max_window_days", "chunk length in days (at most 3)", default=3, kind=int),
+        Setting("poll_interval", "seconds before the first download attempt (grows x1.5)", default=10.0, kind=float),
+        Setting("poll_timeout", "seconds to wait for one export before giving up", default=1800.0, kind=float),
+        Setting("flow_backoff", "first wait after a flow-control code (doubles, max 300 s)", default=30.0, kind=float),
+    )
+
+    def __init__(self, settings: Resolved, client: Client) -> None:
+        super().__init__(settings, client)
+        self._validate()
+        self.base_url = str(self.config["base_url"]).rstrip("/")
+        self.zone = cols.Zone(zone(str(self.config["tz"])))
+        self.auth = AuthV2(
+            str(self.config["ak"]),
+            str(self.config["sk"]),
+            clock=client.clock,
+            signed_headers=str(self.config["signed_headers"]),
+        )
+        self._auth_failed: str | None = None
+
+    def _validate(self) -> None:
+        if not 1 <= int(self.config["max_window_days"]) <= 3:
+            raise ConfigError(
+                "huawei-cec: max_window_days must be 1, 2 or 3", "CC-FS accepts at most 3 days per export"
+            )
+        if self.config["ca_bundle"] and self.config["insecure"]:
+            raise ConfigError("huawei-cec: `ca_bundle` and `insecure: true` contradict", "remove one of them")
+        if "host" not in str(self.config["signed_headers"]).lower().split(";"):
+            raise ConfigError("huawei-cec: signed_headers must include host", f"use {DEFAULT_SIGNED!r} or 'host'")
+
+    def chunks(self, window: Window) -> list[Window]:
+        """Slices of `max_window_days` (CC-FS refuses longer exports)."""
+        return split(window, timedelta(days=int(self.config["max_window_days"])))
+
+    def fetch(self, chunk: Window) -> Iterator[records.Batch]:
+        """Generate, wait for and parse the export of one chunk."""
+        if self._auth_failed:
+            raise AuthError(f"huawei-cec: skipped after an earlier failure: {self._auth_failed}", AUTH_HINT)
+        try:
+            yield from self._fetch(chunk)
+        except AuthError as error:
+            self._auth_failed = error.message  # later chunks would only add to the IP-lock counter
+            raise
+
+    def _fetch(self, chunk: Window) -> Iterator[records.Batch]:
+        issued = self.client.clock()
+        response_id = self._generate(chunk)
+        if response_id is None:
+            self.client.log.info("huawei-cec: no records in %s (0300012)", chunk.label)
+            return
+        self.client.summary.notes.setdefault("response_ids", {})[chunk.label] = response_id
+        members = self._wait(Job(response_id, issued))
+        for member in members:
+            if member_kind(member.name) is None:
+                self.client.log.debug("huawei-cec: ignoring archive member %s", member.name)
+        if members and not any(member_kind(member.name) for member in members):
+            self._warn(f"huawei-cec: export {response_id} holds no _call or _record member")
+        yield from parse_members(members, Context(str(self.config["ak"]), self.zone, self._warn))
+
+    def check(self) -> str:
+        """Ask for a file that cannot exist: 0300011 proves the signature was accepted."""
+        self._download_round("19700101_" + "0" * 32 + ".zip")
+        return f"auth-v2 signature accepted by {self.base_url} for ak {self.config['ak']}"
+
+    # -- generate -----------------------------------------------------------------------------
+
+    def _generate(self, chunk: Window) -> str | None:
+        """queryBillData -> responseId (None when CC-FS says there are no records)."""
+        body: dict[str, str] = {
+            "beginTime": self._local(chunk.start),
+            "endTime": self._local(chunk.end),
+            "dataType": str(self.config["data_type"]),
+            "callBackURL": str(self.config["callback_url"]),
+        }
+        if self.config["account_id"]:
+            body["accountId"] = str(self.config["account_id"])
+        attempts = Attempts()
+        payload = self.client.retry(lambda: self._query_once(body, attempts), what="queryBillData")
+        if payload is None:
+            return None
+        response_id = (payload.get("resultData") or {}).get("responseId")
+        if not isinstance(response_id, str) or not response_id.strip("-"):
+            raise DataError("queryBillData: accepted without a responseId", "report this CC-FS answer")
+        return response_id
+
+    def _query_once(self, body: dict[str, str], attempts: Attempts) -> dict[str, Any] | None:
+        response = self._post(QUERY, body, attempts, what="queryBillData")
+        with response:
+            payload = self._json(response, "queryBillData")
+        return self._result(payload, "queryBillData", attempts)
+
+    def _local(self, moment: datetime) -> str:
+        return moment.astimezone(self.zone.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    # -- wait and download --------------------------------------------------------------------
+
+    def _wait(self, job: Job) -> list[archive.Member]:
+        """Poll downloadBillFile until the zip (or 0300012) arrives; exit 75 with the id on timeout."""
+        progress = self.client.progress("huawei-cec export", None)
+        hint = (
+            f"export responseId {job.response_id} (billFileName {self._names(job)[0]}) may still finish on CC-FS; "
+            "raise `poll_timeout` and run again"
+        )
+        try:
+            return self.client.poll(
+                lambda: self._poll_round(job, progress.update), what="downloadBillFile", timeout_hint=hint
+            )
+        finally:
+            progress.close()
+
+    def _poll_round(self, job: Job, update: Callable[..., None]) -> list[archive.Member] | None:
+        job.checks += 1
+        update(status=f"CC-FS is generating the export (check {job.checks})")
+        for name in self._names(job):
+            members = self._download_round(name)
+            if members is not None:
+                job.name = name
+                return members
+        return None
+
+    def _names(self, job: Job) -> list[str]:
+        """billFileName candidates: the date in `tz`; from half the timeout also UTC and +-1 day (§2.3)."""
+        stem = "_" + job.response_id.replace("-", "") + ".zip"
+        local = job.issued.astimezone(self.zone.tz).date()
+        if job.name or time.monotonic() - job.started < self.client.poll_timeout / 2:
+            return [job.name or f"{local:%Y%m%d}{stem}"]
+        days = [local, _utc_date(job.issued), local - timedelta(days=1), local + timedelta(days=1)]
+        unique = list(dict.fromkeys(days))
+        return [f"{day:%Y%m%d}{stem}" for day in unique]
+
+    def _download_round(self, name: str) -> list[archive.Member] | None:
+        """One download (retried on 5xx, flow control, damaged archives): members, [] if empty, None if not ready."""
+        attempts = Attempts()
+        return self.client.retry(lambda: self._download_once(name, attempts), what="downloadBillFile")
+
+    def _download_once(self, name: str, attempts: Attempts) -> list[archive.Member] | None:
+        timeout = max(self.client.timeout, DOWNLOAD_TIMEOUT)
+        response = self._post(
+            DOWNLOAD, {"billFileName": name}, attempts, what=DOWNLOAD_WHAT, stream=True, timeout=timeout
+        )
+        with response:
+            if "json" in response.headers.get("Content-Type", "").lower():
+                return self._download_code(self._json(response, "downloadBillFile"), attempts)
+            path = self._spool(response, name)
+        with open(path, "rb") as handle:
+            head = handle.read(200)
+        if head.lstrip().startswith(b"{"):  # a JSON error served with the wrong content type
+            return self._download_code(codes.parse_json(path.read_bytes(), DOWNLOAD_WHAT), attempts)
+        if archive.sniff(path) != archive.ZIP:
+            raise UnavailableError(
+                f"downloadBillFile: neither a zip nor JSON: {head[:200]!r}",
+                "a proxy may be answering instead of CC-FS; check `base_url`",
+                retryable=True,
+            )
+        return self._extract(path, name, attempts)
+
+    def _download_code(self, payload: dict[str, Any], attempts: Attempts) -> list[archive.Member] | None:
+        code = codes.result_code(payload)
+        if code == codes.NOT_READY:
+            return None
+        if code == "0":
+            raise DataError("downloadBillFile: result 0 without a zip", "report this CC-FS answer")
+        self._result(payload, "downloadBillFile", attempts)  # raises for every code but 0300012
+        return []
+
+    def _spool(self, response: requests.Response, name: str) -> Path:
+        """Stream the body to a temp file; a short body is a failed download."""
+        handle, raw = tempfile.mkstemp(dir=self.client.workdir, suffix=".zip")
+        path, received = Path(raw), 0
+        try:
+            with open(handle, "wb") as out:
+                for block in response.raw.stream(1 << 16, decode_content=False):
+                    out.write(block)
+                    received += len(block)
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError):
+            path.unlink(missing_ok=True)
+            raise UnavailableError(
+                f"downloadBillFile {name}: connection dropped after {received} bytes", "run again later", retryable=True
+            ) from None
+        expected = response.headers.get("Content-Length", "")
+        if expected.isdigit() and int(expected) != received:
+            path.unlink(missing_ok=True)
+            raise UnavailableError(
+                f"downloadBillFile {name}: got {received} of {expected} bytes", "run again later", retryable=True
+            )
+        return path
+
+    def _extract(self, path: Path, name: str, attempts: Attempts) -> list[archive.Member]:
+        """Safe extraction (CRC checked while copying); a damaged archive is downloaded again."""
+        target = Path(tempfile.mkdtemp(dir=self.client.workdir))
+        try:
+            return archive.extract(path, target, name=name)
+        except DataError as error:
+            attempts.archive += 1
+            error.retryable = attempts.archive <= BAD_ARCHIVE_RETRIES
+            raise
+
+    # -- shared request and result handling ---------------------------------------------------
+
+    def _post(self, path: str, msg: dict[str, str], attempts: Attempts, *, what: str, **kw: Any) -> requests.Response:
+        """Sign and send one POST; 401 gets one re-signed retry, 403 (IP locked) none."""
+        body = json.dumps({"request": {"version": "2.0"}, "msgBody": msg}, separators=(",", ":"), ensure_ascii=False)
+        response = self.client.send(
+            "POST", self.base_url + path, what=what, data=body.encode("utf-8"), headers=HEADERS, auth=self.auth, **kw
+        )
+        if response.status_code == 401:
+            response.close()
+            attempts.auth += 1
+            raise AuthError(
+                f"{what}: signature rejected (HTTP 401)", AUTH_HINT, retryable=attempts.auth <= AUTH_RETRIES
+            )
+        if response.status_code == 403:
+            response.close()
+            raise AuthError(f"{what}: HTTP 403, this IP is locked by CC-FS", LOCK_HINT)
+        if response.status_code in (404, 405):
+            response.close()
+            raise ConfigError(f"{what}: HTTP {response.status_code}", "check `base_url` (host, port, NSLB mapping)")
+        http.fail_on_status(response, what)
+        return response
+
+    def _json(self, response: requests.Response, what: str) -> dict[str, Any]:
+        return codes.parse_json(response.content, what)
+
+    def _result(self, payload: dict[str, Any], what: str, attempts: Attempts) -> dict[str, Any] | None:
+        """The payload for result 0, None for 0300012 (zero records); every other code raises."""
+        code, desc = codes.result_code(payload), str(payload.get("resultDesc") or "")
+        if code == "0":
+            return payload
+        if code == codes.NO_DATA:
+            return None
+        if code in codes.FLOW_CONTROL:
+            delay = min(float(self.config["flow_backoff"]) * 2**attempts.flow, FLOW_DELAY_MAX)
+            attempts.flow += 1
+            again = code == codes.DOWNLOAD_FLOW or attempts.flow < QUERY_FLOW_TRIES
+            raise TemporaryError(
+                f"{what}: CC-FS flow control ({code} {desc})", "run again later", retryable=again, retry_after=delay
+            )
+        raise codes.error_for(what, code, desc)
+
+    def _warn(self, message: str) -> None:
+        self.client.log.warning("%s", message)
+        self.client.summary.warn(message)
+
+
+def _utc_date(moment: datetime) -> date:
+    return moment.astimezone(timezone.utc).date()
+
+
+PROVIDER = HuaweiCec

@@ -1,0 +1,360 @@
+"""Emulator of Huawei CC-FS queryBillData / downloadBillFile (spec §8), with strict auth-v2.
+
+Every request is authenticated first: the signature is recomputed from the received method,
+path, listed headers and raw body; 401 on mismatch, and 403 for an address that failed too often
+(the IP lock). Jobs become ready after `ready_after` seconds of the emulator's clock and at least
+`ready_after_polls` "not ready" answers. Every knob is a plain attribute (constructor kwargs too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import ssl
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from cdrfetch.providers._huawei_cec_auth import authorization
+from cdrfetch.sandbox import huawei_cec_export as export
+from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
+from cdrfetch.windows import Window, zone
+
+QUERY = "/CCFS/resource/ccfs/queryBillData"
+DOWNLOAD = "/CCFS/resource/ccfs/downloadBillFile"
+OCTET = "Application/Octet-stream;charset=UTF-8"
+TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+FILE = re.compile(r"^(\d{8})_([0-9a-f]{32})\.zip$")
+DESC = {
+    "0300001": "The value of {} cannot be null.",
+    "0300002": "The value of {} cannot be an empty string.",
+    "0300003": "The length of {} is too long.",
+    "0300004": "The format of {} is incorrect.",
+    "0300006": "The value of version is error, current version is 2.0.",
+    "0300007": "The params of requestBody is null.",
+    "0300008": "Reached the download flow control threshold.",
+    "0300009": "Reached the query flow control threshold.",
+    "0300010": "The date in the value of fileName is in wrong format.",
+    "0300011": "The file does not exist.",
+    "0300012": "No data found.",
+}
+
+
+@dataclass
+class Job:
+    """One export: who asked, for which local window, and how often it answered "not ready"."""
+
+    ak: str
+    begin: datetime
+    end: datetime
+    data_type: str
+    created: datetime
+    file_name: str
+    not_ready: int = 0
+    blob: bytes | None = None
+
+
+class Knobs:
+    """Defaults of every emulator knob (spec §8.6); each is a plain attribute of the emulator."""
+
+    credentials: dict[str, str] = {"sandbox-ak": "sandbox-sk"}  # noqa: RUF012 (copied per instance)
+    data_tz = "UTC"
+    file_date_tz = "UTC"
+    file_date_offset_days = 0
+    max_skew = 900.0
+    clock_offset = 0.0
+    lock_after, lock_window, lock_duration = 5, 600.0, 600.0
+    ready_after, ready_after_polls = 1.5, 1
+    never_ready = empty = False
+    throttle_query = throttle_download = 0
+    truncate_zip: str | None = None  # "short" | "lying"
+    corrupt_zip = False
+    damage_limit: int | None = None  # how many downloads truncate/corrupt affect (None: all)
+    error_as_octet = reject_auth = lock_now = False
+    result_code: str | None = None
+    result_param = ""  # the {param} of an injected result code's description
+    header, bom, gbk, short_rows, malformed = True, False, False, False, False
+    extra_columns = 0
+    part_rows: int | None = None
+    tls_cert: tuple[str, str] | None = None  # (certificate PEM, key PEM): serve HTTPS with them
+
+
+class HuaweiCecEmulator(Knobs, Emulator):
+    """CC-FS on loopback."""
+
+    name = "huawei-cec"
+
+    def __init__(self, *, seed: int = 0, clock: Any = None, **knobs: Any) -> None:
+        super().__init__(seed=seed, clock=clock)
+        self.credentials = dict(Knobs.credentials)
+        for key, value in knobs.items():
+            if not hasattr(Knobs, key):
+                raise TypeError(f"unknown huawei-cec emulator knob {key!r}")
+            setattr(self, key, value)
+        self.jobs: dict[str, Job] = {}
+        self.counter = 0
+        self.failures: dict[str, list[datetime]] = {}
+        self.locked_until: dict[str, datetime] = {}
+        self.damaged = 0
+        self.state = threading.Lock()
+
+    @property
+    def ak(self) -> str:
+        """The first configured AK (the sandbox account)."""
+        return next(iter(self.credentials))
+
+    def now(self) -> datetime:
+        """The emulator's clock, shifted by `clock_offset` seconds."""
+        return self.clock() + timedelta(seconds=self.clock_offset)
+
+    def routes(self) -> list[Route]:
+        """The two CC-FS routes; other methods 405, other paths 404 (Spring-shaped)."""
+        known = [Route("POST", re.compile(re.escape(p)), self._guard(h)) for p, h in self._handlers().items()]
+        wrong = [Route(m, re.compile(f"{QUERY}|{DOWNLOAD}"), self._guard(self._405)) for m in ("GET", "PUT", "DELETE")]
+        missing = [Route(m, re.compile(".*"), self._guard(self._404)) for m in ("GET", "POST", "PUT", "DELETE")]
+        return known + wrong + missing
+
+    def _handlers(self) -> dict[str, Any]:
+        return {QUERY: self._query, DOWNLOAD: self._download}
+
+    def server_tls(self) -> ssl.SSLContext | None:
+        """HTTPS with `tls_cert` (tests make a self-signed one to exercise `ca_bundle` and `insecure`)."""
+        if self.tls_cert is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*self.tls_cert)
+        return context
+
+    def profile(self, base_url: str) -> dict[str, Any]:
+        """Sandbox credentials and short waits (the demo still shows a few polls)."""
+        ak = self.ak
+        return {
+            "base_url": base_url, "ak": ak, "sk": self.credentials[ak], "tz": self.data_tz,
+            "backoff": 0.05, "poll_interval": 0.2, "poll_timeout": 60.0, "flow_backoff": 0.05,
+        }  # fmt: skip
+
+    def expected_calls(self, window: Window) -> list[ExpectedCall]:
+        """One entry per `_call` row a correct client returns for `window`."""
+        return export.expected(self.seed, self.ak, window.start, window.end, zone(self.data_tz))
+
+    # -- auth ---------------------------------------------------------------------------------
+
+    def _guard(self, handler: Any) -> Any:
+        def guarded(request: Request, match: re.Match[str]) -> Reply:
+            refused = self._authenticate(request)
+            return refused if refused is not None else handler(request, match)
+
+        return guarded
+
+    def _authenticate(self, request: Request) -> Reply | None:
+        """§8.2: 403 while the address is locked; 401 (counted towards the lock) on any mismatch."""
+        now = self.now()
+        with self.state:
+            if self.lock_now or self.locked_until.get(request.client_ip, now) > now:
+                return _spring(403, request.path, now)
+            if self.reject_auth or not self.verify(request, now):
+                recent = [
+                    t for t in self.failures.get(request.client_ip, []) if (now - t).total_seconds() < self.lock_window
+                ]
+                self.failures[request.client_ip] = [*recent, now]
+                if len(recent) + 1 >= self.lock_after:
+                    self.locked_until[request.client_ip] = now + timedelta(seconds=self.lock_duration)
+                return _spring(401, request.path, now)
+        return None
+
+    def verify(self, request: Request, now: datetime) -> bool:
+        """Recompute the auth-v2 signature from exactly what was received."""
+        parts = (request.header("Authorization") or "").split("/")
+        if len(parts) != 5 or parts[0] != "auth-v2" or parts[1] not in self.credentials or not TS.match(parts[2]):
+            return False
+        stamp = datetime.strptime(parts[2], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        names = parts[3].split(";")
+        if abs((now - stamp).total_seconds()) > self.max_skew or "host" not in names:
+            return False
+        if any(request.header(name) is None for name in names):
+            return False
+        try:
+            body = request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        headers = {name: request.header(name) or "" for name in names}
+        query = {k: v[0] for k, v in request.query.items()} or None
+        wanted = authorization(parts[1], self.credentials[parts[1]], parts[2], request.method, request.path,
+                               headers, body, query)  # fmt: skip
+        return hmac.compare_digest(wanted, "/".join(parts))
+
+    # -- queryBillData ------------------------------------------------------------------------
+
+    def _query(self, request: Request, match: re.Match[str]) -> Reply:
+        msg, error = self._envelope(request)
+        if error is None:
+            error = self._check_query(msg)
+        if error is None and (code := self._injected("throttle_query", "0300009")):
+            error = code
+        if error is not None:
+            return self._error(*error)
+        begin, end = (datetime.strptime(msg[k], "%Y-%m-%d %H:%M:%S") for k in ("beginTime", "endTime"))
+        response_id = self._create(request, begin, end, msg["dataType"])
+        return Reply.json({"resultCode": "0", "resultDesc": "success", "resultData": {"responseId": response_id},
+                           "response": {"version": "2.0", "resultCode": "0", "resultMsg": "success"}})  # fmt: skip
+
+    def _check_query(self, msg: dict[str, Any]) -> tuple[str, str] | None:
+        for key in ("beginTime", "endTime", "dataType", "callBackURL"):
+            problem = _field(msg, key, 64)
+            if problem:
+                return problem
+        for key in ("accountId", "agentId", "callId", "callerNo", "calleeNo"):
+            if key in msg and (problem := _field(msg, key, 64)):
+                return problem
+        if not all(TIME.match(msg[k]) for k in ("beginTime", "endTime")) or msg["dataType"] not in (
+            "call", "record", "call_record"
+        ):  # fmt: skip
+            return "0300004", "beginTime" if not TIME.match(msg["beginTime"]) else "endTime"
+        span = datetime.fromisoformat(msg["endTime"]) - datetime.fromisoformat(msg["beginTime"])
+        if span <= timedelta(0) or span > timedelta(days=3):
+            return "0300004", "endTime"
+        return None
+
+    def _create(self, request: Request, begin: datetime, end: datetime, data_type: str) -> str:
+        ak = (request.header("Authorization") or "").split("/")[1]
+        with self.state:
+            self.counter += 1
+            digest = hashlib.sha256(f"{self.seed}|{ak}|{begin}|{end}|{self.counter}".encode()).hexdigest()[:32]
+            created = self.now()
+            day = created.astimezone(zone(self.file_date_tz)).date() + timedelta(days=self.file_date_offset_days)
+            self.jobs[f"{day:%Y%m%d}_{digest}.zip"] = Job(ak, begin, end, data_type, created, f"{day:%Y%m%d}_{digest}")
+        return "-".join((digest[:8], digest[8:12], digest[12:16], digest[16:20], digest[20:]))
+
+    # -- downloadBillFile ---------------------------------------------------------------------
+
+    def _download(self, request: Request, match: re.Match[str]) -> Reply:
+        msg, error = self._envelope(request)
+        if error is None:
+            error = _field(msg, "billFileName", 49)
+        if error is None and (code := self._injected("throttle_download", "0300008")):
+            error = code
+        if error is not None:
+            return self._error(*error)
+        name = msg["billFileName"]
+        found = FILE.match(name)
+        if not found:
+            return self._error("0300004", "billFileName")
+        try:
+            datetime.strptime(found[1], "%Y%m%d")
+        except ValueError:
+            return self._error("0300010", "billFileName")
+        ak = (request.header("Authorization") or "").split("/")[1]
+        job = self.jobs.get(name)
+        if job is None or job.ak != ak or not self._ready(job):
+            return self._error("0300011", "")
+        return self._serve(job)
+
+    def _ready(self, job: Job) -> bool:
+        with self.state:
+            due = self.now() >= job.created + timedelta(seconds=self.ready_after)
+            if self.never_ready or not due or job.not_ready < self.ready_after_polls:
+                job.not_ready += 1
+                return False
+        return True
+
+    def _serve(self, job: Job) -> Reply:
+        rows = self._rows(job)
+        if self.empty or not any(r for _, r in rows):
+            return self._error("0300012", "")
+        if job.blob is None:
+            job.blob = export.build_zip(self._entries(job, rows))
+        blob, damage = job.blob, self.damage_limit is None or self.damaged < self.damage_limit
+        if damage and (self.corrupt_zip or self.truncate_zip):
+            self.damaged += 1
+            if self.corrupt_zip:
+                blob = export.corrupt(blob)
+            if self.truncate_zip == "short":
+                blob = blob[: len(blob) // 2]
+        reply = Reply(200, blob, {"Content-Type": OCTET})
+        return replace(reply, truncate=damage and self.truncate_zip == "lying")
+
+    def _rows(self, job: Job) -> list[tuple[str, list[list[str]]]]:
+        tz = zone(self.data_tz)
+        start, end = (moment.replace(tzinfo=tz).astimezone(timezone.utc) for moment in (job.begin, job.end))
+        found = export.rows_between(self.seed, job.ak, start, end, tz)
+        wanted = {"call": ("call",), "record": ("record",), "call_record": ("call", "record")}[job.data_type]
+        makers = {"call": export.call_rows, "record": export.record_rows}
+        return [(kind, makers[kind](found, job.ak, tz)) for kind in wanted]
+
+    def _entries(self, job: Job, rows: list[tuple[str, list[list[str]]]]) -> list[tuple[str, bytes]]:
+        style = export.Style(self.header, self.bom, self.gbk, self.extra_columns, self.short_rows, self.malformed)
+        stamp = (
+            f"{job.created:%Y%m%d%H%M%S}{job.created.microsecond // 1000:03d}{int(job.file_name[9:12], 16) % 1000:03d}"
+        )
+        entries = []
+        for kind, kind_rows in rows:
+            header = export.HEADER_CALL if kind == "call" else export.HEADER_RECORD
+            row_style = style if kind == "call" else replace(style, extra_columns=0, short_rows=False, malformed=False)
+            for member, part in export.members(stamp, kind, kind_rows, self.part_rows):
+                entries.append((member, export.render(part, header, row_style)))
+        return entries
+
+    # -- envelopes ----------------------------------------------------------------------------
+
+    def _envelope(self, request: Request) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        try:
+            body = request.json()
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("request"), dict) or not isinstance(
+            body.get("msgBody"), dict
+        ):  # fmt: skip
+            return {}, ("0300007", "")
+        if body["request"].get("version") != "2.0":
+            return {}, ("0300006", "")
+        return body["msgBody"], None
+
+    def _injected(self, knob: str, code: str) -> tuple[str, str] | None:
+        """A pending throttle or a one-shot `result_code`."""
+        with self.state:
+            if self.result_code:
+                injected, self.result_code = self.result_code, None
+                return injected, self.result_param
+            if getattr(self, knob) > 0:
+                setattr(self, knob, getattr(self, knob) - 1)
+                return code, ""
+        return None
+
+    def _error(self, code: str, param: str) -> Reply:
+        desc = DESC.get(code, "Injected result code.").format(param)
+        payload = {"resultCode": code, "resultDesc": desc, "resultData": {},
+                   "response": {"version": "2.0", "resultCode": code, "resultMsg": desc}}  # fmt: skip
+        reply = Reply.json(payload)
+        if self.error_as_octet:
+            reply.headers["Content-Type"] = OCTET
+        return reply
+
+    def _404(self, request: Request, match: re.Match[str]) -> Reply:
+        return _spring(404, request.path, self.now(), "Not Found")
+
+    def _405(self, request: Request, match: re.Match[str]) -> Reply:
+        return _spring(405, request.path, self.now(), "Method Not Allowed")
+
+
+def _field(msg: dict[str, Any], key: str, longest: int) -> tuple[str, str] | None:
+    """0300001 missing, 0300002 empty, 0300003 too long."""
+    if key not in msg or msg[key] is None:
+        return "0300001", key
+    if not isinstance(msg[key], str) or msg[key] == "":
+        return "0300002", key
+    return ("0300003", key) if len(msg[key]) > longest else None
+
+
+def _spring(status: int, path: str, now: datetime, error: str | None = None) -> Reply:
+    """Spring Boot's error body (what CC-FS sends for 401/403)."""
+    error = error or {401: "Unauthorized", 403: "Forbidden"}[status]
+    body = {"timestamp": int(now.timestamp() * 1000), "status": status, "error": error,
+            "message": "No message available", "path": path}  # fmt: skip
+    return Reply(status, json.dumps(body).encode(), {"Content-Type": "application/json;charset=UTF-8"})
+
+
+EMULATOR = HuaweiCecEmulator
