@@ -62,8 +62,7 @@ def send(
     # `ca_bundle` and `insecure` would be ignored wherever those are set); per request they win.
     kwargs.setdefault("verify", session.verify)
     try:
-        # an explicit verify: requests lets REQUESTS_CA_BUNDLE override a session's CA bundle otherwise
-        response = session.request(method, url, timeout=timeout, **{"verify": session.verify, **kwargs})
+        response = session.request(method, url, timeout=timeout, **kwargs)
     except requests.exceptions.SSLError as exc:
         raise ConfigError(f"{what}: TLS verification of {_host(url)} failed: {_reason(exc)}", TLS_HINT) from None
     except requests.exceptions.Timeout:

@@ -262,16 +262,18 @@ def pull_ids(hint: str) -> list[str]:
 
 def test_alternative_file_names_from_half_the_timeout() -> None:
     clock = lambda: datetime(2024, 3, 5, 20, 0, tzinfo=UTC)  # noqa: E731 (Shanghai is already on the 6th)
-    emulator = HuaweiCecEmulator(ready_after=0.0, clock=clock, file_date_tz="UTC")
-    pulled = pull(emulator, clock=clock, tz="Asia/Shanghai", poll_timeout=1.0)
+    # ready at the first poll that names the file, so the outcome does not depend on how many
+    # polls fit into the real-time half of poll_timeout
+    emulator = HuaweiCecEmulator(ready_after=0.0, ready_after_polls=0, clock=clock, file_date_tz="UTC")
+    pulled = pull(emulator, clock=clock, tz="Asia/Shanghai", poll_timeout=2.0)
     names = [json.loads(r.body)["msgBody"]["billFileName"][:8] for r in emulator.received if DOWNLOAD in r.path]
     assert names[0] == "20240306" and names[-1] == "20240305"
     assert pulled.tables["calls"].num_rows > 0
 
 
 def test_shifted_file_date_is_found_by_the_minus_one_day_candidate() -> None:
-    emulator = HuaweiCecEmulator(ready_after=0.0, file_date_offset_days=-1)
-    pulled = pull(emulator, poll_timeout=1.0)
+    emulator = HuaweiCecEmulator(ready_after=0.0, ready_after_polls=0, file_date_offset_days=-1)
+    pulled = pull(emulator, poll_timeout=2.0)
     assert _projection(pulled.rows()) == _expected(emulator)
 
 
