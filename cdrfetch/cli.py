@@ -15,6 +15,8 @@ import typer
 from cdrfetch import __version__, providers
 from cdrfetch.errors import CdrfetchError, ExitCode
 
+BROKEN_PIPE = 141  # what a shell reports for a process killed by SIGPIPE
+
 # Options shared by several commands (declared once).
 ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="Profile name [env CDRFETCH_PROFILE].")]
 ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="Config file [env CDRFETCH_CONFIG].")]
@@ -57,6 +59,12 @@ def guarded(action: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         typer.echo("cdrfetch: interrupted", err=True)
         raise typer.Exit(130) from None
+    except BrokenPipeError:  # `cdrfetch ... -o - | head`: the reader left; say so once, like SIGPIPE would
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        typer.echo("cdrfetch: output pipe closed by the reader; the run was not recorded as complete", err=True)
+        raise typer.Exit(BROKEN_PIPE) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
