@@ -214,7 +214,7 @@ class DayParser:
         return pc.and_(pc.greater_equal(start, low), pc.less(start, high))
 
     def _start_times(self, text: pa.Array, lines: list[int] | None, name: str) -> pa.Array:
-        naive = pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="ms", error_is_null=True)
+        naive = _strict(text, pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="ms", error_is_null=True))
         if naive.null_count:
             naive = _patch_stamps(text, naive, lines, name)
         try:
@@ -305,6 +305,22 @@ def _where(lines: list[int] | None, row: int, name: str) -> str:
     if lines is None:
         raise _Irregular  # the exact reader will say which line
     return f"{name}: line {lines[row]}"
+
+
+def _strict(text: pa.Array, naive: pa.Array) -> pa.Array:
+    """Keep only values that are exactly what the text says (null the rest for the exact parser).
+
+    Arrow's strptime rolls impossible dates over (Feb 30 -> Mar 2, second 60 -> next minute), so
+    the day and second of each zero-padded stamp are compared with its text; other forms go the
+    exact way.
+    """
+    try:
+        same_day = pc.equal(pc.cast(pc.utf8_slice_codeunits(text, 8, 10), pa.int64()), pc.day(naive))
+        same_second = pc.equal(pc.cast(pc.utf8_slice_codeunits(text, 17, 19), pa.int64()), pc.second(naive))
+    except (pa.ArrowInvalid, ValueError):
+        return pa.nulls(len(text), naive.type)
+    exact = pc.and_kleene(pc.equal(pc.utf8_length(text), 19), pc.and_kleene(same_day, same_second))
+    return pc.if_else(pc.fill_null(exact, False), naive, pa.scalar(None, naive.type))
 
 
 def _patch_stamps(text: pa.Array, naive: pa.Array, lines: list[int] | None, name: str) -> pa.Array:

@@ -22,7 +22,7 @@ from cdrfetch.providers.youlianyun import YoulianyunAuth, signature, timestamp
 from cdrfetch.sandbox import youlianyun_files as files
 from cdrfetch.sandbox.server import Emulator, SandboxServer
 from cdrfetch.sandbox.youlianyun import APP_ID, SID, TOKEN, YoulianyunEmulator
-from cdrfetch.windows import Window, day_window, from_options
+from cdrfetch.windows import Window, from_options
 from tests.providers.contract import ProviderContract
 from tests.providers.youlianyun_harness import (
     SHANGHAI,
@@ -30,6 +30,7 @@ from tests.providers.youlianyun_harness import (
     day,
     expected,
     fixed,
+    parse_file,
     provider_for,
     pull,
     requests_to,
@@ -85,12 +86,26 @@ OCT12 = day("2015-10-12")
 
 # ---- §3.2 known-answer vectors ---------------------------------------------------------------
 
-AUTHORIZATION_VECTORS = [  # Y-1 .. Y-6: (accountSid, ts, Authorization)
+Y4_SID = "77df6f3a6d0c7b8e6b2946f48d2f72b0"
+Y6_SID = "e03bc9106c6ed0eaebfce8c368fdcd48"
+AUTHORIZATION_VECTORS = [  # Y-1/Y-2, Y-3, Y-4, Y-5, Y-6: (accountSid, ts, Authorization)
     (SID, "20151013160756", "MTc4NGZkNjJhZTM1NGExZWNhNTRmOGIzNGU1YTliYWY6MjAxNTEwMTMxNjA3NTY="),
     ("a" * 32, "20240102030405", "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE6MjAyNDAxMDIwMzA0MDU="),
-    ("77df6f3a6d0c7b8e6b2946f48d2f72b0", "20140628113352", "NzdkZjZmM2E2ZDBjN2I4ZTZiMjk0NmY0OGQyZjcyYjA6MjAxNDA2MjgxMTMzNTI="),
-    ("77df6f3a6d0c7b8e6b2946f48d2f72b0", "20140628114456", "NzdkZjZmM2E2ZDBjN2I4ZTZiMjk0NmY0OGQyZjcyYjA6MjAxNDA2MjgxMTQ0NTY="),
-    ("e03bc9106c6ed0eaebfce8c368fdcd48", "20140623171632", "ZTAzYmM5MTA2YzZlZDBlYWViZmNlOGMzNjhmZGNkNDg6MjAxNDA2MjMxNzE2MzI="),
+    (
+        "77df6f3a6d0c7b8e6b2946f48d2f72b0",
+        "20140628113352",
+        "NzdkZjZmM2E2ZDBjN2I4ZTZiMjk0NmY0OGQyZjcyYjA6MjAxNDA2MjgxMTMzNTI=",
+    ),
+    (
+        "77df6f3a6d0c7b8e6b2946f48d2f72b0",
+        "20140628114456",
+        "NzdkZjZmM2E2ZDBjN2I4ZTZiMjk0NmY0OGQyZjcyYjA6MjAxNDA2MjgxMTQ0NTY=",
+    ),
+    (
+        "e03bc9106c6ed0eaebfce8c368fdcd48",
+        "20140623171632",
+        "ZTAzYmM5MTA2YzZlZDBlYWViZmNlOGMzNjhmZGNkNDg6MjAxNDA2MjMxNzE2MzI=",
+    ),
 ]
 SIG_VECTORS = [  # Y-2, Y-3: (accountSid, authToken, ts, sig)
     (SID, TOKEN, "20151013160756", "87BC2AF87E4F19425D9C60B2B1D7270C"),
@@ -294,9 +309,7 @@ def test_retryable_codes_recover_and_every_retry_is_re_signed(
     assert len({r.header("authorization") for r in sent}) == 3
 
 
-def test_no_data_code_is_zero_records_and_a_complete_chunk(
-    server: SandboxServer, emulator: YoulianyunEmulator
-) -> None:
+def test_no_data_code_is_zero_records_and_a_complete_chunk(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
     emulator.no_data_dates = {"2015-10-12"}
     assert pull(server, OCT12).table.num_rows == 0
     assert not requests_to(emulator, FILE)
@@ -478,13 +491,177 @@ def test_empty_file_with_the_empty_md5_is_zero_records(server: SandboxServer, em
 
 
 def test_error_body_disguised_as_a_file(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
-    original = emulator._file  # noqa: SLF001
+    original = emulator._file
 
     def error_body(request: Any, match: Any) -> Any:
         from cdrfetch.sandbox.server import Reply
 
         return Reply.json({"resp": {"respCode": "101116"}}) if request.param("token") else original(request, match)
 
-    emulator._file = error_body  # type: ignore[method-assign]  # noqa: SLF001
+    emulator._file = error_body  # type: ignore[method-assign]
     with pytest.raises(AuthError, match="101116"):
         pull(server, OCT12)
+
+
+# ---- §5 file-format variants, end to end -----------------------------------------------------
+
+LAYOUTS = [
+    {"container": "zip"},
+    {"container": "gzip"},
+    {"delimiter": "\t"},
+    {"delimiter": "|"},
+    {"delimiter": ";"},
+    {"header": False},
+    {"encoding": "utf-8-sig"},
+    {"encoding": "gbk"},
+    {"line_ending": "\n"},
+    {"line_ending": "\r"},
+    {"container": "zip", "delimiter": "\t", "header": False, "encoding": "gbk", "line_ending": "\r"},
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda layout: "-".join(f"{k}={v!r}" for k, v in layout.items()))
+def test_file_layouts_give_the_same_records_and_ids(
+    server: SandboxServer, emulator: YoulianyunEmulator, layout: dict[str, Any]
+) -> None:
+    reference = pull(server, OCT12).table
+    emulator.configure(**layout)
+    pulled = pull(server, OCT12, verify_token="strict")
+    assert pulled.projection() == expected(emulator, OCT12)
+    assert pulled.table.column("record_id").to_pylist() == reference.column("record_id").to_pylist()
+    assert pulled.table.column("extra").to_pylist() == reference.column("extra").to_pylist()
+
+
+def test_gbk_labels_stay_verbatim_without_a_type_label(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    emulator.configure(encoding="gbk", type_style="label")
+    assert files.render(emulator.rows(date(2015, 10, 12)), emulator.fmt).decode("gbk")  # really GBK bytes
+    table = pull(server, OCT12).table
+    assert set(table.column("call_type").to_pylist()) <= {"直拨", "免费", "回拨"}
+    assert all("type_label" not in extra for extra in table.column("extra").to_pylist())
+
+
+def test_flypaas_header_maps_aliases_and_keeps_bill_in_extra(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    emulator.configure(header_names="flypaas", zero_pad=False)
+    pulled = pull(server, OCT12)
+    assert pulled.projection() == expected(emulator, OCT12)
+    extras = [json.loads(e) for e in pulled.table.column("extra").to_pylist()]
+    assert all(set(e) == {"appId", "bill"} for e in extras)
+    assert pulled.table.column("call_type").null_count == pulled.table.num_rows
+
+
+def test_malformed_row_names_file_and_line(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    emulator.malformed_row = 3
+    with pytest.raises(DataError, match=r"bill 2015-10-12: line 5: startTime '2015-13-45 25:61:61'") as caught:
+        pull(server, OCT12)
+    assert caught.value.exit_code == ExitCode.DATA
+
+
+# ---- §5.2 parsing rules, file by file --------------------------------------------------------
+
+HEAD = "ClientId,Callee,startTime,duration,type\n"
+
+
+def parsed(tmp_path: Path, text: str | bytes, keep: Window | None = None, tz: str = "Asia/Shanghai") -> list[Any]:
+    path = tmp_path / "bill.txt"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return parse_file(path, keep, tz).to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("stamp", "utc"),
+    [
+        ("2015-10-12 16:15:12", datetime(2015, 10, 12, 8, 15, 12)),
+        ("2015/10/12 16:15:12", datetime(2015, 10, 12, 8, 15, 12)),
+        ("2015-10-12T16:15:12", datetime(2015, 10, 12, 8, 15, 12)),
+        ("2014-4-18 3:50:8", datetime(2014, 4, 17, 19, 50, 8)),
+        ("2015-10-12 16:15:12.123987", datetime(2015, 10, 12, 8, 15, 12, 123000)),
+    ],
+)
+def test_start_time_forms(tmp_path: Path, stamp: str, utc: datetime) -> None:
+    row = parsed(tmp_path, HEAD + f"1,2,{stamp},5,0\n")[0]
+    assert row["start_time"] == utc.replace(tzinfo=timezone.utc)
+    assert row["record_id"] == hashlib.sha1(f"{SID}|{APP_ID}|1|2|{stamp}|5|0|0".encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("1,2,,5,0", "line 3: startTime ''"),
+        ("1,2,yesterday,5,0", "line 3: startTime 'yesterday'"),
+        ("1,2,2015-02-30 10:00:00,5,0", "line 3: startTime"),
+        ("1,2,2015-10-12 10:00:00,-5,0", "line 3: duration '-5'"),
+        ("1,2,2015-10-12 10:00:00,12s,0", "line 3: duration '12s'"),
+        ("1,2,2015-10-12 10:00:00,1,0,x,y", "line 3: 7 cells"),
+    ],
+)
+def test_bad_rows_name_the_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(DataError, match=f"bill.txt: {message}"):
+        parsed(tmp_path, HEAD + "1,2,2015-10-12 09:00:00,5,0\n" + line + "\n")
+
+
+def test_optional_cells_are_null_and_ragged_rows_are_padded(tmp_path: Path) -> None:
+    rows = parsed(tmp_path, HEAD + " 1 ,,2015-10-12 10:00:00, 35.0 ,\n2,3,2015-10-12 10:00:01\n")
+    assert [(r["caller"], r["callee"], r["duration_s"], r["call_type"], r["end_time"]) for r in rows] == [
+        ("1", None, 35, None, datetime(2015, 10, 12, 2, 0, 35, tzinfo=timezone.utc)),
+        ("2", "3", None, None, None),
+    ]
+    assert json.loads(rows[0]["extra"]) == {"appId": APP_ID}
+    key = f"{SID}|{APP_ID}|1||2015-10-12 10:00:00|35.0||0"  # raw trimmed cells, before any parsing
+    assert rows[0]["record_id"] == hashlib.sha1(key.encode()).hexdigest()
+
+
+def test_blank_lines_quotes_bom_and_missing_final_newline(tmp_path: Path) -> None:
+    text = (
+        "\ufeff\r\n  \r\n"
+        + HEAD.replace("\n", "\r\n")
+        + '\r\n"1","a, b",2015-10-12 10:00:00,5,2\r\n   \r\n1,2,2015-10-12 10:00:01,6,0'
+    )
+    rows = parsed(tmp_path, text)
+    assert [(r["callee"], r["duration_s"]) for r in rows] == [("a, b", 5), ("2", 6)]
+    assert json.loads(rows[0]["extra"])["type_label"] == "callback"
+
+
+def test_positional_columns_beyond_five_go_to_extra(tmp_path: Path) -> None:
+    rows = parsed(tmp_path, "1,2,2015-10-12 10:00:00,5,0,x,y\n3,4,2015-10-12 11:00:00,6,1,z,w\n")
+    assert json.loads(rows[0]["extra"]) == {"appId": APP_ID, "type_label": "direct", "col_6": "x", "col_7": "y"}
+
+
+def test_undecodable_bytes_name_the_offset(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="byte offset"):
+        parsed(tmp_path, HEAD.encode() + b"1,2,2015-10-12 10:00:00,5,\xff\xff\xff\n")
+
+
+def test_no_delimiter_fits(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="delimiter"):
+        parsed(tmp_path, "just some words\nand more words\n")
+
+
+def test_fixed_offset_zone_and_utc(tmp_path: Path) -> None:
+    line = HEAD + "1,2,2015-10-12 10:00:00,5,0\n"
+    assert parsed(tmp_path, line, tz="+09:00")[0]["start_time"] == datetime(2015, 10, 12, 1, tzinfo=timezone.utc)
+    assert parsed(tmp_path, line, tz="UTC")[0]["start_time"] == datetime(2015, 10, 12, 10, tzinfo=timezone.utc)
+
+
+def test_dst_gap_and_repeat_resolve_with_fold_0(tmp_path: Path) -> None:
+    text = HEAD + "1,2,2021-03-14 02:30:00,5,0\n1,2,2021-11-07 01:30:00,5,0\n"
+    rows = parsed(tmp_path, text, tz="America/New_York")
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    want = [datetime(2021, 3, 14, 2, 30, tzinfo=ny), datetime(2021, 11, 7, 1, 30, tzinfo=ny)]
+    assert [r["start_time"] for r in rows] == [w.astimezone(timezone.utc) for w in want]
+
+
+def test_occurrence_index_spans_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cdrfetch.providers import _youlianyun_parse
+
+    monkeypatch.setattr(_youlianyun_parse, "BATCH_ROWS", 3)  # the exact reader yields blocks of 3 rows
+    row = "1,2,2015-10-12 10:00:00,5,0\n"
+    other = "1,2,2015-10-12 10:00:01,5,0\n"
+    rows = parsed(tmp_path, "\n" + HEAD + "1,2,2015-10-12 9:00:00,5,0\n" + (row + other) * 4)  # blank first line
+    ids = [r["record_id"] for r in rows[1:]]
+    for n in range(4):
+        assert ids[2 * n] == hashlib.sha1(f"{SID}|{APP_ID}|1|2|2015-10-12 10:00:00|5|0|{n}".encode()).hexdigest()
+    assert len(set(ids)) == len(ids)

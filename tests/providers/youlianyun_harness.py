@@ -76,9 +76,11 @@ def provider_for(server: SandboxServer, clock: Callable[[], datetime], **overrid
         yield Youlianyun(config, client)
 
 
-def pull(server: SandboxServer, window: Window, clock: Callable[[], datetime] = fixed(), **overrides: Any) -> Pulled:
-    """Run chunks() + fetch() of every chunk and collect the batches."""
-    with provider_for(server, clock, **overrides) as provider:
+def pull(
+    server: SandboxServer, window: Window, clock: Callable[[], datetime] | None = None, **overrides: Any
+) -> Pulled:
+    """Run chunks() + fetch() of every chunk and collect the batches (clock: fixed at VECTOR_NOW)."""
+    with provider_for(server, clock or fixed(), **overrides) as provider:
         batches = [b.data for chunk in provider.chunks(window) for b in provider.fetch(chunk)]
         return Pulled(pa.Table.from_batches(batches, schema=CALLS), provider.client.summary, provider)
 
