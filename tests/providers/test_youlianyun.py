@@ -6,19 +6,24 @@ Everything runs over real loopback HTTP against the emulator, which verifies sig
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import json
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, ExitCode, UnavailableError
 from cdrfetch.providers import _youlianyun_codes as codes
 from cdrfetch.providers.youlianyun import YoulianyunAuth, signature, timestamp
+from cdrfetch.records import record_id
 from cdrfetch.sandbox import youlianyun_files as files
 from cdrfetch.sandbox.server import Emulator, SandboxServer
 from cdrfetch.sandbox.youlianyun import APP_ID, SID, TOKEN, YoulianyunEmulator
@@ -644,14 +649,14 @@ def test_fixed_offset_zone_and_utc(tmp_path: Path) -> None:
     assert parsed(tmp_path, line, tz="UTC")[0]["start_time"] == datetime(2015, 10, 12, 10, tzinfo=timezone.utc)
 
 
-def test_dst_gap_and_repeat_resolve_with_fold_0(tmp_path: Path) -> None:
-    text = HEAD + "1,2,2021-03-14 02:30:00,5,0\n1,2,2021-11-07 01:30:00,5,0\n"
-    rows = parsed(tmp_path, text, tz="America/New_York")
-    from zoneinfo import ZoneInfo
-
+@pytest.mark.parametrize(
+    "stamps", [["2021-03-14 02:30:00"], ["2021-11-07 01:30:00"], ["2021-03-14 02:30:00", "2021-11-07 01:30:00"]]
+)
+def test_dst_gap_and_repeat_resolve_with_fold_0(tmp_path: Path, stamps: list[str]) -> None:
+    rows = parsed(tmp_path, HEAD + "".join(f"1,2,{stamp},5,0\n" for stamp in stamps), tz="America/New_York")
     ny = ZoneInfo("America/New_York")
-    want = [datetime(2021, 3, 14, 2, 30, tzinfo=ny), datetime(2021, 11, 7, 1, 30, tzinfo=ny)]
-    assert [r["start_time"] for r in rows] == [w.astimezone(timezone.utc) for w in want]
+    want = [datetime.fromisoformat(stamp).replace(tzinfo=ny, fold=0).astimezone(timezone.utc) for stamp in stamps]
+    assert [r["start_time"] for r in rows] == want
 
 
 def test_occurrence_index_spans_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -665,3 +670,56 @@ def test_occurrence_index_spans_blocks(tmp_path: Path, monkeypatch: pytest.Monke
     for n in range(4):
         assert ids[2 * n] == hashlib.sha1(f"{SID}|{APP_ID}|1|2|2015-10-12 10:00:00|5|0|{n}".encode()).hexdigest()
     assert len(set(ids)) == len(ids)
+
+
+# ---- hypothesis: any layout of any rows parses to what an independent model says -------------
+
+CELL = st.text(alphabet="0123456789", max_size=14)
+STAMP = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2030, 12, 31)).map(
+    lambda d: d.replace(microsecond=0)
+)
+ROW = st.tuples(
+    CELL, CELL, STAMP, st.one_of(st.none(), st.integers(0, 10**6)), st.sampled_from(["0", "1", "2", "", "9"])
+)
+
+
+@st.composite
+def bill_files(draw: st.DrawFn) -> tuple[list[tuple[str, str, datetime, int | None, str]], str, str, str, bool, bool]:
+    pool = draw(st.lists(ROW, min_size=1, max_size=6))
+    rows = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=30))  # repeats exercise `n`
+    return (
+        rows,
+        draw(st.sampled_from([",", "\t", "|", ";"])),
+        draw(st.sampled_from(["\r\n", "\n", "\r"])),
+        draw(st.sampled_from(["utf-8", "utf-8-sig", "gbk"])),
+        draw(st.booleans()),  # header
+        draw(st.booleans()),  # zero padding
+    )
+
+
+def _stamp_text(value: datetime, padded: bool) -> str:
+    if padded:
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{value.year}/{value.month}/{value.day} {value.hour}:{value.minute}:{value.second}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=bill_files())
+def test_parser_matches_an_independent_model(tmp_path: Path, case: Any) -> None:
+    rows, delimiter, newline, encoding, header, padded = case
+    cells = [(c, e, _stamp_text(s, padded), "" if d is None else str(d), t) for c, e, s, d, t in rows]
+    lines = [delimiter.join(HEAD.strip().split(","))] if header else []
+    lines += [delimiter.join(f" {cell} " if i % 2 else cell for i, cell in enumerate(row)) for row in cells]
+    path = tmp_path / "bill.txt"
+    path.write_bytes((newline + newline.join(lines) + newline * 2).encode(encoding))
+    got = parse_file(path).to_pylist()
+    seen: collections.Counter[tuple[str, ...]] = collections.Counter()
+    want = []
+    for (client, callee, start, duration, kind), raw in zip(rows, cells, strict=True):
+        n = seen[raw]
+        seen[raw] += 1
+        utc = start.replace(tzinfo=SHANGHAI).astimezone(timezone.utc)
+        want.append((record_id(SID, APP_ID, *raw, n), client or None, callee or None, utc, duration, kind or None))
+    assert [
+        (r["record_id"], r["caller"], r["callee"], r["start_time"], r["duration_s"], r["call_type"]) for r in got
+    ] == want
