@@ -194,6 +194,8 @@ class YoulianyunEmulator(Emulator):
         if not _SID_OK.fullmatch(match["sid"]):
             raise Answer("101105")
         try:
+            if not re.fullmatch(r"\d{14}", ts):  # strptime alone would take 13 digits
+                raise ValueError(ts)
             sent = datetime.strptime(ts, "%Y%m%d%H%M%S").replace(tzinfo=UTC8)
         except ValueError:
             raise Answer("101106") from None

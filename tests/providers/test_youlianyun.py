@@ -723,3 +723,95 @@ def test_parser_matches_an_independent_model(tmp_path: Path, case: Any) -> None:
     assert [
         (r["record_id"], r["caller"], r["callee"], r["start_time"], r["duration_s"], r["call_type"]) for r in got
     ] == want
+
+
+# ---- the emulator itself: §8.3 precedence and §8.2 routes ------------------------------------
+
+GOOD_TS = "20151013160756"
+GOOD_SIG = "87BC2AF87E4F19425D9C60B2B1D7270C"
+
+
+def _auth(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "sig", "answer"),
+    [
+        ({"body": {"appId": APP_ID}, "authorization": ""}, None, "100003"),  # before any auth check
+        ({"body": {"appBill": {"appId": APP_ID, "date": "day"}}}, GOOD_SIG, "200"),  # `both` shapes accepted
+        ({"body": {"appId": "bad-id!", "date": "day"}, "authorization": ""}, None, "102101"),
+        ({"body": {"appId": APP_ID, "date": "yesterday"}, "authorization": ""}, None, "100004"),
+        ({"authorization": ""}, None, "101100"),
+        ({"authorization": "not base64!"}, None, "101101"),
+        ({"authorization": _auth(":" + GOOD_TS)}, None, "101102"),
+        ({"authorization": _auth(SID + ":")}, None, "101103"),
+        ({"authorization": _auth("short:" + GOOD_TS)}, None, "101104"),
+        ({"authorization": _auth("b" * 32 + ":" + GOOD_TS)}, None, "101113"),
+        ({}, None, "101114"),
+        ({}, "", "101114"),
+        (
+            {"authorization": _auth("ab" + ":" + GOOD_TS), "path": "/2014-06-30/Accounts/ab/billList"},
+            GOOD_SIG,
+            "101104",
+        ),
+        ({"authorization": _auth("!" * 32 + ":x"), "path": f"/Accounts/{'!' * 32}/billList"}, "S", "101105"),
+        ({"authorization": _auth(SID + ":2015101316075")}, GOOD_SIG, "101106"),  # unparseable: expired
+        ({"authorization": _auth(SID + ":20151013170000")}, "x", "101116"),  # future ts accepted
+        ({"path": f"/2013-12-26/Accounts/{SID}/billList"}, GOOD_SIG, "101107"),
+        ({"path": f"/Accounts/{SID}/billList.json"}, GOOD_SIG, "200"),  # no version segment, .json suffix
+        ({"body": {"appId": "unknown_app", "date": "day"}}, GOOD_SIG, "102102"),
+        ({"body": {"appId": APP_ID, "date": "week"}}, GOOD_SIG, "100004"),  # undocumented for Youlianyun
+        ({"body": {"appId": APP_ID, "date": "20151012"}}, GOOD_SIG, "100004"),  # dash only by default
+        ({"body": {"appId": APP_ID, "date": "2015-10-13"}}, GOOD_SIG, "100007"),  # today
+    ],
+)
+def test_emulator_check_precedence(server: SandboxServer, kwargs: dict[str, Any], sig: str | None, answer: str) -> None:
+    assert raw_bill_list(server, GOOD_TS, sig, **kwargs)["respCode"] == answer
+
+
+def test_emulator_account_checks_come_before_the_signature(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    emulator.account_state = "101110"
+    assert raw_bill_list(server, GOOD_TS, "WRONG")["respCode"] == "101110"
+    emulator.account_state = None
+    emulator.app_state = "102119"
+    assert raw_bill_list(server, GOOD_TS, "WRONG")["respCode"] == "102119"
+    other = "c" * 32
+    emulator.accounts[other] = TOKEN
+    path = f"/2014-06-30/Accounts/{other}/billList"
+    assert raw_bill_list(server, GOOD_TS, "x", path=path, authorization=_auth(f"{other}:{GOOD_TS}"))["respCode"] == (
+        "102105"
+    )
+
+
+def test_emulator_routes_and_framework_errors(server: SandboxServer) -> None:
+    url = f"{server.url}/2014-06-30/Accounts/{SID}/billList"
+    assert requests.post(url + ".xml?sig=x", data="{}", timeout=5).status_code == 415
+    assert requests.post(url + "?sig=x", data="{}", headers={"Accept": "application/xml"}, timeout=5).status_code == 415
+    assert requests.post(url + "?sig=x", data="not json", timeout=5).status_code == 400
+    assert requests.get(f"{server.url}/elsewhere", timeout=5).status_code == 404
+    assert requests.get(f"{server.url}/fileserver/file?fileName=nope&token=x", timeout=5).status_code == 404
+
+
+def test_emulator_download_wants_the_exact_name_and_token(server: SandboxServer) -> None:
+    answer = raw_bill_list(server, GOOD_TS, GOOD_SIG)
+    down_url, token = answer["downUrl"], answer["token"]
+    assert requests.get(down_url + "&token=" + token, timeout=5).status_code == 200
+    assert requests.get(down_url, timeout=5).status_code == 403
+    assert requests.get(down_url + "&token=" + token.upper(), timeout=5).status_code == 403
+    assert requests.get(down_url.replace("%2B", "%252B") + "&token=" + token, timeout=5).status_code == 404
+    assert requests.get(down_url.replace("%0A", "") + "&token=" + token, timeout=5).status_code == 404
+
+
+def test_emulator_is_deterministic(server: SandboxServer) -> None:
+    first, second = raw_bill_list(server, GOOD_TS, GOOD_SIG), raw_bill_list(server, GOOD_TS, GOOD_SIG)
+    assert first == second
+    assert YoulianyunEmulator(seed=1).rows(date(2015, 10, 12)) != YoulianyunEmulator().rows(date(2015, 10, 12))
+
+
+def test_several_bill_links_are_all_read() -> None:
+    body = json.dumps({"resp": {"respCode": "000000", "accountBill": [{"downUrl": "a", "token": "t"}] * 2}})
+    assert codes.links(body.encode(), "billList") == [("a", "t"), ("a", "t")]
+    assert codes.links(b'{"respCode": 100007}', "billList") == []
+    with pytest.raises(DataError, match="downUrl"):
+        codes.links(b'{"respCode": "200", "token": "t"}', "billList")
