@@ -89,14 +89,15 @@ def _arrow_blocks(path: Path, layout: Layout) -> Iterator[RawBlock]:
     names = [f"c{i}" for i in range(len(layout.columns))]
     encoding = "utf8" if layout.encoding.startswith("utf-8") else layout.encoding  # Arrow skips a BOM itself
     read = pacsv.ReadOptions(
-        column_names=names, skip_rows=int(layout.header), block_size=_ARROW_BLOCK, encoding=encoding
+        use_threads=False, column_names=names, skip_rows=int(layout.header), block_size=_ARROW_BLOCK, encoding=encoding
     )
     parse = pacsv.ParseOptions(delimiter=layout.delimiter, invalid_row_handler=_only_blank_rows)
     convert = pacsv.ConvertOptions(
         column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False, quoted_strings_can_be_null=False
     )
     try:
-        with pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert) as reader:
+        # a Python file object keeps Arrow from reading the whole file ahead (flat memory)
+        with open(path, "rb") as source, pacsv.open_csv(source, read, parse, convert) as reader:
             for batch in reader:
                 yield _raw(layout, [pc.utf8_trim_whitespace(column) for column in batch.columns], None)
     except (pa.ArrowInvalid, UnicodeDecodeError):

@@ -148,23 +148,29 @@ class Youlianyun(Provider):
     # --- download --------------------------------------------------------------------------
 
     def _members(self, asked: str, links: list[tuple[str, str]], index: int, day: date) -> list[tuple[str, Path]]:
-        """Download link `index` (with one relink and one re-download allowed) and unpack it."""
-        from cdrfetch import archive
-
+        """Download link `index` and unpack it; a damaged, empty or (strict) mismatching file gets one more try."""
         name = f"bill {day}" + (f" #{index + 1}" if len(links) > 1 else "")
         for last in (False, True):
             path, token = self._download_fresh(asked, links, index, name)
             try:
-                members = archive.extract(path, self.client.workdir, name=name)
-                if self._token_ok(path, members, token, name, last):
-                    if len(members) > 1:
-                        self._warn(f"{name}: the archive holds {len(members)} files; all are read")
-                    return [(f"{name}:{m.name}" if m.name != name else name, m.path) for m in members]
-            except DataError:
+                return self._unpack(path, token, name)
+            except (DataError, UnavailableError) as error:
                 if last:
                     raise
-                self.client.log.warning("%s: damaged archive, downloading once more", name)
+                self.client.log.warning("%s; downloading once more", error.message)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unpack(self, path: Path, token: str, name: str) -> list[tuple[str, Path]]:
+        """(display name, file) of every member, after the emptiness and token checks of §4.3."""
+        from cdrfetch import archive
+
+        if path.stat().st_size == 0 and token.lower() != codes.EMPTY_MD5:
+            raise UnavailableError(f"{name}: empty download", "the file server sent no bytes; run again later")
+        members = archive.extract(path, self.client.workdir, name=name)
+        self._check_token(path, members, token, name)
+        if len(members) > 1:
+            self._warn(f"{name}: the archive holds {len(members)} files; all are read")
+        return [(f"{name}:{m.name}" if m.name != name else name, m.path) for m in members]
 
     def _download_fresh(self, asked: str, links: list[tuple[str, str]], index: int, name: str) -> tuple[Path, str]:
         """Download, asking billList once for a fresh link when the file server says 403/404/410."""
@@ -192,27 +198,21 @@ class Youlianyun(Provider):
         head = _head(path)
         if head.lstrip()[:1] in (b"{", b"<") and b"respCode" in head:
             codes.raise_for_body(path.read_bytes(), f"youlianyun download {name}")
-        if path.stat().st_size == 0 and token.lower() != codes.EMPTY_MD5:
-            raise UnavailableError(f"{name}: empty download", "the file server sent no bytes; run again later")
         return path
 
-    def _token_ok(self, path: Path, members: list[Any], token: str, name: str, last: bool) -> bool:
+    def _check_token(self, path: Path, members: list[Any], token: str, name: str) -> None:
+        """§5.2 rule 3: the token is the MD5 of the body, or of the decompressed member(s)."""
         mode = self.config["verify_token"]
         if mode == "off":
-            return True
+            return
         digests = [_md5(path)] + ([_md5(m.path) for m in members] if members[0].path != path else [])
         if token.lower() in digests:
-            return True
+            return
         message = f"{name}: MD5 {digests[0]} does not match the download token ({token[:6]}…)"
         if mode == "warn":
             self._warn(message)
-            return True
-        if last:
-            raise DataError(
-                message, "the file changed in transit or the token is wrong; `verify_token: warn` accepts it"
-            )
-        self.client.log.warning("%s; downloading once more", message)
-        return False
+            return
+        raise DataError(message, "the file changed in transit or the token is wrong; `verify_token: warn` accepts it")
 
     def _warn(self, message: str) -> None:
         self.client.log.warning("%s", message)

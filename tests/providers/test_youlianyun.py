@@ -815,3 +815,20 @@ def test_several_bill_links_are_all_read() -> None:
     assert codes.links(b'{"respCode": 100007}', "billList") == []
     with pytest.raises(DataError, match="downUrl"):
         codes.links(b'{"respCode": "200", "token": "t"}', "billList")
+
+
+def test_empty_body_with_a_non_empty_token_is_downloaded_once_more_then_unavailable(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    original = emulator._success
+
+    def empty_body_real_token(*args: Any) -> Any:
+        reply = original(*args)
+        for issued in emulator.issued.values():
+            issued.body = b""  # served empty, while the token still is the MD5 of the real file
+        return reply
+
+    emulator._success = empty_body_real_token  # type: ignore[method-assign]
+    with pytest.raises(UnavailableError, match="empty download"):
+        pull(server, OCT12)
+    assert len(requests_to(emulator, FILE)) == 2
