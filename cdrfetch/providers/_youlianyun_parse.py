@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from operator import methodcaller
@@ -152,6 +153,15 @@ def _blank(row: list[str], delimiter: str) -> bool:
     return not "".join(row).strip() and (len(row) <= 1 or delimiter.isspace())
 
 
+@dataclass
+class _Ready:
+    """A block with every output column computed except the ids."""
+
+    columns: dict[str, pa.Array]
+    keys: pa.Array  # binary 'sid|app|ClientId|Callee|startTime|duration|type|0'
+    start: pa.Array
+
+
 class DayParser:
     """Normalizes the files of one day; the occurrence index `n` runs across all of them."""
 
@@ -166,34 +176,44 @@ class DayParser:
     def parse(self, path: Path, name: str) -> Iterator[pa.RecordBatch]:
         """Yield `calls` batches (at most BATCH_ROWS rows) of one decoded member file."""
         layout = sniff_layout(path, name)
-        done = 0
+        done = [0]
         if layout.regular:
             try:
-                for raw in _arrow_blocks(path, layout):
-                    batch = self._normalize(raw, name)
-                    done += len(raw.cells["startTime"])
-                    yield from _slices(batch)
+                yield from self._fast(path, layout, name, done)
                 return
             except _Irregular:
                 pass
-        for raw in _python_blocks(path, layout, done, name):
-            yield from _slices(self._normalize(raw, name))
+        for raw in _python_blocks(path, layout, done[0], name):
+            yield from _slices(self._finish(self._prepare(raw, name)))
 
-    def _normalize(self, raw: RawBlock, name: str) -> pa.RecordBatch:
+    def _fast(self, path: Path, layout: Layout, name: str, done: list[int]) -> Iterator[pa.RecordBatch]:
+        """Arrow reader; the next block is read and converted on a worker thread (Arrow releases the
+        GIL) while this one is hashed, which is the only per-row Python work."""
+        blocks = _arrow_blocks(path, layout)
+
+        def prepare_next() -> _Ready | None:
+            raw = next(blocks, None)
+            return None if raw is None else self._prepare(raw, name)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="youlianyun-parse") as pool:
+            pending = pool.submit(prepare_next)
+            while (ready := pending.result()) is not None:
+                pending = pool.submit(prepare_next)
+                batch = self._finish(ready)
+                done[0] += len(ready.start)
+                yield from _slices(batch)
+
+    def _prepare(self, raw: RawBlock, name: str) -> _Ready:
+        """Every column but the ids (vectorized; raises on a bad mandatory value)."""
         cells = raw.cells
         start = self._start_times(cells["startTime"], raw.lines, name)
         duration = _durations(cells["duration"], raw.lines, name)
-        ids = self.occurrences.assign(self._hash_keys(cells))
-        self.rows += len(ids)
-        count = len(ids)
-        end = pc.add(start, pc.cast(pc.multiply(duration, 1000), pa.duration("ms")))
+        count = len(start)
         columns = {
             "provider": pa.repeat(pa.scalar(PROVIDER), count),
             "account": pa.repeat(pa.scalar(self.account_sid), count),
-            "record_id": ids,
-            "call_id": ids,
             "start_time": start,
-            "end_time": end,
+            "end_time": pc.add(start, pc.cast(pc.multiply(duration, 1000), pa.duration("ms"))),
             "duration_s": duration,
             "caller": _nullable(cells["ClientId"]),
             "callee": _nullable(cells["Callee"]),
@@ -201,8 +221,16 @@ class DayParser:
             "call_type": _nullable(cells["type"]),
             "extra": self._extras(cells["type"], raw.extras),
         }
+        return _Ready(columns, self._hash_keys(cells), start)
+
+    def _finish(self, ready: _Ready) -> pa.RecordBatch:
+        """Number the rows (`n`), hash the ids, assemble the batch, apply the window."""
+        ids = self.occurrences.assign(ready.keys)
+        self.rows += len(ids)
+        columns = {**ready.columns, "record_id": ids, "call_id": ids}
+        count = len(ids)
         batch = pa.RecordBatch.from_arrays([columns.get(f.name, pa.nulls(count, f.type)) for f in CALLS], schema=CALLS)
-        return batch if self.keep is None else batch.filter(self._inside(start))
+        return batch if self.keep is None else batch.filter(self._inside(ready.start))
 
     def _hash_keys(self, cells: dict[str, pa.Array]) -> pa.Array:
         parts = [self.account_sid, self.app_id, *(cells[f] for f in FIELDS), "0"]
