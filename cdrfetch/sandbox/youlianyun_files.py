@@ -57,7 +57,7 @@ def day_rows(seed: int, sid: str, app_id: str, day: date, rows_min: int = 5, row
     """The bill of one Shanghai day, sorted by start time, with the edge rows of §8.6."""
     r = rng(seed, sid, app_id, day.isoformat())
     midnight = datetime.combine(day, time())
-    count = max(r.randint(rows_min, rows_max), 3)
+    count = max(r.randint(rows_min, rows_max), 3)  # the edge rows need three
     rows = [_row(r, midnight + timedelta(seconds=r.randrange(86_400))) for _ in range(count - 3)]
     rows.append(_row(r, midnight + timedelta(seconds=86_390 + r.randrange(10))))  # 23:59:5x
     rows.append(_row(r, midnight + timedelta(seconds=r.randrange(86_400)), duration=0))

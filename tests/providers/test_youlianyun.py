@@ -660,9 +660,9 @@ def test_dst_gap_and_repeat_resolve_with_fold_0(tmp_path: Path, stamps: list[str
 
 
 def test_occurrence_index_spans_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cdrfetch.providers import _youlianyun_parse
+    from cdrfetch.providers import _youlianyun_read
 
-    monkeypatch.setattr(_youlianyun_parse, "BATCH_ROWS", 3)  # the exact reader yields blocks of 3 rows
+    monkeypatch.setattr(_youlianyun_read, "BATCH_ROWS", 3)  # the exact reader yields blocks of 3 rows
     row = "1,2,2015-10-12 10:00:00,5,0\n"
     other = "1,2,2015-10-12 10:00:01,5,0\n"
     rows = parsed(tmp_path, "\n" + HEAD + "1,2,2015-10-12 9:00:00,5,0\n" + (row + other) * 4)  # blank first line
@@ -684,9 +684,9 @@ ROW = st.tuples(
 
 
 @st.composite
-def bill_files(draw: st.DrawFn) -> tuple[list[tuple[str, str, datetime, int | None, str]], str, str, str, bool, bool]:
+def bill_files(draw: st.DrawFn) -> tuple[Any, ...]:
     pool = draw(st.lists(ROW, min_size=1, max_size=6))
-    rows = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=30))  # repeats exercise `n`
+    rows = draw(st.lists(st.sampled_from(pool), min_size=10, max_size=80))  # repeats exercise `n`
     return (
         rows,
         draw(st.sampled_from([",", "\t", "|", ";"])),
@@ -694,6 +694,7 @@ def bill_files(draw: st.DrawFn) -> tuple[list[tuple[str, str, datetime, int | No
         draw(st.sampled_from(["utf-8", "utf-8-sig", "gbk"])),
         draw(st.booleans()),  # header
         draw(st.booleans()),  # zero padding
+        draw(st.booleans()),  # a blank first line (the exact reader from the start)
     )
 
 
@@ -705,13 +706,17 @@ def _stamp_text(value: datetime, padded: bool) -> str:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=bill_files())
-def test_parser_matches_an_independent_model(tmp_path: Path, case: Any) -> None:
-    rows, delimiter, newline, encoding, header, padded = case
+def test_parser_matches_an_independent_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Any) -> None:
+    from cdrfetch.providers import _youlianyun_read
+
+    monkeypatch.setattr(_youlianyun_read, "_ARROW_BLOCK", 160)  # many small blocks in both readers:
+    monkeypatch.setattr(_youlianyun_read, "BATCH_ROWS", 4)  # the occurrence index must cross them
+    rows, delimiter, newline, encoding, header, padded, lead = case
     cells = [(c, e, _stamp_text(s, padded), "" if d is None else str(d), t) for c, e, s, d, t in rows]
     lines = [delimiter.join(HEAD.strip().split(","))] if header else []
     lines += [delimiter.join(f" {cell} " if i % 2 else cell for i, cell in enumerate(row)) for row in cells]
     path = tmp_path / "bill.txt"
-    path.write_bytes((newline + newline.join(lines) + newline * 2).encode(encoding))
+    path.write_bytes(((newline if lead else "") + newline.join(lines) + newline * 2).encode(encoding))
     got = parse_file(path).to_pylist()
     seen: collections.Counter[tuple[str, ...]] = collections.Counter()
     want = []
