@@ -114,7 +114,7 @@ class DayParser:
 
     def _finish(self, ready: _Ready) -> pa.RecordBatch:
         """Number the rows (`n`), hash the ids, assemble the batch, apply the window."""
-        ids = self.occurrences.assign(ready.keys)
+        ids = self.occurrences.assign(ready.keys, ready.start)
         self.rows += len(ids)
         columns = {**ready.columns, "record_id": ids, "call_id": ids}
         count = len(ids)
@@ -159,33 +159,55 @@ class Occurrences:
     """The occurrence index `n` of §6 across a whole day, in compact memory.
 
     Rows are fingerprinted by the first 96 bits of their `n = 0` id (a SHA-1 of the row's key), and
-    only those fingerprints are kept (28 bytes a row, in Arrow arrays). Each new block is matched
-    against all earlier fingerprints with one hash set built from the block itself, so the cost
-    stays linear per block; only rows that really repeat are renumbered in Python.
+    only those fingerprints are kept (28 bytes a row, in Arrow arrays). A new block is matched
+    against earlier fingerprints with one hash set built from the block itself. Identical rows
+    start at the same instant, so while the file is in start order (bill files are) only the rows
+    at the latest start instant can be repeated, and the match stays O(block); otherwise every
+    earlier fingerprint is probed. Only rows that really repeat are renumbered in Python.
     """
 
     def __init__(self) -> None:
         self.blocks: list[pa.Array] = []
+        self.ordered = True  # every row so far starts no earlier than the row before it
+        self.last: datetime | None = None  # start of the latest row
+        self.tail: list[pa.Array] = []  # fingerprints of the earlier rows starting at `last`
 
-    def assign(self, keys: pa.Array) -> pa.Array:
+    def assign(self, keys: pa.Array, start: pa.Array) -> pa.Array:
         """Record ids (40 hex) for keys ending in '|0', in order, with `n` applied."""
         raw: list[bytes] = keys.to_pylist()
         ids: list[str] = list(map(_HEX, map(hashlib.sha1, raw)))
         prints = pc.utf8_slice_codeunits(pa.array(ids, pa.string()), 0, 24)
-        earlier = self._earlier(prints)
+        earlier = self._earlier(prints, self._candidates(start))
         counts = pc.value_counts(prints)
         again = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
         repeated = pa.concat_arrays([again, pa.array(list(earlier), pa.string())])
         if len(repeated):
             self._renumber(raw, ids, prints, repeated, earlier)
         self.blocks.append(prints)
+        self._remember_tail(prints, start)
         return pa.array(ids, pa.string())
 
-    def _earlier(self, prints: pa.Array) -> dict[str, int]:
-        """Fingerprint -> occurrences in earlier blocks, for this block's fingerprints that have some."""
-        if not self.blocks:
+    def _candidates(self, start: pa.Array) -> list[pa.Array]:
+        """The earlier fingerprints a row of this block can repeat."""
+        if self.ordered and len(start):
+            ascending = len(start) < 2 or pc.all(pc.greater_equal(start[1:], start[:-1])).as_py()
+            self.ordered = bool(ascending) and (self.last is None or start[0].as_py() >= self.last)
+        return self.tail if self.ordered else self.blocks
+
+    def _remember_tail(self, prints: pa.Array, start: pa.Array) -> None:
+        if not (self.ordered and len(start)):
+            return
+        newest = start[-1]
+        at_newest = prints.filter(pc.equal(start, newest))
+        self.tail = (self.tail if newest.as_py() == self.last else []) + [at_newest]
+        self.last = newest.as_py()
+
+    @staticmethod
+    def _earlier(prints: pa.Array, candidates: list[pa.Array]) -> dict[str, int]:
+        """Fingerprint -> occurrences among `candidates`, for this block's fingerprints that have some."""
+        if not candidates:
             return {}
-        before = pa.chunked_array(self.blocks)
+        before = pa.chunked_array(candidates, pa.string())
         hits = before.filter(pc.is_in(before, value_set=prints))
         if not len(hits):
             return {}
