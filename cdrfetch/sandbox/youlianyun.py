@@ -70,6 +70,7 @@ class YoulianyunEmulator(Emulator):
         self.bad_token = self.corrupt_archive = self.empty_file = False
         self.url_ttl_seconds: float | None = None
         self.rows_min, self.rows_max = 5, 40
+        self.bill_parts = 1  # with bill_shape "list": the day's rows spread over this many files
         self.malformed_row: int | None = None  # data row (0-based) served with an unparseable startTime
         self.fmt = files.FileFormat()
         self.issued: dict[str, Issued] = {}
@@ -239,18 +240,27 @@ class YoulianyunEmulator(Emulator):
         raise Answer("100004")
 
     def _success(self, request: Request, sid: str, app_id: str, day: date) -> Reply:
-        body = b"" if self.empty_file else files.render(self.rows(day, sid, app_id), self.fmt, self.malformed_row)
+        rows = self.rows(day, sid, app_id)
+        size = -(-len(rows) // self.bill_parts)  # knob `bill_parts`: the day split over several files
+        parts = [rows[i : i + size] for i in range(0, len(rows), size)]
+        bills = [self._issue(request, sid, app_id, day, part) for part in parts]
+        shapes: dict[str, dict[str, Any]] = {"flat": bills[0], "object": {"accountBill": bills[0]}}
+        shaped = shapes.get(self.bill_shape, {"accountBill": bills})
+        return self._envelope({"respCode": self.success_code, **shaped})
+
+    def _issue(self, request: Request, sid: str, app_id: str, day: date, rows: list[files.BillRow]) -> dict[str, str]:
+        """Render one bill file, remember it under an opaque name, return its downUrl and token."""
+        body = b"" if self.empty_file else files.render(rows, self.fmt, self.malformed_row)
         if self.corrupt_archive and self.fmt.container != "plain":
             body = files.corrupt(body)
         token = hashlib.md5(body + (b"x" if self.bad_token else b"")).hexdigest()
         opaque = self._file_name(sid, app_id, day, hashlib.sha256(body).hexdigest())
         with self._lock:
             self.issued[opaque] = Issued(body, token, "plain" if self.empty_file else self.fmt.container)
-        url = f"http://{request.header('host')}/fileserver/file?fileName={quote(opaque, safe='')}"
-        bill = {"downUrl": url, "token": token}
-        shapes: dict[str, dict[str, Any]] = {"flat": bill, "object": {"accountBill": bill}}
-        shaped = shapes.get(self.bill_shape, {"accountBill": [bill]})
-        return self._envelope({"respCode": self.success_code, **shaped})
+        return {
+            "downUrl": f"http://{request.header('host')}/fileserver/file?fileName={quote(opaque, safe='')}",
+            "token": token,
+        }
 
     @staticmethod
     def _file_name(sid: str, app_id: str, day: date, digest: str) -> str:

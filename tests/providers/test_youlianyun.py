@@ -71,6 +71,27 @@ class TestYoulianyunContract(ProviderContract):
         assert isinstance(emulator, YoulianyunEmulator)
         emulator.truncate_download = count
 
+    # provider answers through the real CLI, on the contract's fixtures
+
+    @pytest.mark.parametrize(
+        ("knobs", "code", "hint"),
+        [
+            ({"accept_body": "wrapped"}, ExitCode.CONFIG, "body_style"),
+            ({"date_formats": "compact"}, ExitCode.CONFIG, "date_style"),
+            ({"resp_error": ["100699", 100]}, ExitCode.UNAVAILABLE, "run again later"),
+            ({"account_state": "101109"}, ExitCode.AUTH, "support"),
+            ({"bad_token": True}, ExitCode.OK, "does not match the download token"),
+        ],
+    )
+    def test_provider_answers_exit_codes(
+        self, emulator: Emulator, profile: Path, knobs: dict[str, Any], code: int, hint: str
+    ) -> None:
+        assert isinstance(emulator, YoulianyunEmulator)
+        emulator.configure(**knobs)
+        result = self.pull(profile, "-o", "-", "--format", "csv")
+        assert result.exit_code == code, result.stderr
+        assert hint in result.stderr
+
 
 # ---- fixtures --------------------------------------------------------------------------------
 
@@ -844,3 +865,23 @@ def test_empty_body_with_a_non_empty_token_is_downloaded_once_more_then_unavaila
     with pytest.raises(UnavailableError, match="empty download"):
         pull(server, OCT12)
     assert len(requests_to(emulator, FILE)) == 2
+
+
+def test_several_bill_files_are_one_day_with_n_counted_across_them(
+    server: SandboxServer, emulator: YoulianyunEmulator
+) -> None:
+    whole = pull(server, OCT12).table
+    emulator.configure(bill_shape="list", bill_parts=3)
+    pulled = pull(server, OCT12)
+    assert len(requests_to(emulator, FILE)) == 1 + 3
+    assert pulled.projection() == expected(emulator, OCT12)
+    assert sorted(pulled.table.column("record_id").to_pylist()) == sorted(whole.column("record_id").to_pylist())
+    assert any("3 files" in w for w in pulled.summary.warnings)
+
+
+def test_slow_answers_time_out_then_temporary(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+    emulator.faults.latency, emulator.faults.latency_route = 0.3, BILL
+    with pytest.raises(CdrfetchError) as caught:
+        pull(server, OCT12, timeout=0.05, retries=1)
+    assert caught.value.exit_code == ExitCode.TEMPORARY
+    assert "timeout" in (caught.value.hint or "")
