@@ -73,6 +73,7 @@ def _positional(count: int) -> tuple[str, ...]:
 
 
 def arrow_blocks(path: Path, layout: Layout) -> Iterator[RawBlock]:
+    """Raw blocks by Arrow's CSV reader; raises Irregular where the exact reader must take over."""
     names = [f"c{i}" for i in range(len(layout.columns))]
     encoding = "utf8" if layout.encoding.startswith("utf-8") else layout.encoding  # Arrow skips a BOM itself
     read = pacsv.ReadOptions(
@@ -105,6 +106,7 @@ def _raw(layout: Layout, columns: list[pa.Array], lines: list[int] | None) -> Ra
 
 
 def python_blocks(path: Path, layout: Layout, skip: int, name: str) -> Iterator[RawBlock]:
+    """Raw blocks of BATCH_ROWS rows with line numbers, after skipping `skip` data rows."""
     width = len(layout.columns)
     rows: list[list[str]] = []
     lines: list[int] = []
