@@ -81,10 +81,21 @@ def _extract_zip(path: Path, dest: Path, name: str, budget: int) -> list[Member]
             if _UNSAFE_NAME.search(info.filename):
                 raise DataError(f"{name}: member {info.filename!r} escapes the archive", "refusing a malicious archive")
             target = dest / f"{path.stem}-{index:05d}"  # never a path derived from the member name
-            with archive.open(info) as source:
-                budget -= _copy(source, target, budget, f"{name}:{info.filename}")
+            budget -= _copy_member(archive, info, target, budget, f"{name}:{info.filename}")
             members.append(Member(info.filename, target))
         return members
+
+
+def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, name: str) -> int:
+    """Extract one member; a damaged local header or an unknown compression is bad data too."""
+    try:
+        source = archive.open(info)
+    except (zipfile.BadZipFile, NotImplementedError, zlib.error, EOFError) as exc:
+        raise DataError(
+            f"{name}: damaged archive ({type(exc).__name__})", "the download is damaged; run again"
+        ) from None
+    with source:
+        return _copy(source, target, budget, name)
 
 
 def _copy(source: _Readable, target: Path, budget: int, name: str) -> int:

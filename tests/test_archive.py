@@ -60,6 +60,15 @@ def test_damaged_archives_are_data_errors(tmp_path: Path) -> None:
         archive.extract(tmp_path / "cut.gz", tmp_path, name="cut.gz")
 
 
+def test_a_damaged_local_header_is_a_data_error(tmp_path: Path) -> None:
+    data = bytearray(make_zip(tmp_path / "h.zip", {"a.csv": b"a,b,c\n" * 100}).read_bytes())
+    data[:4] = b"PK\x03\x04"  # still sniffed as zip
+    data[26:28] = b"\xff\xff"  # local header: file name length now points past the data
+    (tmp_path / "h.zip").write_bytes(bytes(data))
+    with pytest.raises(DataError, match="damaged"):
+        archive.extract(tmp_path / "h.zip", tmp_path, name="h.zip")
+
+
 @pytest.mark.parametrize(
     ("data", "encoding"),
     [("名,b\n".encode(), "utf-8"), (b"\xef\xbb\xbfa,b\n", "utf-8-sig"), ("直拨,b\n".encode("gbk"), "gbk")],
