@@ -13,45 +13,54 @@ from pathlib import Path
 
 import pytest
 
+from cdrfetch import providers
 from cdrfetch.ledger import Ledger
 from cdrfetch.sandbox import emulator_class
 from cdrfetch.sandbox.server import ExpectedCall
 from cdrfetch.windows import Window, zone
 from tests.helpers import read_table
 
-PROVIDER = "youlianyun"
+CRASHPOINTS = ["chunk-spooled", "before-rename", "before-ledger"]
 
 
-def pull(out: Path, crashpoint: str | None) -> subprocess.CompletedProcess[str]:
+def pull(provider: str, out: Path, crashpoint: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CDRFETCH_CRASHPOINT"}
     if crashpoint:
         env["CDRFETCH_CRASHPOINT"] = crashpoint
-    command = [sys.executable, "-m", "cdrfetch", PROVIDER, "pull", "--sandbox", "--since-last", "-o", f"{out}/", "-q"]
+    command = [sys.executable, "-m", "cdrfetch", provider, "pull", "--sandbox", "--since-last", "-o", f"{out}/", "-q"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("crashpoint", ["chunk-spooled", "before-rename", "before-ledger"])
-def test_kill_then_rerun_completes_exactly(tmp_path: Path, crashpoint: str) -> None:
+@pytest.mark.parametrize("provider", providers.names())
+@pytest.mark.parametrize("crashpoint", CRASHPOINTS)
+def test_kill_then_rerun_completes_exactly(tmp_path: Path, provider: str, crashpoint: str) -> None:
     out = tmp_path / "cdrs"
-    killed = pull(out, crashpoint)
+    killed = pull(provider, out, crashpoint)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    finals = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    if crashpoint == "before-ledger":
-        assert [read_table(p).num_rows > 0 for p in finals] == [True]  # complete file, just not recorded
+    finals = final_files(out)
+    if crashpoint == "before-ledger":  # complete files, just not recorded
+        assert finals
+        for path in finals:
+            read_table(path)  # raises on a truncated Parquet file
     else:
         assert finals == []
-    assert Ledger().runs(PROVIDER) == []
+    assert Ledger().runs(provider) == []
 
-    rerun = pull(out, None)
+    rerun = pull(provider, out, None)
     assert rerun.returncode == 0, rerun.stderr
-    [run] = Ledger().runs(PROVIDER)
+    [run] = Ledger().runs(provider)
     assert run["outcome"] == "ok"
-    [path] = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    [path] = [p for p in final_files(out) if len(p.suffixes) == 1]  # the calls file (side tables: .<table>.parquet)
     assert not list(out.rglob(".*.partial"))
     window = Window(
         datetime.fromisoformat(run["window_start"]), datetime.fromisoformat(run["window_end"]), zone("Asia/Shanghai")
     )
-    expected = emulator_class(PROVIDER)().expected_calls(window)
+    expected = emulator_class(provider)().expected_calls(window)
     rows = read_table(path).to_pylist()
     got = collections.Counter(ExpectedCall(r["caller"], r["callee"], r["start_time"], r["duration_s"]) for r in rows)
     assert got == collections.Counter(expected) and len(expected) > 0
+
+
+def final_files(out: Path) -> list[Path]:
+    """Files under their final names (temp files are hidden dot-files)."""
+    return sorted(p for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))

@@ -13,7 +13,7 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from cdrfetch import locking
+from cdrfetch import locking, providers
 from cdrfetch.errors import ExitCode
 from cdrfetch.ledger import Key, Ledger
 from cdrfetch.sandbox import emulator_class
@@ -198,3 +198,24 @@ def test_doctor_without_any_configuration_fails_with_a_hint(tmp_path: Path) -> N
     result = run_cli("doctor")
     assert result.exit_code == ExitCode.CONFIG
     assert "no provider is configured" in result.stdout
+
+
+@pytest.mark.parametrize("provider", providers.names())
+def test_every_provider_passes_its_sandbox_check(provider: str) -> None:
+    result = run_cli(provider, "check", "--sandbox")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert f"OK    {provider} login" in result.stdout
+
+
+@pytest.mark.parametrize("provider", providers.names())
+def test_since_last_twice_on_every_provider_writes_each_record_once(provider: str, tmp_path: Path) -> None:
+    for _ in range(2):
+        result = run_cli(provider, "pull", "--sandbox", "--since-last", "-o", f"{tmp_path}/", "--set", "lookback=2d")
+        assert result.exit_code == 0, result.stderr
+    calls = [p for p in tmp_path.rglob("*.parquet") if len(p.suffixes) == 1]
+    ids = [rid for path in calls for rid in read_table(path).column("record_id").to_pylist()]
+    runs = Ledger().runs(provider)
+    assert len(runs) == 2 and datetime.fromisoformat(runs[0]["window_start"]) < datetime.fromisoformat(
+        runs[1]["window_end"]
+    )
+    assert len(ids) == len(set(ids)) == sum(run["records"]["calls"] for run in runs)
