@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import hashlib
 import re
 import zipfile
 import zlib
@@ -115,6 +116,15 @@ def _copy(source: _Readable, target: Path, budget: int, name: str) -> int:
             f"{name}: damaged archive ({type(exc).__name__})", "the download is damaged; run again"
         ) from None
     return written
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file's bytes (streamed), e.g. `md5` for tokens, `sha256` for checksums."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        while block := handle.read(BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def detect_encoding(path: Path, name: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from cdrfetch import crashpoints
+from cdrfetch import archive, crashpoints
 from cdrfetch.errors import CdrfetchError, ExitCode, PartialResultError
 from cdrfetch.providers.base import Provider
 from cdrfetch.records import Batch
@@ -227,18 +227,8 @@ def _record_file(summary: RunSummary, table: str, sink: Sink) -> None:
     path = sink.commit()
     entry: dict[str, object] = {"table": table, "path": str(path) if path else "-", "rows": sink.rows}
     if path is not None:
-        entry.update(bytes=path.stat().st_size, sha256=_sha256(path))
+        entry.update(bytes=path.stat().st_size, sha256=archive.file_digest(path, "sha256"))
     summary.files.append(entry)
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def complete_until(summary: RunSummary) -> datetime | None:

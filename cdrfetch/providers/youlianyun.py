@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from requests.auth import AuthBase
 
-from cdrfetch import http
+from cdrfetch import archive, http
 from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, UnavailableError
 from cdrfetch.providers import _youlianyun_codes as codes
 from cdrfetch.providers.base import Provider, Setting
@@ -162,8 +162,6 @@ class Youlianyun(Provider):
 
     def _unpack(self, path: Path, token: str, name: str) -> list[tuple[str, Path]]:
         """(display name, file) of every member, after the emptiness and token checks of §4.3."""
-        from cdrfetch import archive
-
         if path.stat().st_size == 0 and token.lower() != codes.EMPTY_MD5:
             raise UnavailableError(f"{name}: empty download", "the file server sent no bytes; run again later")
         members = archive.extract(path, self.client.workdir, name=name)
@@ -205,7 +203,9 @@ class Youlianyun(Provider):
         mode = self.config["verify_token"]
         if mode == "off":
             return
-        digests = [_md5(path)] + ([_md5(m.path) for m in members] if members[0].path != path else [])
+        digests = [archive.file_digest(path, "md5")]
+        if members[0].path != path:  # a container: the token may be the MD5 of the members instead
+            digests += [archive.file_digest(m.path, "md5") for m in members]
         if token.lower() in digests:
             return
         message = f"{name}: MD5 {digests[0]} does not match the download token ({token[:6]}…)"
@@ -222,14 +222,6 @@ class Youlianyun(Provider):
 def _head(path: Path) -> bytes:
     with open(path, "rb") as handle:
         return handle.read(512)
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 PROVIDER = Youlianyun
