@@ -23,7 +23,10 @@ from cdrfetch.errors import AuthError, ConfigError, DataError, ExitCode, Tempora
 from cdrfetch.providers import _laaffic_parse as parse
 from cdrfetch.providers import _laaffic_protocol as proto
 from cdrfetch.providers.laaffic import Laaffic
+from cdrfetch.sandbox.laaffic import LaafficEmulator
+from cdrfetch.sandbox.server import Emulator
 from cdrfetch.windows import Window, zone
+from tests.providers.contract import ProviderContract
 from tests.providers.laaffic_lab import NOW, SHANGHAI, UTC, Lab, Ticking, as_expected, days, fixed, local, oracle
 
 KEY, SECRET = "bDqJFiq9", "7bz1lzh9"
@@ -32,6 +35,33 @@ DOC_BODY = (
     b'{"current":1,"size":10,"params":{"strTime":"2022-01-31T00:00:00+08:00","endTime":"2022-02-01T00:00:00+08:00"}}'
 )
 MARCH = days((2024, 3, 1), (2024, 3, 8))
+
+
+# --- the shared contract (real CLI, real clock) -----------------------------------------------------
+
+
+class TestLaafficContract(ProviderContract):
+    provider = "laaffic"
+    main_route = "/number/record/queryPage"
+    download_route = None  # records come inline in JSON pages; there is no file to download
+
+    def emulator_knobs(self) -> dict[str, Any]:
+        # the contract window is in 2024 and the emulator runs on the real clock: lift the
+        # two-month retention, and make sure the window's day holds a page of calls or more
+        return {"retention_days": 100_000, "records_min": 40, "records_max": 160}
+
+    def make_rows_malformed(self, emulator: Emulator) -> str:
+        assert isinstance(emulator, LaafficEmulator)
+        emulator.knobs.malformed = 103
+        return "page 2 records[3]"
+
+    def make_window_empty(self, emulator: Emulator) -> None:
+        assert isinstance(emulator, LaafficEmulator)
+        emulator.knobs.records_min = emulator.knobs.records_max = 0
+
+    def expire_signatures(self, emulator: Emulator) -> None:
+        later = datetime.now(timezone.utc) + timedelta(minutes=31)
+        emulator.clock = lambda: later
 
 
 def _pages(emulator: Any, window: Window = MARCH) -> int:
