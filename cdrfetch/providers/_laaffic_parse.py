@@ -8,8 +8,10 @@ seconds / milliseconds; all become UTC truncated to milliseconds.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
@@ -41,6 +43,9 @@ MAPPED = {
 _TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d{2}:?\d{2})?",
 )
+_NAIVE = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d")  # the common shape, read fast
+# the `extra` encoding of records.extra_json, built once (json.dumps with options builds one per call)
+_EXTRA = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 _INTEGER = re.compile(r"[+-]?\d+(?:\.0*)?")
 
 
@@ -52,6 +57,11 @@ def parse_time(value: Any, tz: tzinfo) -> datetime | None:
     """A record time in any accepted format -> aware UTC datetime (ms precision); '' / null -> None."""
     if value is None or value == "":
         return None
+    if type(value) is str and _NAIVE.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=tz).astimezone(UTC)
+        except ValueError:
+            raise FieldError(f"{value!r} is not a valid date and time") from None
     if isinstance(value, bool):
         raise FieldError(f"{value!r} is not a time")
     if isinstance(value, (int, Decimal)) or (isinstance(value, str) and value.strip().isdigit()):
@@ -102,12 +112,12 @@ def _offset(text: str) -> tzinfo:
 
 def parse_int(value: Any) -> int | None:
     """An integer sent as a JSON number or numeric text; '' / null -> None; 10.5 or 'abc' -> error."""
+    if type(value) is int:
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise FieldError(f"{value!r} is not an integer")
-    if isinstance(value, int):
-        return value
     text = str(value).strip()
     if isinstance(value, (str, Decimal)) and _INTEGER.fullmatch(text):
         return int(Decimal(text))
@@ -135,6 +145,8 @@ def _bad_pay(value: Any) -> Decimal:
 
 def text(value: Any) -> str | None:
     """A verbatim text field; '' / null -> None, numbers -> their text."""
+    if type(value) is str:
+        return value or None
     if value is None or value == "":
         return None
     if isinstance(value, (dict, list)):
@@ -143,20 +155,31 @@ def text(value: Any) -> str | None:
 
 
 def split_fields(record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(mapped fields by lower-case name, every other field under its own name)."""
-    mapped: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for name, value in record.items():
+    """(mapped fields by lower-case name, every other field under its own name, sorted by name)."""
+    mapped_keys, extra_keys = _plan(tuple(record))
+    mapped = {key: record[name] for key, name in mapped_keys}
+    extra = {name: _plain(record[name]) for name in extra_keys}
+    return mapped, extra
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(keys: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """How to split records with these keys (they repeat record after record, so this is cached)."""
+    mapped: dict[str, str] = {}
+    extra = []
+    for name in keys:
         key = name.lower()
         if key in MAPPED and key not in mapped:
-            mapped[key] = value
+            mapped[key] = name
         else:
-            extra[name] = _plain(value)
-    return mapped, extra
+            extra.append(name)
+    return tuple(mapped.items()), tuple(sorted(extra))
 
 
 def _plain(value: Any) -> Any:
     """JSON numbers were read as Decimal (exact `pay`); give `extra` plain JSON numbers back."""
+    if type(value) is str:
+        return value
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
     if isinstance(value, list):
@@ -166,48 +189,55 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class RecordParser:
+    """Turns Laaffic records into `calls` rows for one account and zone."""
+
+    def __init__(self, account: str, tz: tzinfo) -> None:
+        self.account = account
+        when = functools.partial(parse_time, tz=tz)
+        # (column, lower-case field, reader); read in this order so errors name the first bad field
+        self.columns: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+            ("record_id", "callid", text),
+            ("start_time", "starttime", when),
+            ("end_time", "endtime", when),
+            ("duration_s", "callduration", parse_int),
+            ("billed_duration_s", "chargedduration", parse_int),
+            ("caller", "caller", text),
+            ("callee", "called", text),
+            ("call_type", "callsource", parse_int),
+            ("status", "sipcode", text),
+            ("cost", "pay", parse_pay),
+            ("currency", "currency", text),
+            ("country", "country", text),
+            ("recording_url", "recordingfileurl", text),
+        )
+
+    def row(self, record: Any) -> dict[str, Any]:
+        """One record -> one row. Raises FieldError naming the field."""
+        if not isinstance(record, dict):
+            raise FieldError(f"expected a JSON object, got {type(record).__name__}")
+        fields, extra = split_fields(record)
+        row: dict[str, Any] = {"provider": "laaffic", "account": self.account}
+        try:
+            for column, key, read in self.columns:
+                row[column] = read(fields.get(key))
+        except FieldError as error:
+            raise FieldError(f"`{MAPPED[key]}`: {error}") from None
+        if row["record_id"] is None or row["start_time"] is None:
+            raise FieldError(f"`{'callid' if row['record_id'] is None else 'startTime'}` is missing")
+        source = row["call_type"]
+        row["call_id"] = row["record_id"]
+        row["direction"] = DIRECTIONS.get(source, "unknown")
+        row["call_type"] = None if source is None else str(source)
+        row["currency"] = _currency(row["currency"], row["cost"])
+        row["country"] = row["country"] or text(_lookup(extra, "ccode"))
+        row["extra"] = _EXTRA.encode(extra)
+        return row
+
+
 def to_row(record: Any, *, account: str, tz: tzinfo) -> dict[str, Any]:
-    """One Laaffic record -> one `calls` row. Raises FieldError naming the field."""
-    from cdrfetch.records import extra_json  # pyarrow: not at import time (`--help` stays fast)
-
-    if not isinstance(record, dict):
-        raise FieldError(f"expected a JSON object, got {type(record).__name__}")
-    fields, extra = split_fields(record)
-    callid = _field(fields, "callid", text)
-    start = _field(fields, "starttime", lambda value: parse_time(value, tz))
-    if callid is None:
-        raise FieldError("`callid` is missing")
-    if start is None:
-        raise FieldError("`startTime` is missing")
-    source = _field(fields, "callsource", parse_int)
-    cost = _field(fields, "pay", parse_pay)
-    return {
-        "provider": "laaffic",
-        "account": account,
-        "record_id": callid,
-        "call_id": callid,
-        "start_time": start,
-        "end_time": _field(fields, "endtime", lambda value: parse_time(value, tz)),
-        "duration_s": _field(fields, "callduration", parse_int),
-        "billed_duration_s": _field(fields, "chargedduration", parse_int),
-        "caller": _field(fields, "caller", text),
-        "callee": _field(fields, "called", text),
-        "direction": DIRECTIONS.get(source, "unknown") if source is not None else "unknown",
-        "call_type": None if source is None else str(source),
-        "status": _field(fields, "sipcode", text),
-        "cost": cost,
-        "currency": _currency(_field(fields, "currency", text), cost),
-        "country": _field(fields, "country", text) or text(_lookup(extra, "ccode")),
-        "recording_url": _field(fields, "recordingfileurl", text),
-        "extra": extra_json(dict(sorted(extra.items()))),
-    }
-
-
-def _field(fields: Mapping[str, Any], key: str, read: Any) -> Any:
-    try:
-        return read(fields.get(key))
-    except FieldError as error:
-        raise FieldError(f"`{MAPPED[key]}`: {error}") from None
+    """One Laaffic record -> one `calls` row (see RecordParser)."""
+    return RecordParser(account, tz).row(record)
 
 
 def _lookup(fields: Mapping[str, Any], key: str) -> Any:

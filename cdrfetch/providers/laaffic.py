@@ -67,6 +67,7 @@ class Laaffic(Provider):
         self.url = str(settings["base_url"]).rstrip("/") + "/number/record/queryPage"
         self.auth = proto.LaafficAuth(str(settings["api_key"]), str(settings["api_secret"]), client.clock)
         self.gate = proto.Gate(self.concurrency)
+        self.parser = parse.RecordParser(self.account, self.tz)
         self._seen: set[str] = set()  # callids already yielded in this run (dedup across chunks)
 
     def chunks(self, window: Window) -> list[Window]:
@@ -218,7 +219,7 @@ class Laaffic(Provider):
 
     def _row(self, where: str, index: int, record: Any) -> dict[str, Any]:
         try:
-            return parse.to_row(record, account=self.account, tz=self.tz)
+            return self.parser.row(record)
         except parse.FieldError as error:
             callid = record.get("callid") if isinstance(record, dict) else None
             named = f" (callid {callid})" if callid else ""
