@@ -23,6 +23,7 @@ from cdrfetch.providers.base import Provider, Setting
 from cdrfetch.windows import Window, day_window, zone
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import requests
 
     from cdrfetch.client import Client
@@ -34,12 +35,13 @@ MAX_PASSES = 3  # full passes over a chunk whose total keeps changing before giv
 
 @dataclass
 class Page:
-    """One answered page: what the server said about the whole query, and this page's rows."""
+    """One answered page: what the server said about the whole query, and this page's records."""
 
     number: int
     total: int
     pages: int
-    rows: list[dict[str, Any]]
+    ids: list[str]  # callids, in order
+    batch: pa.RecordBatch  # the rows, converted while other pages are still in flight
 
 
 class Laaffic(Provider):
@@ -76,11 +78,16 @@ class Laaffic(Provider):
 
     def fetch(self, chunk: Window) -> Iterator[Batch]:
         """Every record of `chunk`, de-duplicated on callid, in the server's order."""
-        from cdrfetch.records import CALLS, batches
+        import pyarrow as pa
 
-        rows = self._fresh_rows(self._pull(chunk))
-        self._seen.update(row["record_id"] for row in rows)
-        yield from batches("calls", CALLS, rows)
+        from cdrfetch.records import BATCH_ROWS, CALLS, Batch
+
+        kept, fresh = self._fresh(self._pull(chunk))
+        self._seen.update(fresh)
+        if kept:
+            table = pa.Table.from_batches(kept, schema=CALLS).combine_chunks()
+            for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+                yield Batch("calls", batch)
 
     def check(self) -> str:
         """Query page 1 of yesterday (local) and report what the key can see."""
@@ -214,8 +221,14 @@ class Laaffic(Provider):
             pages = parse.parse_int(data.get("pages"))
         except parse.FieldError as error:
             raise DataError(f"{where}: bad page counts: {error}", "report this answer to Laaffic") from None
+        import pyarrow as pa
+
+        from cdrfetch.records import CALLS
+
         rows = [self._row(where, index, record) for index, record in enumerate(data.get("records") or [])]
-        return Page(number, total, pages if pages is not None else math.ceil(total / proto.PAGE_SIZE), rows)
+        batch = pa.RecordBatch.from_pylist(rows, schema=CALLS)
+        count = pages if pages is not None else math.ceil(total / proto.PAGE_SIZE)
+        return Page(number, total, count, [row["record_id"] for row in rows], batch)
 
     def _row(self, where: str, index: int, record: Any) -> dict[str, Any]:
         try:
@@ -229,19 +242,22 @@ class Laaffic(Provider):
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _fresh_rows(self, passes: list[dict[int, Page]]) -> list[dict[str, Any]]:
-        """Rows in (pass newest first, page, position) order, without callids seen before."""
-        seen, rows, dropped = set(self._seen), [], 0
+    def _fresh(self, passes: list[dict[int, Page]]) -> tuple[list[pa.RecordBatch], list[str]]:
+        """Batches in (pass newest first, page, position) order without callids seen before; their ids."""
+        import pyarrow as pa
+
+        seen = set(self._seen)
+        kept: list[pa.RecordBatch] = []
+        fresh: list[str] = []
         for pages in passes:
             for number in sorted(pages):
-                for row in pages[number].rows:
-                    if row["record_id"] in seen:
-                        dropped += 1
-                        continue
-                    seen.add(row["record_id"])
-                    rows.append(row)
+                page = pages[number]
+                keep = _first_sightings(page.ids, seen)
+                fresh.extend(callid for callid, new in zip(page.ids, keep, strict=True) if new)
+                kept.append(page.batch if all(keep) else page.batch.filter(pa.array(keep, pa.bool_())))
+        dropped = sum(len(page.ids) for pages in passes for page in pages.values()) - len(fresh)
         self.client.log.debug("laaffic: %d duplicate callids dropped", dropped)
-        return rows
+        return kept, fresh
 
     def _warn(self, message: str) -> None:
         self.client.log.warning("laaffic: %s", message)
@@ -255,8 +271,18 @@ def _positive(settings: Resolved, name: str) -> int:
     return value
 
 
+def _first_sightings(ids: list[str], seen: set[str]) -> list[bool]:
+    """For each id, whether it is new (and remember it)."""
+    keep = []
+    for callid in ids:
+        new = callid not in seen
+        seen.add(callid)
+        keep.append(new)
+    return keep
+
+
 def _callids(passes: list[dict[int, Page]]) -> set[str]:
-    return {row["record_id"] for pages in passes for page in pages.values() for row in page.rows}
+    return {callid for pages in passes for page in pages.values() for callid in page.ids}
 
 
 def _largest_total(passes: list[dict[int, Page]]) -> int:

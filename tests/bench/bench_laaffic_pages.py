@@ -7,7 +7,8 @@ It runs in its own process by default, as a real server would: in this process i
 handling would compete with the client for the GIL and be counted as client time
 (`--in-process` shows that variant).
 
-Run: PYTHONPATH=$PWD python tests/bench/bench_laaffic_pages.py [--pages 1000] [--latency 0.05] [--concurrency 4] [--in-process]
+Run: PYTHONPATH=$PWD python tests/bench/bench_laaffic_pages.py
+     [--pages 1000] [--latency 0.05] [--concurrency 4] [--in-process]
 """
 
 from __future__ import annotations
@@ -73,6 +74,30 @@ def pull(profile: dict[str, Any], window: Window, concurrency: int, config: Path
         return time.perf_counter() - began, ids
 
 
+def floor(profile: dict[str, Any], window: Window, concurrency: int) -> float:
+    """Seconds for plain `requests` to fetch and decode the same pages (no cdrfetch): the HTTP floor."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from cdrfetch.providers._laaffic_protocol import CONTENT_TYPE, LaafficAuth, query_body
+
+    session = requests.Session()
+    auth = LaafficAuth(profile["api_key"], profile["api_secret"], clock)
+    url = profile["base_url"] + "/number/record/queryPage"
+    pages = len(window.local_days(window.tz)) * PER_DAY // 100
+
+    def page(number: int) -> int:
+        body = query_body(window, window.tz, number)
+        answer = session.post(url, data=body, headers={"Content-Type": CONTENT_TYPE}, auth=auth).json()
+        return len(answer["data"]["records"])
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        assert sum(pool.map(page, range(1, pages + 1))) == pages * 100
+    return time.perf_counter() - began
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pages", type=int, default=1000, help="pages of 100 records (a multiple of 50)")
@@ -98,6 +123,7 @@ def main() -> None:
         assert len(ids) == len(set(ids)) == expected == args.pages * 100, (len(ids), expected)
         sequential, ids = pull(profile, window, 1, config)
         assert len(ids) == expected
+        http_floor = floor(profile, window, args.concurrency)
     ours.send("stop")
     server.join()
     ideal = args.pages * args.latency / args.concurrency
@@ -105,6 +131,9 @@ def main() -> None:
     print(f"ideal (pages x latency / concurrency): {ideal:.2f}s")
     print(f"concurrent pull: {concurrent:.2f}s  -> {concurrent / ideal:.3f}x the ideal (target 1.25x)")
     print(f"sequential pull: {sequential:.2f}s  -> concurrent is {sequential / concurrent:.2f}x faster")
+    print(
+        f"plain requests, same pages and concurrency, no parsing: {http_floor:.2f}s ({http_floor / ideal:.3f}x ideal)"
+    )
 
 
 if __name__ == "__main__":
