@@ -823,3 +823,34 @@ def test_provider_declares_its_settings() -> None:
     assert names["tz"].default == "Asia/Shanghai" and names["max_window_days"].default == 31
     assert names["concurrency"].default == 4 and names["base_url"].default == "https://api.laaffic.com/v3"
     assert Laaffic.account_setting == "api_key" and Laaffic.max_window == timedelta(days=31)
+
+
+READERS = {name: parse.TimeReader(zone(name)) for name in ZONES}  # shared: the minute cache is exercised
+
+
+@settings(max_examples=500)
+@given(
+    naive=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1)),
+    tz_name=st.sampled_from(ZONES),
+    separator=st.sampled_from([" ", "T"]),
+)
+def test_the_cached_zone_reader_agrees_with_parse_time(naive: datetime, tz_name: str, separator: str) -> None:
+    text = naive.replace(microsecond=0).isoformat(sep=separator)
+    assert READERS[tz_name](text) == parse.parse_time(text, zone(tz_name))
+    neighbour = (naive.replace(microsecond=0) + timedelta(seconds=37)).isoformat(sep=separator)
+    assert READERS[tz_name](neighbour) == parse.parse_time(neighbour, zone(tz_name))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-10 02:30:00", datetime(2024, 3, 10, 7, 30, tzinfo=UTC)),  # New York spring gap: read at -05:00
+        ("2024-11-03 01:30:00", datetime(2024, 11, 3, 5, 30, tzinfo=UTC)),  # the repeated hour: its first reading
+        ("2024-11-03 01:59:59", datetime(2024, 11, 3, 5, 59, 59, tzinfo=UTC)),
+        ("2024-11-03 02:00:00", datetime(2024, 11, 3, 7, 0, tzinfo=UTC)),
+    ],
+)
+def test_naive_times_across_dst_changes(text: str, expected: datetime) -> None:
+    reader = parse.TimeReader(zone("America/New_York"))
+    assert reader(text) == parse.parse_time(text, zone("America/New_York")) == expected
+    assert reader(text) == expected  # from the cache
