@@ -67,6 +67,8 @@ class Knobs:
     end_inclusive: bool = False  # filter `startTime <= endTime` (an inclusive reading of the docs)
     total_offset: int = 0  # report a `total` this much larger than the records served
     malformed: int | None = None  # position in each query whose `startTime` is unreadable
+    slow_seconds: float = 0.0  # delay before answering a successful page ...
+    slow_pages: tuple[int, ...] = ()  # ... of these page numbers (empty: every page)
     formats: synth.Formats = field(default_factory=synth.Formats)
 
 
@@ -230,6 +232,8 @@ class LaafficEmulator(Emulator):
         body = request.json()
         current, size = body["current"], body["size"]
         start, end = parse_iso(body["params"]["strTime"]), parse_iso(body["params"]["endTime"])
+        if self.knobs.slow_seconds and (not self.knobs.slow_pages or current in self.knobs.slow_pages):
+            time.sleep(self.knobs.slow_seconds)
         query = self._query(start, end)
         total = len(query.calls) + self.knobs.total_offset
         data: dict[str, Any] = {"total": total, "size": size, "current": current, "pages": math.ceil(total / size)}
