@@ -115,8 +115,7 @@ class Laaffic(Provider):
             return []
         passes = [self._complete(chunk, {1: first})]
         while True:
-            total = max(page.total for pages in passes for page in pages.values())
-            have = _callids(passes)
+            total, have = _largest_total(passes), _callids(passes)
             if len(have) >= total:
                 return passes[::-1]
             if len(passes) > 1 and _callids(passes[:-1]) == have and _largest_total(passes[:-1]) == total:
@@ -148,7 +147,8 @@ class Laaffic(Provider):
     def _pages(self, chunk: Window, numbers: list[int]) -> Iterator[Page]:
         """Fetch pages concurrently (bounded by the gate); parse each as it arrives."""
         self.gate.abort(False)
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(numbers))) as pool:
+        workers = min(self.concurrency, len(numbers))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="laaffic-page") as pool:
             futures: dict[Future[dict[str, Any]], int] = {
                 pool.submit(self._worker, chunk, number): number for number in numbers
             }
@@ -215,16 +215,16 @@ class Laaffic(Provider):
 
     def _parse(self, chunk: Window, number: int, data: dict[str, Any]) -> Page:
         """Rows of one page; a bad record raises DataError naming the page and its index."""
+        import pyarrow as pa
+
+        from cdrfetch.records import CALLS
+
         where = f"laaffic {chunk.label} page {number}"
         try:
             total = parse.parse_int(data.get("total")) or 0
             pages = parse.parse_int(data.get("pages"))
         except parse.FieldError as error:
             raise DataError(f"{where}: bad page counts: {error}", "report this answer to Laaffic") from None
-        import pyarrow as pa
-
-        from cdrfetch.records import CALLS
-
         rows = [self._row(where, index, record) for index, record in enumerate(data.get("records") or [])]
         batch = pa.RecordBatch.from_pylist(rows, schema=CALLS)
         count = pages if pages is not None else math.ceil(total / proto.PAGE_SIZE)
