@@ -375,6 +375,15 @@ def test_throttling_backs_off_retries_and_lowers_concurrency(lab: Lab) -> None:
     assert any("concurrency lowered to 2" in w for w in provider.client.summary.warnings)
 
 
+def test_after_throttling_fewer_pages_are_in_flight(lab: Lab) -> None:
+    emulator = lab.start(heavy_dates=(date(2024, 3, 3),), heavy_count=1150)
+    emulator.faults.latency = 0.02
+    emulator.override_next(1, "-15")  # page 1 (alone) is throttled: the bound drops to 2 before the pool starts
+    provider = lab.provider(concurrency=4)
+    assert as_expected(lab.pull(provider, MARCH)) == oracle(emulator, MARCH)
+    assert provider.gate.limit == 2 and emulator.peak_inflight <= 2
+
+
 def test_http_429_also_lowers_concurrency(lab: Lab) -> None:
     emulator = lab.start(heavy_dates=(date(2024, 3, 3),))
     emulator.faults.throttle_next(1, retry_after=0, route="queryPage")
