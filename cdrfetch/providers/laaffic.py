@@ -114,20 +114,26 @@ class Laaffic(Provider):
         if first.total == 0:
             return []
         passes = [self._complete(chunk, {1: first})]
-        while True:
-            total, have = _largest_total(passes), _callids(passes)
-            if len(have) >= total:
-                return passes[::-1]
-            if len(passes) > 1 and _callids(passes[:-1]) == have and _largest_total(passes[:-1]) == total:
-                self._warn(f"{chunk.label}: Laaffic reports {total} records but sent {len(have)} distinct ones")
-                return passes[::-1]
-            if len(passes) == MAX_PASSES:
-                raise TemporaryError(
-                    f"laaffic {chunk.label}: records kept arriving while paging ({len(have)} of {total} read)",
-                    "run again later, or pull a window that ends further in the past",
-                )
+        while not self._settled(chunk, passes):
+            total = _largest_total(passes)
             self.client.log.info("laaffic %s: total changed to %d while paging; reading it again", chunk.label, total)
             passes.append(self._complete(chunk, {}, _largest_pages(passes)))
+        return passes[::-1]
+
+    def _settled(self, chunk: Window, passes: list[dict[int, Page]]) -> bool:
+        """True when the passes hold every record the server counted, or provably cannot get more."""
+        total, have = _largest_total(passes), _callids(passes)
+        if len(have) >= total:
+            return True
+        if len(passes) > 1 and _callids(passes[:-1]) == have and _largest_total(passes[:-1]) == total:
+            self._warn(f"{chunk.label}: Laaffic reports {total} records but sent {len(have)} distinct ones")
+            return True
+        if len(passes) == MAX_PASSES:
+            raise TemporaryError(
+                f"laaffic {chunk.label}: records kept arriving while paging ({len(have)} of {total} read)",
+                "run again later, or pull a window that ends further in the past",
+            )
+        return False
 
     def _complete(self, chunk: Window, pages: dict[int, Page], known: int = 1) -> dict[int, Page]:
         """Fetch the missing pages until no answer reports a larger page count than we hold."""

@@ -47,6 +47,7 @@ class LaafficCall:
 
     @property
     def end(self) -> datetime:
+        """Start plus the talk time."""
         return self.start + timedelta(seconds=self.duration)
 
     @property
@@ -66,6 +67,7 @@ class Formats:
     currency_mode: str = "usd"  # usd | eur
 
     def key(self) -> tuple[Any, ...]:
+        """Everything that changes the rendered bytes (part of the emulator's cache key)."""
         return (self.time_format, self.field_spelling, self.numbers_as_strings, self.pay_as_number, self.currency_mode)
 
 
