@@ -23,6 +23,7 @@ from cdrfetch.errors import AuthError, ConfigError, DataError, ExitCode, Tempora
 from cdrfetch.providers import _laaffic_parse as parse
 from cdrfetch.providers import _laaffic_protocol as proto
 from cdrfetch.providers.laaffic import Laaffic
+from cdrfetch.sandbox._laaffic_data import PLATFORM_TZ
 from cdrfetch.sandbox.laaffic import LaafficEmulator
 from cdrfetch.sandbox.server import Emulator
 from cdrfetch.windows import Window, zone
@@ -47,17 +48,18 @@ class TestLaafficContract(ProviderContract):
 
     def emulator_knobs(self) -> dict[str, Any]:
         # the contract window is in 2024 and the emulator runs on the real clock: lift the
-        # two-month retention, and make sure the window's day holds a page of calls or more
-        return {"retention_days": 100_000, "records_min": 40, "records_max": 160}
+        # two-month retention, and give the window's day 250 calls (three pages through the CLI)
+        return {"retention_days": 100_000, "heavy_dates": (self.window.start.astimezone(PLATFORM_TZ).date(),)}
 
     def make_rows_malformed(self, emulator: Emulator) -> str:
         assert isinstance(emulator, LaafficEmulator)
-        emulator.knobs.malformed = 103
+        emulator.knobs.malformed = 103  # the 104th call of the day
         return "page 2 records[3]"
 
     def make_window_empty(self, emulator: Emulator) -> None:
         assert isinstance(emulator, LaafficEmulator)
         emulator.knobs.records_min = emulator.knobs.records_max = 0
+        emulator.knobs.heavy_dates = ()
 
     def expire_signatures(self, emulator: Emulator) -> None:
         later = datetime.now(timezone.utc) + timedelta(minutes=31)
