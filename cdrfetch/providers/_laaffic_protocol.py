@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 
 import requests
 
@@ -86,11 +86,11 @@ def local_chunks(window: Window, tz: tzinfo, days: int) -> list[Window]:
     """
     span = timedelta(days=days)
     day = window.start.astimezone(tz).date()
-    cursor, chunks = window.start, []
+    cursor, chunks = window.start.astimezone(timezone.utc), []  # UTC: `+ span` is then elapsed time
     while cursor < window.end:
         boundary = datetime.combine(day + span, datetime.min.time(), tzinfo=tz)
-        stop = min(boundary, cursor + span, window.end)
-        chunks.append(replace(window, start=cursor, end=stop, relative=None))
+        stop = min(boundary, cursor + span, window.end).astimezone(timezone.utc)
+        chunks.append(replace(window, start=cursor, end=stop, relative=None, name=None))
         if stop >= boundary:
             day += span
         cursor = stop

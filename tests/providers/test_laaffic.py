@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cdrfetch.errors import AuthError, ConfigError, DataError, ExitCode, TemporaryError, UnavailableError
@@ -233,6 +233,12 @@ ZONES = ["Asia/Shanghai", "America/New_York", "Europe/London", "UTC", "Australia
     length=st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=200)),
     tz_name=st.sampled_from(ZONES),
     span=st.integers(min_value=1, max_value=40),
+)
+@example(  # a chunk starting at local midnight of the 25-hour day when London leaves summer time
+    start=datetime(2024, 6, 12, 22, 48),
+    length=timedelta(days=137, seconds=720, microseconds=1),
+    tz_name="Europe/London",
+    span=1,
 )
 def test_chunks_cover_the_window_half_open_aligned_and_bounded(
     start: datetime, length: timedelta, tz_name: str, span: int
