@@ -9,6 +9,7 @@ Poly documents (8 call columns, 15 conference columns).
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -93,7 +94,7 @@ class ExportParser:
     def member(self, name: str, text: str) -> None:
         """Classify one decoded member by content and parse it."""
         lines = [line for line in text.splitlines() if line.strip()]
-        if name.lower().endswith(".txt") or (len(lines) == 1 and not _is_record_row(lines[0])):
+        if name.lower().endswith(".txt") or (len(lines) == 1 and _is_counts_line(lines[0])):
             self.export.counts_line = " ".join(lines).strip()
             return
         _Member(self, name).parse(text)
@@ -120,9 +121,11 @@ def excluded_clusters(line: str) -> list[str]:
     return [] if all(n.lower() in _NO_CLUSTER for n in names) else names
 
 
-def _is_record_row(line: str) -> bool:
+def _is_counts_line(line: str) -> bool:
+    """Neither a CALL/CONF row nor a header row (a member may hold a header and no rows)."""
     cells = next(csv.reader([line]), [])
-    return len(cells) > 1 and cells[1].strip().upper() in ("CALL", "CONF")
+    record = len(cells) > 1 and cells[1].strip().upper() in ("CALL", "CONF")
+    return not record and cells[0].strip().lower() != "version"
 
 
 class _Member:
@@ -136,13 +139,14 @@ class _Member:
         self.naive_warned = False
 
     def parse(self, text: str) -> None:
-        for number, cells in enumerate(csv.reader(text.splitlines()), start=1):
+        reader = csv.reader(io.StringIO(text, newline=""))
+        for cells in reader:
             if not any(cell.strip() for cell in cells):
                 continue
             if cells[0].strip().lower() == "version":
                 self.header = [cell.strip() for cell in cells]
                 continue
-            self.row(number, cells)
+            self.row(reader.line_num, cells)
 
     def row(self, number: int, cells: list[str]) -> None:
         kind = cells[1].strip().upper() if len(cells) > 1 else ""

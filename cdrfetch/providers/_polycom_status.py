@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass
@@ -169,8 +170,6 @@ def etag_notes(header: str | None) -> dict[str, Any]:
 def error_text(body: bytes) -> str:
     """A plcm-error body as sent (parsed JSON or XML text), cut to 500 characters."""
     text = body.decode("utf-8", errors="replace").strip()
-    try:
+    with contextlib.suppress(ValueError):
         text = json.dumps(json.loads(text), ensure_ascii=False)
-    except ValueError:
-        pass
     return text[:500] or "(empty body)"

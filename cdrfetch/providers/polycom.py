@@ -63,11 +63,15 @@ class Polycom(Provider):
         Setting("username", "DMA local or AD user allowed to export CDRs"),
         Setting("password", "password of `username` (Basic auth)", secret=True),
         Setting("legacy", "use the deprecated one-shot GET /billing (RPRM, older DMA)", default=False, kind=bool),
-        Setting("allow_partial", "truncated results or excluded clusters exit 0 (still warned)", default=False, kind=bool),
+        Setting(
+            "allow_partial", "truncated results or excluded clusters exit 0 (still warned)", default=False, kind=bool
+        ),
         Setting("max_window_days", "days per export", default=1, kind=int),
         Setting("poll_interval", "first delay between status checks", default=5.0, kind=float),
         Setting("poll_timeout", "seconds to wait for one export, busy waiting included", default=1800.0, kind=float),
-        Setting("busy_retry_interval", "seconds before POSTing again while another export runs", default=30.0, kind=float),
+        Setting(
+            "busy_retry_interval", "seconds before POSTing again while another export runs", default=30.0, kind=float
+        ),
         Setting("legacy_timeout", "read timeout in seconds of the one-shot legacy GET", default=600.0, kind=float),
     )
 
@@ -79,6 +83,7 @@ class Polycom(Provider):
 
         self.base_url = str(settings["base_url"]).rstrip("/")
         self.auth = HTTPBasicAuth(str(settings["username"]), str(settings["password"]))
+        self._status_url = self.base_url + "/billing/status"
 
     @classmethod
     def output_tables(cls) -> Mapping[str, pa.Schema]:
@@ -135,8 +140,10 @@ class Polycom(Provider):
             if regenerate:  # the export vanished (a newer one replaced it): build it once more
                 self.client.log.warning("polycom: the export of %s is gone; generating it again", chunk.label)
                 return self._export(chunk, regenerate=False)
-            raise UnavailableError(f"polycom download-cdrs: HTTP {error.http_status} after the status said ready",
-                                   "another client may be exporting CDRs from this DMA; run again later") from None
+            raise UnavailableError(
+                f"polycom download-cdrs: HTTP {error.http_status} after the status said ready",
+                "another client may be exporting CDRs from this DMA; run again later",
+            ) from None
 
     def _wait(self, chunk: Window, job: _Job, progress: Any) -> st.Status:
         hint = "the DMA is still exporting (or another export holds it); raise `poll_timeout` or run again later"
@@ -203,27 +210,30 @@ class Polycom(Provider):
         try:
             response = self._send("POST", url, what, headers={"Accept": st.STATUS_TYPES, "Content-Length": "0"})
         except UnavailableError:
-            return self._running_elsewhere(chunk)  # a 503 may mean "busy": the status tells
+            started = self._running_elsewhere(chunk)  # a 503 may mean "busy": the status tells
+            if started is None:
+                raise
+            return started
         if response.status_code == 409:
             return False
         _raise_for(response, what)
         self._status_url = st.rebase(response.headers.get("Location"), self.base_url, "/billing/status")
         return True
 
-    def _running_elsewhere(self, chunk: Window) -> bool:
-        """After a 5xx on POST: False when the status shows another export running, else re-raise."""
+    def _running_elsewhere(self, chunk: Window) -> bool | None:
+        """After a 5xx on POST: False if another export runs, True if ours does, None if neither."""
         try:
             status = self._status()
         except CdrfetchError:
-            status = None
-        if status is not None and status.verdict() is st.Verdict.BUSY:
+            return None
+        if status.verdict() is st.Verdict.BUSY:
             return False
-        if status is not None and status.status_type == "RUNNING":
+        if status.status_type == "RUNNING":
             return bool(status.owned_by(chunk.start, chunk.end))  # ours: the POST did go through
-        raise  # noqa: PLE0704 - re-raise the 5xx for the core's retry loop
+        return None
 
     def _status(self) -> st.Status:
-        url = getattr(self, "_status_url", self.base_url + "/billing/status")
+        url = self._status_url
         return self.client.retry(lambda: self._status_once(url), what="polycom billing status")
 
     def _status_once(self, url: str) -> st.Status:
@@ -251,8 +261,14 @@ class Polycom(Provider):
         hints = {401: "check `username` and `password`", 403: ROLE_HINT, 404: LEGACY_HINT}
         try:
             path = self.client.download(
-                url, what=what, suffix=".zip", hints=hints, auth=self.auth,
-                headers={"Accept": st.ZIP_TYPES}, hooks={"response": keep_etag}, **kwargs,
+                url,
+                what=what,
+                suffix=".zip",
+                hints=hints,
+                auth=self.auth,
+                headers={"Accept": st.ZIP_TYPES},
+                hooks={"response": keep_etag},
+                **kwargs,
             )
         except ConfigError as error:
             raise _tls(error) from None
@@ -316,7 +332,9 @@ def _raise_for(response: requests.Response, what: str) -> None:
     if status in (404, 405, 501):
         raise ConfigError(f"{what}: HTTP {status} (no billing export resource here)", LEGACY_HINT)
     if status == 400:
-        raise DataError(f"{what}: HTTP 400 (request rejected): {body}", "check the window; please report if it persists")
+        raise DataError(
+            f"{what}: HTTP 400 (request rejected): {body}", "check the window; please report if it persists"
+        )
     raise UnavailableError(f"{what}: HTTP {status}: {body}", "see the DMA's logs")
 
 
