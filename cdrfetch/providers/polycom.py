@@ -82,7 +82,8 @@ class Polycom(Provider):
         from requests.auth import HTTPBasicAuth
 
         self.base_url = str(settings["base_url"]).rstrip("/")
-        self.auth = HTTPBasicAuth(str(settings["username"]), str(settings["password"]))
+        # bytes, because requests would encode text as Latin-1; the DMA reads UTF-8
+        self.auth = HTTPBasicAuth(str(settings["username"]).encode(), str(settings["password"]).encode())
         self._status_url = self.base_url + "/billing/status"
 
     @classmethod

@@ -1,0 +1,547 @@
+"""Polycom DMA / RPRM billing export: the contract suite plus the protocol's own cases.
+
+Everything runs over real loopback HTTP(S) against the emulator in cdrfetch/sandbox/polycom.py.
+The provider-specific tests build the core `Client` and the provider directly, so they can look
+at the run summary, the progress reports and the log.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from cdrfetch.client import Client, Progress
+from cdrfetch.config import resolve
+from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
+from cdrfetch.providers.polycom import Polycom
+from cdrfetch.sandbox import _polycom_data as data
+from cdrfetch.sandbox.polycom import NO_ROLE_USER, PolycomEmulator
+from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
+from cdrfetch.summary import RunSummary
+from cdrfetch.windows import Window
+from tests.providers.contract import ProviderContract
+
+UTC = timezone.utc
+WINDOW = Window(datetime(2024, 3, 4, 16, tzinfo=UTC), datetime(2024, 3, 5, 16, tzinfo=UTC))
+QUICK = {"phase_seconds": 0.01}
+
+
+class TestPolycomContract(ProviderContract):
+    provider = "polycom"
+    main_route = "/billing/generate-cdrs"
+    download_route = "/billing/download-cdrs"
+
+    def emulator_knobs(self) -> dict[str, Any]:
+        return dict(QUICK)
+
+    def make_rows_malformed(self, emulator: Emulator) -> str:
+        emulator.malformed = True  # type: ignore[attr-defined]
+        return "calls.csv line 2"
+
+    def make_window_empty(self, emulator: Emulator) -> None:
+        emulator.calls_per_hour = 0  # type: ignore[attr-defined]
+
+    def expire_signatures(self, emulator: Emulator) -> None:
+        pytest.skip("HTTP Basic authentication carries no timestamp")
+
+    def truncate_downloads(self, emulator: Emulator, count: int) -> None:
+        emulator.truncate_zip, emulator.truncate_times = "lying", count  # type: ignore[attr-defined]
+
+
+# ---- harness --------------------------------------------------------------------------------------
+
+
+class Recorder(Progress):
+    """A progress sink that keeps every update."""
+
+    def __init__(self, updates: list[tuple[float | None, float | None, str]]) -> None:
+        self.updates = updates
+
+    def update(self, completed: float | None = None, total: float | None = None, status: str = "") -> None:
+        self.updates.append((completed, total, status))
+
+
+@dataclass
+class Pull:
+    """What one provider run produced."""
+
+    tables: dict[str, list[dict[str, Any]]]
+    summary: RunSummary
+    progress: list[tuple[float | None, float | None, str]] = field(default_factory=list)
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        return self.tables.get("calls", [])
+
+    @property
+    def conferences(self) -> list[dict[str, Any]]:
+        return self.tables.get("conferences", [])
+
+
+@contextmanager
+def dma(**knobs: Any) -> Iterator[SandboxServer]:
+    """A running emulator with quick phases unless told otherwise."""
+    with SandboxServer(PolycomEmulator(**{**QUICK, **knobs})) as server:
+        yield server
+
+
+def settings_for(server: SandboxServer, tmp_path: Path, **overrides: Any) -> Any:
+    """Resolved settings: the emulator's profile with `overrides` (None removes a setting)."""
+    config = tmp_path / "config.yaml"
+    config.write_text("profiles: {}\n", encoding="utf-8")
+    profile = {**server.emulator.profile(server.url), "poll_timeout": 10.0, **overrides}
+    injected = {k: v for k, v in profile.items() if v is not None}
+    return resolve("polycom", Polycom.all_settings(), config=str(config), injected=injected, keyring_lookup=False)
+
+
+def pull(server: SandboxServer, tmp_path: Path, chunks: list[Window] | None = None, **overrides: Any) -> Pull:
+    """Run the provider over `chunks` (default: the test window) and collect its batches."""
+    settings = settings_for(server, tmp_path, **overrides)
+    summary = RunSummary("polycom", "", "default", "", "")
+    updates: list[tuple[float | None, float | None, str]] = []
+    tables: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    log = logging.getLogger("cdrfetch.polycom")
+    with Client(settings, log=log, summary=summary, progress=lambda what, total: Recorder(updates)) as client:
+        provider = Polycom(settings, client)
+        for chunk in chunks or [WINDOW]:
+            for batch in provider.fetch(chunk):
+                assert batch.data.schema.equals(Polycom.output_tables()[batch.table])
+                tables[batch.table] += batch.data.to_pylist()
+    return Pull(dict(tables), summary, updates)
+
+
+def projection(rows: list[dict[str, Any]]) -> collections.Counter[ExpectedCall]:
+    return collections.Counter(ExpectedCall(r["caller"], r["callee"], r["start_time"], r["duration_s"]) for r in rows)
+
+
+def expected(server: SandboxServer, window: Window = WINDOW) -> collections.Counter[ExpectedCall]:
+    calls = server.emulator.expected_calls(window)
+    assert calls
+    return collections.Counter(calls)
+
+
+def paths(server: SandboxServer) -> list[str]:
+    return [f"{r.method} {r.path}" for r in server.emulator.received]
+
+
+# ---- the asynchronous flow ------------------------------------------------------------------------
+
+
+def test_flow_posts_dates_with_offsets_polls_and_downloads(tmp_path: Path) -> None:
+    with dma() as server:
+        result = pull(server, tmp_path)
+        post = server.emulator.received[0]
+    assert post.method == "POST" and post.path == "/api/rest/billing/generate-cdrs"
+    assert post.target.endswith("from-date=2024-03-04T16%3A00%3A00%2B00%3A00&to-date=2024-03-05T16%3A00%3A00%2B00%3A00")
+    assert post.header("Authorization") == "Basic c2FuZGJveDpzYW5kYm94LXBhc3N3b3Jk"
+    assert "GET /api/rest/billing/status" in paths(server)
+    assert paths(server)[-1] == "GET /api/rest/billing/download-cdrs"
+    assert projection(result.calls) == expected(server)
+    assert result.summary.partial_reasons == [] and result.summary.warnings == []
+
+
+def test_progress_is_fed_by_the_status_counters(tmp_path: Path) -> None:
+    with dma(phase_seconds=0.05) as server:
+        result = pull(server, tmp_path, poll_interval=0.01)
+    labels = " ".join(status for _, _, status in result.progress)
+    assert "RUNNING RETRIEVING_CDR" in labels and "GENERATION_COMPLETE" in labels
+    done, total, _ = result.progress[-1]
+    assert total and done == total == len(result.calls) + len(result.conferences)
+
+
+def test_conferences_go_to_the_side_table(tmp_path: Path) -> None:
+    with dma() as server:
+        result = pull(server, tmp_path)
+        conferences = server.emulator.expected_conferences(WINDOW)  # type: ignore[attr-defined]
+    assert conferences
+    assert sorted(r["conf_id"] for r in result.conferences) == sorted(c.uuid for c in conferences)
+    first = next(r for r in result.conferences if r["conf_id"] == conferences[0].uuid)
+    conf = conferences[0]
+    assert first["record_id"] == conf.uuid and first["start_time"] == conf.start and first["end_time"] == conf.end
+    assert first["cluster"] == conf.cluster and first["owner"] == conf.owner and first["max_participants"] == conf.parts
+    assert first["duration_s"] == int((conf.end - conf.start).total_seconds() // 1)
+    assert json.loads(first["extra"])["maxResourcesUsed"] == f"video: {conf.parts} voice: 1"
+
+
+def test_counts_line_and_etag_reach_the_run_summary(tmp_path: Path) -> None:
+    with dma() as server:
+        result = pull(server, tmp_path)
+    notes = result.summary.notes
+    assert notes["counts_line"].startswith(f"{len(result.calls)} calls, {len(result.conferences)} conferences")
+    assert notes["etag"].isdigit() and '"' not in notes["etag"]
+    stamp = datetime.fromtimestamp(int(notes["etag"]), UTC)
+    assert notes["export_time"] == stamp.isoformat().replace("+00:00", "Z")
+
+
+def test_etag_in_milliseconds(tmp_path: Path) -> None:
+    with dma(etag_format="bare-millis") as server:
+        notes = pull(server, tmp_path).summary.notes
+    assert len(notes["etag"]) == 13
+    assert notes["export_time"] == datetime.fromtimestamp(int(notes["etag"]) / 1000, UTC).isoformat().replace(
+        "+00:00", "Z"
+    )
+
+
+@pytest.mark.parametrize("knobs", [{"no_location": True}, {"location_host": "localhost:8443"}, {"xml_only": True}])
+def test_location_variants_and_xml_status(tmp_path: Path, knobs: dict[str, Any]) -> None:
+    with dma(**knobs) as server:
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+        assert "GET /api/rest/billing/download-cdrs" in paths(server)
+
+
+# ---- every statusType -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        "ERROR",
+        "ERROR_DB_NOT_READY",
+        "ERROR_UNKNOWN_CREATE",
+        "ERROR_UNKNOWN_STATUS",
+        "ERROR_UNKNOWN_DOWNLOAD",
+        "ERROR_X",
+    ],
+)
+def test_error_status_exits_69_with_the_status_message(tmp_path: Path, status: str) -> None:
+    with dma(error_status=status) as server, pytest.raises(UnavailableError) as caught:
+        pull(server, tmp_path)
+    assert caught.value.exit_code == 69
+    assert status in caught.value.message and f"CDR export failed ({status})" in caught.value.message
+    assert "download-cdrs" not in " ".join(paths(server))
+
+
+@pytest.mark.parametrize("status", ["WARN_CDR_RESULTS_TRUNCATED", "WARN_CDR_RESULTS_INCOMPLETE", "WARN_NEWER"])
+def test_warn_status_writes_rows_and_marks_the_run_partial(tmp_path: Path, status: str) -> None:
+    with dma(warn_status=status) as server:
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+    assert len(result.summary.partial_reasons) == 1 and status in result.summary.partial_reasons[0]
+    assert any(status in warning for warning in result.summary.warnings)
+
+
+def test_allow_partial_setting_keeps_the_warning_but_not_the_partial_mark(tmp_path: Path) -> None:
+    with dma(warn_status="WARN_CDR_RESULTS_TRUNCATED", excluded_clusters=("dma-west",)) as server:
+        result = pull(server, tmp_path, allow_partial=True)
+    assert result.summary.partial_reasons == []
+    assert any("dma-west" in w for w in result.summary.warnings)
+    assert any("WARN_CDR_RESULTS_TRUNCATED" in w for w in result.summary.warnings)
+
+
+def test_success_status_is_done(tmp_path: Path) -> None:
+    with dma(warn_status="SUCCESS") as server:
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+    assert result.summary.partial_reasons == []
+
+
+@pytest.mark.parametrize("status", ["UNKNOWN", "SOMETHING_NEWER"])
+def test_unknown_states_keep_polling_until_the_timeout(tmp_path: Path, status: str) -> None:
+    with dma(warn_status=status) as server, pytest.raises(TemporaryError) as caught:
+        pull(server, tmp_path, poll_timeout=0.3, poll_interval=0.02)
+    assert caught.value.exit_code == 75
+    assert "download-cdrs" not in " ".join(paths(server))
+
+
+def test_never_ready_export_times_out_with_75(tmp_path: Path) -> None:
+    with dma(never_ready=True) as server, pytest.raises(TemporaryError) as caught:
+        pull(server, tmp_path, poll_timeout=0.3, poll_interval=0.02)
+    assert "poll_timeout" in (caught.value.hint or "")
+
+
+def test_not_started_before_the_post() -> None:
+    with dma() as server:
+        body = requests.get(f"{server.url}/api/rest/billing/status", auth=("sandbox", "sandbox-password")).json()
+    assert body == {"actionType": "NOT_STARTED", "statusType": "NOT_STARTED", "downloadReady": False}
+
+
+# ---- one export at a time -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["status", "409", "503"])
+def test_busy_dma_is_waited_for_then_posted_again(tmp_path: Path, mode: str) -> None:
+    with dma(busy_mode=mode, foreign_export_seconds=0.3) as server:
+        result = pull(server, tmp_path, busy_retry_interval=0.05, poll_interval=0.02)
+        assert projection(result.calls) == expected(server)
+        posts = sum(p.startswith("POST") for p in paths(server))
+    assert posts >= 2
+
+
+@pytest.mark.parametrize("mode", ["status", "409", "503"])
+def test_busy_until_the_timeout_exits_75(tmp_path: Path, mode: str) -> None:
+    with dma(busy_mode=mode, foreign_export_seconds=60) as server, pytest.raises(TemporaryError) as caught:
+        pull(server, tmp_path, busy_retry_interval=0.05, poll_interval=0.02, poll_timeout=0.4)
+    assert caught.value.exit_code == 75 and "another CDR export" in caught.value.message
+
+
+def test_someone_elses_finished_export_is_never_downloaded(tmp_path: Path) -> None:
+    with dma(stale_complete=True, phase_seconds=0.1) as server:
+        result = pull(server, tmp_path, poll_interval=0.01)
+        assert projection(result.calls) == expected(server)
+        assert sum("download-cdrs" in p for p in paths(server)) == 1
+
+
+# ---- downloads ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("knobs", [{"truncate_zip": "short"}, {"truncate_zip": "lying"}, {"corrupt_zip": True}])
+def test_broken_zip_is_downloaded_again(tmp_path: Path, knobs: dict[str, Any]) -> None:
+    with dma(**knobs) as server:
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+        assert sum("download-cdrs" in p for p in paths(server)) == 2
+
+
+def test_persistently_corrupt_zip_exits_65(tmp_path: Path) -> None:
+    with dma(corrupt_zip=True, corrupt_times=100) as server, pytest.raises(DataError) as caught:
+        pull(server, tmp_path)
+    assert "CRC" in caught.value.message and caught.value.exit_code == 65
+
+
+# ---- legacy GET and RPRM --------------------------------------------------------------------------
+
+
+def test_legacy_one_shot_get(tmp_path: Path) -> None:
+    with dma(legacy_only=True, legacy_delay=0.01) as server:
+        result = pull(server, tmp_path, legacy=True)
+        assert projection(result.calls) == expected(server)
+        assert paths(server) == ["GET /api/rest/billing"]
+    assert result.summary.notes["etag"].isdigit() and result.conferences
+
+
+def test_rprm_without_legacy_is_a_config_error_naming_legacy(tmp_path: Path) -> None:
+    with dma(legacy_only=True) as server, pytest.raises(ConfigError) as caught:
+        pull(server, tmp_path)
+    assert caught.value.exit_code == 78 and "legacy: true" in (caught.value.hint or "")
+
+
+# ---- authentication -------------------------------------------------------------------------------
+
+
+def test_wrong_password_is_77_without_retry(tmp_path: Path) -> None:
+    with dma() as server, pytest.raises(AuthError) as caught:
+        pull(server, tmp_path, password="not-the-password")
+    assert "401" in caught.value.message and "password" in (caught.value.hint or "")
+    assert server.emulator.failed_auth == 1  # type: ignore[attr-defined]
+
+
+def test_user_without_the_role_is_77_with_a_role_hint(tmp_path: Path) -> None:
+    with dma() as server, pytest.raises(AuthError) as caught:
+        pull(server, tmp_path, username=NO_ROLE_USER[0], password=NO_ROLE_USER[1])
+    assert "403" in caught.value.message and "role" in (caught.value.hint or "")
+
+
+def test_legacy_get_without_the_role_is_77(tmp_path: Path) -> None:
+    with dma(legacy_delay=0) as server, pytest.raises(AuthError) as caught:
+        pull(server, tmp_path, legacy=True, username=NO_ROLE_USER[0], password=NO_ROLE_USER[1])
+    assert "role" in (caught.value.hint or "")
+
+
+def test_emulator_challenges_with_www_authenticate() -> None:
+    with dma() as server:
+        reply = requests.get(f"{server.url}/api/rest/billing/status")
+    assert reply.status_code == 401 and reply.headers["WWW-Authenticate"] == 'Basic realm="RealPresence DMA"'
+
+
+def test_credentials_are_utf8(tmp_path: Path) -> None:
+    with dma() as server:
+        server.emulator.users["zoë"] = "pässwörd-€"  # type: ignore[attr-defined]
+        result = pull(server, tmp_path, username="zoë", password="pässwörd-€")
+    assert result.calls
+
+
+# ---- TLS ------------------------------------------------------------------------------------------
+
+
+def test_tls_with_ca_bundle_verifies(tmp_path: Path) -> None:
+    with dma(tls=True) as server:
+        assert server.url.startswith("https://")
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+
+
+def test_tls_without_the_ca_fails_with_a_clear_hint(tmp_path: Path) -> None:
+    with dma(tls=True) as server, pytest.raises(ConfigError) as caught:
+        pull(server, tmp_path, ca_bundle=None)
+    assert "TLS verification of 127.0.0.1" in caught.value.message
+    assert "certificate verify failed" in caught.value.message
+    assert "`ca_bundle`" in (caught.value.hint or "") and "`insecure: true`" in (caught.value.hint or "")
+    assert server.emulator.received == []  # nothing, credentials included, went over the unverified link
+
+
+def test_tls_insecure_works_and_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with dma(tls=True) as server, caplog.at_level(logging.WARNING):
+        result = pull(server, tmp_path, ca_bundle=None, insecure=True)
+    assert result.calls
+    assert any("TLS verification is OFF" in r.getMessage() for r in caplog.records)
+
+
+def test_ca_bundle_and_insecure_together_are_refused(tmp_path: Path) -> None:
+    with dma(tls=True) as server, pytest.raises(ConfigError, match="both set"):
+        pull(server, tmp_path, insecure=True)
+
+
+# ---- the zip's content ----------------------------------------------------------------------------
+
+
+def test_without_header_rows_positions_map_and_the_rest_is_col_n(tmp_path: Path) -> None:
+    with dma(header=False) as server:
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+    assert all(row["callee"] is None for row in result.calls)
+    extra = json.loads(result.calls[0]["extra"])
+    assert "col_9" in extra and "destEndpoint" not in extra and extra["dialin"] in ("TRUE", "FALSE")
+    assert result.conferences and all(r["cluster"] in data.CLUSTERS for r in result.conferences)
+
+
+def test_itp_rows_take_the_primary_codec(tmp_path: Path) -> None:
+    with dma(itp_rows=3) as server:
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+    itp = [json.loads(r["extra"]) for r in result.calls if "itp_codecs" in r["extra"]]
+    assert len(itp) == 3 and all(e["itp_codecs"] == 3 and e["callUuid"].count(",") == 2 for e in itp)
+
+
+def test_members_are_classified_by_content(tmp_path: Path) -> None:
+    with dma(member_names="opaque") as server:
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+    assert result.conferences and result.summary.notes["counts_line"]
+
+
+def test_unknown_row_types_are_counted_and_warned(tmp_path: Path) -> None:
+    with dma(unknown_type_rows=2) as server:
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+    assert any("REC x2" in w for w in result.summary.warnings)
+
+
+def test_excluded_clusters_make_the_run_partial(tmp_path: Path) -> None:
+    with dma(excluded_clusters=("dma-west",)) as server:
+        result = pull(server, tmp_path)
+    assert result.calls and "dma-west" in result.summary.partial_reasons[0]
+
+
+def test_counts_mismatch_is_warned(tmp_path: Path) -> None:
+    with dma(counts_mismatch=True) as server:
+        result = pull(server, tmp_path)
+    assert any("counts line says" in w for w in result.summary.warnings)
+    assert result.summary.partial_reasons == []
+
+
+def test_dst_change_inside_a_record(tmp_path: Path) -> None:
+    """2024-03-10 07:00Z: New York goes from -05:00 to -04:00; each time keeps its own offset."""
+    window = Window(datetime(2024, 3, 10, 4, tzinfo=UTC), datetime(2024, 3, 10, 8, tzinfo=UTC))
+    with dma(calls_per_hour=8) as server:
+        result = pull(server, tmp_path, chunks=[window])
+        assert projection(result.calls) == expected(server, window)
+    crossing = [r for r in result.calls if r["end_time"] and r["start_time"].hour < 7 <= r["end_time"].hour]
+    assert crossing
+    raw = json.loads(crossing[0]["extra"])
+    assert raw["version"] == "1"
+    zone = PolycomEmulator().tz
+    start_text = data.dma_time(crossing[0]["start_time"], zone)
+    end_text = data.dma_time(crossing[0]["end_time"], zone)
+    assert start_text.endswith("-05:00") and end_text.endswith("-04:00")
+
+
+def test_rows_at_the_window_end_belong_to_the_next_window(tmp_path: Path) -> None:
+    boundary = _an_hour_with_a_call_on_the_hour()
+    first = Window(boundary - timedelta(hours=2), boundary)
+    second = Window(boundary, boundary + timedelta(hours=2))
+    with dma() as server:
+        result = pull(server, tmp_path, chunks=[first])
+        later = pull(server, tmp_path, chunks=[second])
+        served = server.emulator.received
+    assert all(r["start_time"] < boundary for r in result.calls)
+    assert any(r["start_time"] == boundary for r in later.calls)
+    assert served  # the emulator did serve the boundary row in the first export (inclusive to-date):
+    calls, _ = data.records(0, "sandbox", first.start, first.end, 4, inclusive=True)
+    assert any(c.start == boundary for c in calls)
+
+
+def test_record_id_is_call_uuid_and_utc_start(tmp_path: Path) -> None:
+    with dma() as server:
+        result = pull(server, tmp_path)
+    for row in result.calls:
+        millis = row["start_time"].microsecond // 1000
+        stamp = row["start_time"].strftime("%Y-%m-%dT%H:%M:%S") + (f".{millis:03d}" if millis else "") + "Z"
+        assert row["record_id"] == f"{row['call_id']}:{stamp}"
+    assert len({r["record_id"] for r in result.calls}) == len(result.calls)
+    assert len({r["call_id"] for r in result.calls}) < len(result.calls)  # segments share a callUuid
+
+
+def _an_hour_with_a_call_on_the_hour() -> datetime:
+    hour = datetime(2024, 3, 4, tzinfo=UTC)
+    while not any(c.start == hour for c in data.hour_records(0, "sandbox", hour, 4)[0]):
+        hour += timedelta(hours=1)
+    return hour
+
+
+# ---- the emulator's own protocol checks -----------------------------------------------------------
+
+
+def test_emulator_rejects_a_raw_plus_in_the_dates() -> None:
+    with dma() as server:
+        reply = requests.post(
+            f"{server.url}/api/rest/billing/generate-cdrs?from-date=2024-01-01T00:00:00+00:00",
+            auth=("sandbox", "sandbox-password"),
+        )
+    assert reply.status_code == 400
+
+
+def test_emulator_serves_one_export_at_a_time() -> None:
+    auth = ("sandbox", "sandbox-password")
+    with dma(phase_seconds=5, busy_mode="409") as server:
+        url = f"{server.url}/api/rest/billing/generate-cdrs"
+        assert requests.post(url, auth=auth).status_code == 202
+        assert requests.post(url, auth=auth).status_code == 409
+
+
+def test_cli_writes_the_side_table_beside_the_calls(tmp_path: Path, memory_keyring: Any) -> None:
+    import yaml
+
+    from tests.helpers import read_table, run_cli
+
+    with dma() as server:
+        profile = server.emulator.profile(server.url)
+        memory_keyring.set_password("cdrfetch", "default/polycom/password", profile.pop("password"))
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({"profiles": {"default": {"polycom": profile}}}), encoding="utf-8")
+        out = tmp_path / "out.parquet"
+        result = run_cli(
+            "polycom", "pull", "--config", str(config), "--from", "2024-03-04", "--to", "2024-03-05", "-o", str(out)
+        )
+    assert result.exit_code == 0, result.stderr
+    conferences = read_table(tmp_path / "out.conferences.parquet")
+    assert conferences.schema.equals(Polycom.output_tables()["conferences"])
+    assert conferences.num_rows > 0 and read_table(out).num_rows > 0
+
+
+def test_partial_result_exits_3_unless_allow_partial(tmp_path: Path, memory_keyring: Any) -> None:
+    import yaml
+
+    from tests.helpers import run_cli
+
+    with dma(warn_status="WARN_CDR_RESULTS_INCOMPLETE") as server:
+        profile = server.emulator.profile(server.url)
+        memory_keyring.set_password("cdrfetch", "default/polycom/password", profile.pop("password"))
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({"profiles": {"default": {"polycom": profile}}}), encoding="utf-8")
+        base = ["polycom", "pull", "--config", str(config), "--from", "2024-03-04", "--to", "2024-03-05"]
+        partial = run_cli(*base, "-o", str(tmp_path / "a.csv"))
+        allowed = run_cli(*base, "-o", str(tmp_path / "b.csv"), "--allow-partial")
+    assert partial.exit_code == 3, partial.stderr
+    assert "WARN_CDR_RESULTS_INCOMPLETE" in partial.stderr and (tmp_path / "a.csv").exists()
+    assert allowed.exit_code == 0, allowed.stderr
