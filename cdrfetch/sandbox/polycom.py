@@ -8,9 +8,6 @@ generated self-signed certificate (the `cryptography` package, imported only her
 
 from __future__ import annotations
 
-import atexit
-import base64
-import binascii
 import os
 import re
 import ssl
@@ -18,12 +15,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from cdrfetch.sandbox import _polycom_data as data
+from cdrfetch.sandbox import _polycom_http as http
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window
 
@@ -129,7 +126,7 @@ class PolycomEmulator(Emulator):
         """Basic auth first (after the shared faults), then the routes; unknown paths get plcm-error 404."""
         reply = super().handle(request)
         if reply.status == 404 and reply.body == b"not found":
-            return _error(404, "resource not found")
+            return http.error_reply(404, "resource not found")
         return reply
 
     def profile(self, base_url: str) -> dict[str, Any]:
@@ -146,7 +143,7 @@ class PolycomEmulator(Emulator):
             "legacy_timeout": 30.0,
         }
         if self.ca_pem is not None:
-            settings["ca_bundle"] = _ca_file(self.ca_pem)
+            settings["ca_bundle"] = http.ca_file(self.ca_pem)
         return settings
 
     def expected_calls(self, window: Window) -> list[ExpectedCall]:
@@ -166,7 +163,7 @@ class PolycomEmulator(Emulator):
         """HTTPS with a self-signed certificate for 127.0.0.1 when `tls` is on."""
         if not self.tls:
             return None
-        pem, key = _self_signed()
+        pem, key = http.self_signed()
         self.ca_pem = pem
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         with tempfile.TemporaryDirectory() as scratch:
@@ -181,27 +178,29 @@ class PolycomEmulator(Emulator):
 
     def _auth(self, request: Request) -> Reply | None:
         """None when the request carries valid credentials of a user with the CDR role."""
-        user = _basic_user(request.header("Authorization"), self.users)
+        user = http.basic_user(request.header("Authorization"), self.users)
         if self.reject_auth or user is None:
             with self._lock:
                 self.failed_auth += 1
-            return _error(401, "authentication required", **{"WWW-Authenticate": 'Basic realm="RealPresence DMA"'})
+            return http.error_reply(
+                401, "authentication required", **{"WWW-Authenticate": 'Basic realm="RealPresence DMA"'}
+            )
         if user == self.no_role_user:
-            return _error(403, "the user has no role that allows CDR export")
+            return http.error_reply(403, "the user has no role that allows CDR export")
         return None
 
     def _guard(self, request: Request, *, async_route: bool) -> Reply | None:
         if async_route and self.legacy_only:
-            return _error(404, "resource not found")
+            return http.error_reply(404, "resource not found")
         return self._auth(request)
 
     def _generate(self, request: Request, match: re.Match[str]) -> Reply:
         denied = self._guard(request, async_route=True)
         if denied:
             return denied
-        window = _form_window(request.target, self.clock(), self.tz)
+        window = http.form_window(request.target, self.clock(), self.tz)
         if window is None:
-            return _error(400, "from-date / to-date are not valid xs:dateTime values or from-date > to-date")
+            return http.error_reply(400, "from-date / to-date are not valid xs:dateTime values or from-date > to-date")
         with self._lock:
             now = self.clock()
             self._start_foreign(now, window)
@@ -222,7 +221,7 @@ class PolycomEmulator(Emulator):
 
     def _busy(self, request: Request, window: tuple[datetime, datetime]) -> Reply:
         if self.busy_mode in ("409", "503"):
-            return _error(int(self.busy_mode), "another CDR export is being generated")
+            return http.error_reply(int(self.busy_mode), "another CDR export is being generated")
         self.rejected = window
         return self._accepted(request)
 
@@ -237,7 +236,7 @@ class PolycomEmulator(Emulator):
             return denied
         with self._lock:
             fields = self._status_fields(request, self.clock())
-        if self.xml_only or _prefers_xml(request.header("Accept") or ""):
+        if self.xml_only or http.prefers_xml(request.header("Accept") or ""):
             return Reply(200, data.status_xml(fields), {"Content-Type": STATUS_XML})
         return Reply(200, data.status_json(fields), {"Content-Type": STATUS_JSON})
 
@@ -316,7 +315,7 @@ class PolycomEmulator(Emulator):
                 export = self._stale_export(now)
             ready = export is not None and self._finished(export, now) and not (export.own and self.error_status)
             if not ready or export is None:
-                return _error(int(self.download_not_ready_status), "no CDR export is ready for download")
+                return http.error_reply(int(self.download_not_ready_status), "no CDR export is ready for download")
             body = self._zip(export)[0]
         return self._zip_reply(body, self._done_at(export))
 
@@ -324,9 +323,9 @@ class PolycomEmulator(Emulator):
         denied = self._auth(request)
         if denied:
             return denied
-        window = _form_window(request.target, self.clock(), self.tz)
+        window = http.form_window(request.target, self.clock(), self.tz)
         if window is None:
-            return _error(400, "from-date / to-date are not valid xs:dateTime values or from-date > to-date")
+            return http.error_reply(400, "from-date / to-date are not valid xs:dateTime values or from-date > to-date")
         time.sleep(float(self.legacy_delay))
         export = Export(window[0], window[1], self.clock())
         return self._zip_reply(self._zip(export)[0], self.clock())
@@ -348,7 +347,7 @@ class PolycomEmulator(Emulator):
             corrupt = self.corrupt_zip and self.corrupt_times > 0
             self.corrupt_times -= 1 if corrupt else 0
         if corrupt:
-            body = _corrupt(body)
+            body = http.corrupt(body)
         if mode == "short":
             return Reply(200, body[: len(body) // 2], headers)
         return Reply(200, body, headers, truncate=mode == "lying")
@@ -380,107 +379,6 @@ class PolycomEmulator(Emulator):
 
     def _done_at(self, export: Export) -> datetime:
         return export.created + timedelta(seconds=export.seconds)
-
-
-def _error(status: int, message: str, **headers: str) -> Reply:
-    """A plcm-error document (its field names are not published; these are the emulator's)."""
-    body = data.status_json({"errorCode": status, "errorMessage": message})
-    return Reply(status, body, {"Content-Type": "application/vnd.plcm.plcm-error+json", **headers})
-
-
-def _basic_user(header: str | None, users: dict[str, str]) -> str | None:
-    """The user name when `header` is valid Basic auth for a configured user."""
-    if not header or not header.startswith("Basic "):
-        return None
-    try:
-        user, sep, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return user if sep and users.get(user) == password else None
-
-
-def _form_window(target: str, now: datetime, tz: Any) -> tuple[datetime, datetime] | None:
-    """from-date / to-date decoded with form semantics (`+` -> space); defaults: local midnight -> now."""
-    query = parse_qs(urlsplit(target).query, keep_blank_values=True)
-    try:
-        start = _xs_datetime(query["from-date"][0]) if "from-date" in query else _midnight(now, tz)
-        end = _xs_datetime(query["to-date"][0]) if "to-date" in query else now
-    except ValueError:
-        return None
-    return (start, end) if start <= end else None
-
-
-def _xs_datetime(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def _midnight(now: datetime, tz: Any) -> datetime:
-    return now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
-
-
-def _prefers_xml(accept: str) -> bool:
-    first = accept.split(",")[0].strip().lower()
-    return first.endswith("+xml") or first.endswith("/xml")
-
-
-def _corrupt(body: bytes) -> bytes:
-    """Flip one byte inside the first member's data, so its CRC no longer matches."""
-    import io
-    import zipfile
-
-    offset = 30 + len(zipfile.ZipFile(io.BytesIO(body)).infolist()[0].filename) + 5
-    return body[:offset] + bytes([body[offset] ^ 0xFF]) + body[offset + 1 :]
-
-
-def _self_signed() -> tuple[bytes, bytes]:
-    """A fresh EC key and a self-signed CA certificate for 127.0.0.1 / localhost (PEM)."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cdrfetch sandbox DMA")])
-    now = datetime.now(timezone.utc)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False,
-        )
-        .add_extension(ski, critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-def _ca_file(pem: bytes) -> str:
-    """The CA certificate in a temp file (removed at exit), for the `ca_bundle` setting."""
-    handle, path = tempfile.mkstemp(prefix="cdrfetch-polycom-ca-", suffix=".pem")
-    with os.fdopen(handle, "wb") as out:
-        out.write(pem)
-    atexit.register(_remove, path)
-    return path
-
-
-def _remove(path: str) -> None:
-    if os.path.exists(path):
-        os.remove(path)
 
 
 EMULATOR = PolycomEmulator
