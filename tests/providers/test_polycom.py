@@ -19,10 +19,14 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cdrfetch.client import Client, Progress
 from cdrfetch.config import resolve
 from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
+from cdrfetch.providers._polycom_parse import ExportParser, excluded_clusters, parse_time, utc_text
+from cdrfetch.providers._polycom_status import Verdict, etag_notes, parse_status, rebase
 from cdrfetch.providers.polycom import Polycom
 from cdrfetch.sandbox import _polycom_data as data
 from cdrfetch.sandbox.polycom import NO_ROLE_USER, PolycomEmulator
@@ -545,3 +549,216 @@ def test_partial_result_exits_3_unless_allow_partial(tmp_path: Path, memory_keyr
     assert partial.exit_code == 3, partial.stderr
     assert "WARN_CDR_RESULTS_INCOMPLETE" in partial.stderr and (tmp_path / "a.csv").exists()
     assert allowed.exit_code == 0, allowed.stderr
+
+
+# ---- parsing units: the spec's time examples, status documents, URLs, counts --------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("2001-10-26T21:32:52", "2001-10-26T21:32:52Z"),
+        ("2001-10-26T21:32:52+02:00", "2001-10-26T19:32:52Z"),
+        ("2001-10-26T19:32:52Z", "2001-10-26T19:32:52Z"),
+        ("2001-10-26T19:32:52+00:00", "2001-10-26T19:32:52Z"),
+        ("2001-10-26T21:32:52.12679", "2001-10-26T21:32:52.126Z"),
+        ("2024-03-10T01:59:59.250-05:00", "2024-03-10T06:59:59.250Z"),
+        ("2024-03-10T03:00:00.000-04:00", "2024-03-10T07:00:00Z"),
+        ("2024-01-01T09:30:00-0130", "2024-01-01T11:00:00Z"),
+    ],
+)
+def test_xs_datetime_examples_to_utc(text: str, utc: str) -> None:
+    value, had_offset = parse_time(text)
+    assert utc_text(value) == utc
+    assert had_offset == (text[-6] in "+-" or text.endswith("Z") or text[-5] in "+-")
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2099, 1, 1)), st.integers(-14 * 60, 14 * 60))
+def test_any_offset_round_trips_to_the_same_instant(local: datetime, minutes: int) -> None:
+    zone = timezone(timedelta(minutes=minutes))
+    instant = local.replace(tzinfo=zone, microsecond=local.microsecond // 1000 * 1000)
+    assert parse_time(data.dma_time(instant, zone))[0] == instant.astimezone(UTC)
+
+
+@given(st.lists(st.text(alphabet="abc ,\"'x1", max_size=6), min_size=0, max_size=40))
+def test_call_rows_tolerate_any_trailing_columns(tail: list[str]) -> None:
+    lead = ["1", "CALL", "VMR", "uuid-1", "TRUE", "2024-01-01T10:00:00.000+01:00", "", "sip:a@x"]
+    parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
+    parser.member("calls.csv", _csv_line(lead + tail))
+    (row,) = parser.export.calls
+    assert row["record_id"] == "uuid-1:2024-01-01T09:00:00Z" and row["direction"] == "inbound"
+    extra = json.loads(row["extra"])
+    assert {k for k in extra if k.startswith("col_")} == {f"col_{9 + i}" for i, v in enumerate(tail) if v.strip()}
+
+
+def test_missing_trailing_columns_become_null() -> None:
+    parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
+    parser.member(
+        "c.csv", "1,CALL,PT-PT,u-2,FALSE,2024-01-01T10:00:00Z\r\n1,CONF,AD-HOC,c1,conf-9,2024-01-01T10:00:00Z\n"
+    )
+    (call,) = parser.export.calls
+    (conf,) = parser.export.conferences
+    assert call["end_time"] is None and call["duration_s"] is None and call["caller"] is None
+    assert call["direction"] == "unknown" and call["callee"] is None
+    assert conf["record_id"] == "conf-9" and conf["cluster"] == "c1" and conf["max_participants"] is None
+
+
+def test_header_names_win_over_positions_in_any_case() -> None:
+    text = "Version,TYPE,startTime,callUuid,destEndpoint,origEndpoint\n1,CALL,2024-01-01T10:00:00Z,u-3,sip:b,sip:a\n"
+    parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
+    parser.member("x.csv", text)
+    (call,) = parser.export.calls
+    assert (call["call_id"], call["caller"], call["callee"]) == ("u-3", "sip:a", "sip:b")
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        ("1,CALL,VMR,,TRUE,2024-01-01T10:00:00Z", "callUuid is empty"),
+        ("1,CALL,VMR,u,TRUE,yesterday", "startTime 'yesterday'"),
+        ("1,CONF,PCO,c,,2024-01-01T10:00:00Z", "confUUID is empty"),
+    ],
+)
+def test_missing_mandatory_values_name_member_and_line(line: str, where: str) -> None:
+    parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
+    with pytest.raises(DataError) as caught:
+        parser.member("calls.csv", f"1,CALL,VMR,ok,TRUE,2024-01-01T10:00:00Z\n\n{line}\n")
+    assert "calls.csv line 3" in caught.value.message and where in caught.value.message
+
+
+def test_negative_duration_is_null_with_a_warning() -> None:
+    parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
+    parser.member("calls.csv", "1,CALL,VMR,u,TRUE,2024-01-01T10:00:00Z,2024-01-01T09:00:00Z\n")
+    assert parser.export.calls[0]["duration_s"] is None and parser.export.warnings
+
+
+@pytest.mark.parametrize(
+    ("line", "excluded"),
+    [
+        ("12 calls, 3 conferences, included clusters: a;b, excluded clusters: none", []),
+        ("calls=12 conferences=3 included=dma1 excluded=", []),
+        ("12,3,dma1,-", []),
+        ("Calls: 12 Conferences: 3 Clusters included: east Clusters excluded: west, north", ["west", "north"]),
+    ],
+)
+def test_counts_line_is_read_loosely(line: str, excluded: list[str]) -> None:
+    assert excluded_clusters(line) == excluded
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"statusType":"RUNNING","actionType":"CREATING_CDR_FILE","downloadReady":false}',
+        b'{"plcmBillingStatus":{"statusType":"RUNNING","actionType":"CREATING_CDR_FILE","downloadReady":false}}',
+        b'{"status-type":"RUNNING","action-type":"CREATING_CDR_FILE","download-ready":"false"}',
+        b'<plcm-billing-status xmlns="urn:com:polycom:api:rest:plcm-billing-status"><status-type>RUNNING'
+        b"</status-type><action-type>CREATING_CDR_FILE</action-type><download-ready>false</download-ready>"
+        b"</plcm-billing-status>",
+    ],
+)
+def test_status_documents_in_every_accepted_shape(body: bytes) -> None:
+    status = parse_status(body, "")
+    assert (status.status_type, status.action_type, status.download_ready) == ("RUNNING", "CREATING_CDR_FILE", False)
+    assert status.verdict() is Verdict.WAIT
+
+
+@pytest.mark.parametrize(
+    ("status_type", "ready", "verdict"),
+    [
+        ("NOT_STARTED", False, Verdict.WAIT),
+        ("RUNNING", False, Verdict.WAIT),
+        ("UNKNOWN", False, Verdict.WAIT),
+        ("SUCCESS", True, Verdict.DONE),
+        ("SUCCESS", False, Verdict.WAIT),
+        ("GENERATION_COMPLETE", True, Verdict.DONE),
+        ("GENERATION_COMPLETE", False, Verdict.WAIT),
+        ("WARN_CDR_RESULTS_TRUNCATED", True, Verdict.PARTIAL),
+        ("WARN_CDR_RESULTS_INCOMPLETE", True, Verdict.PARTIAL),
+        ("WARN_CDR_RESULTS_INCOMPLETE", False, Verdict.WAIT),
+        ("ERROR_ANOTHER_CDR_IS_BEING_GENERATED", False, Verdict.BUSY),
+        ("ERROR", False, Verdict.ERROR),
+        ("ERROR_DB_NOT_READY", False, Verdict.ERROR),
+        ("ERROR_UNKNOWN_CREATE", False, Verdict.ERROR),
+        ("ERROR_UNKNOWN_STATUS", False, Verdict.ERROR),
+        ("ERROR_UNKNOWN_DOWNLOAD", False, Verdict.ERROR),
+        ("ERROR_FROM_A_NEWER_RELEASE", False, Verdict.ERROR),
+        ("WARN_FROM_A_NEWER_RELEASE", True, Verdict.PARTIAL),
+        ("PAUSED", False, Verdict.NEW),
+    ],
+)
+def test_every_status_type_has_its_verdict(status_type: str, ready: bool, verdict: Verdict) -> None:
+    body = json.dumps({"statusType": status_type, "actionType": "UNKNOWN", "downloadReady": ready}).encode()
+    assert parse_status(body, "application/vnd.plcm.plcm-billing-status+json").verdict() is verdict
+
+
+def test_status_without_status_type_is_retryable_bad_data() -> None:
+    with pytest.raises(DataError) as caught:
+        parse_status(b'{"actionType":"RUNNING"}', "")
+    assert caught.value.retryable
+
+
+def test_ownership_compares_instants() -> None:
+    body = (
+        b'{"statusType":"SUCCESS","fromDate":"2024-03-04T11:00:00.000-05:00","toDate":"2024-03-05T11:00:00.000-05:00"}'
+    )
+    status = parse_status(body, "")
+    assert status.owned_by(WINDOW.start, WINDOW.end) is True
+    assert status.owned_by(WINDOW.start, WINDOW.end + timedelta(hours=1)) is False
+    assert parse_status(b'{"statusType":"SUCCESS"}', "").owned_by(WINDOW.start, WINDOW.end) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "rebased"),
+    [
+        (None, "https://dma.example:8443/api/rest/billing/status"),
+        ("https://localhost:8443/api/rest/billing/status", "https://dma.example:8443/api/rest/billing/status"),
+        ("http://evil.example/api/rest/billing/status?x=1", "https://dma.example:8443/api/rest/billing/status?x=1"),
+        ("/api/rest/billing/download-cdrs", "https://dma.example:8443/api/rest/billing/download-cdrs"),
+        ("billing/status", "https://dma.example:8443/api/rest/billing/status"),
+    ],
+)
+def test_urls_from_the_dma_are_rebased_onto_base_url(url: str | None, rebased: str) -> None:
+    assert rebase(url, "https://dma.example:8443/api/rest", "/billing/status") == rebased
+
+
+@pytest.mark.parametrize(
+    ("header", "notes"),
+    [
+        ('"1704067500"', {"etag": "1704067500", "export_time": "2024-01-01T00:05:00Z"}),
+        ('W/"1704067500000"', {"etag": "1704067500000", "export_time": "2024-01-01T00:05:00Z"}),
+        ("abc", {"etag": "abc"}),
+        (None, {}),
+    ],
+)
+def test_etag_forms(header: str | None, notes: dict[str, str]) -> None:
+    assert etag_notes(header) == notes
+
+
+def test_account_is_the_dma_host(tmp_path: Path) -> None:
+    with dma() as server:
+        settings = settings_for(server, tmp_path, base_url="https://DMA.Example.com:8443/api/rest")
+        with Client(settings, log=logging.getLogger("t"), summary=RunSummary("p", "", "", "", "")) as client:
+            assert Polycom(settings, client).account == "dma.example.com"
+
+
+def test_vanished_export_is_generated_once_more(tmp_path: Path) -> None:
+    with dma() as server:
+        server.emulator.faults.fail_next(1, 404, "download-cdrs")
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+        assert sum(p.startswith("POST") for p in paths(server)) == 2
+
+
+def test_export_that_keeps_vanishing_is_69(tmp_path: Path) -> None:
+    with dma() as server, pytest.raises(UnavailableError):
+        server.emulator.faults.fail_next(2, 409, "download-cdrs")
+        pull(server, tmp_path)
+
+
+def _csv_line(cells: list[str]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out).writerow(cells)
+    return out.getvalue()
