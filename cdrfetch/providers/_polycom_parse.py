@@ -50,6 +50,7 @@ class Export:
     """Everything one export zip held, after the to-date filter."""
 
     calls: list[dict[str, Any]] = field(default_factory=list)
+    call_tables: list[Any] = field(default_factory=list)  # pyarrow Tables from the column-wise path
     conferences: list[dict[str, Any]] = field(default_factory=list)
     counts_line: str | None = None
     rows_in_file: dict[str, int] = field(default_factory=lambda: {"CALL": 0, "CONF": 0})
@@ -86,9 +87,10 @@ def floor_seconds(start: datetime, end: datetime | None) -> int | None:
 class ExportParser:
     """Parses the members of one export for one chunk; rows land in `self.export`."""
 
-    def __init__(self, *, account: str, chunk_end: datetime) -> None:
+    def __init__(self, *, account: str, chunk_end: datetime, columnwise: bool = True) -> None:
         self.account = account
         self.chunk_end = chunk_end
+        self.columnwise = columnwise
         self.export = Export()
 
     def member(self, name: str, text: str) -> None:
@@ -97,7 +99,22 @@ class ExportParser:
         if name.lower().endswith(".txt") or (len(lines) == 1 and _is_counts_line(lines[0])):
             self.export.counts_line = " ".join(lines).strip()
             return
+        if self.columnwise and self._columnwise(text):
+            return
         _Member(self, name).parse(text)
+
+    def _columnwise(self, text: str) -> bool:
+        """Parse a regular calls member with Arrow; False when it needs the row-by-row path."""
+        from cdrfetch.providers._polycom_fast import calls_table
+
+        result = calls_table(text, account=self.account, chunk_end=self.chunk_end)
+        if result is None:
+            return False
+        table, in_file, after = result
+        self.export.call_tables.append(table)
+        self.export.rows_in_file["CALL"] += in_file
+        self.export.after_window += after
+        return True
 
     def check_counts(self) -> tuple[list[str], list[str]]:
         """Warnings from the counts line, and the excluded clusters it lists."""
@@ -205,6 +222,10 @@ def _first(value: str) -> str:
     return value.split(",", 1)[0].strip() if "," in value else value
 
 
+def _same(value: str) -> str:
+    return value
+
+
 def _has(fields: Mapping[str, str], name: str) -> bool:
     return any(key.lower() == name.lower() for key in fields)
 
@@ -234,6 +255,7 @@ def _call(member: _Member, fields: dict[str, str]) -> dict[str, Any]:
     extra = _extra(fields, CALL_MAPPED, itp)
     if itp:
         extra["itp_codecs"] = len(_get(fields, "callUuid").split(","))
+    pick = _first if itp else _same
     return {
         "provider": "polycom",
         "account": member.parser.account,
@@ -243,11 +265,11 @@ def _call(member: _Member, fields: dict[str, str]) -> dict[str, Any]:
         "end_time": end,
         "duration_s": _duration(member, start, end, uuid),
         "billed_duration_s": None,
-        "caller": _optional(_first(_get(fields, "origEndpoint"))),
-        "callee": _optional(_first(_get(fields, "destEndpoint"))) if _has(fields, "destEndpoint") else None,
-        "direction": "inbound" if _first(_get(fields, "dialin")).strip().upper() == "TRUE" else "unknown",
+        "caller": _optional(pick(_get(fields, "origEndpoint"))),
+        "callee": _optional(pick(_get(fields, "destEndpoint"))) if _has(fields, "destEndpoint") else None,
+        "direction": "inbound" if pick(_get(fields, "dialin")).strip().upper() == "TRUE" else "unknown",
         "call_type": _optional(_get(fields, "callType")),
-        "status": _optional(_first(_get(fields, "failureSignalingCode"))),
+        "status": _optional(pick(_get(fields, "failureSignalingCode"))),
         "extra": extra_json(extra),
     }
 
@@ -269,7 +291,8 @@ def _conference(member: _Member, fields: dict[str, str]) -> dict[str, Any]:
     assert start is not None
     end = member.time(fields, "endTime", mandatory=False)
     extra = _extra(fields, CONF_MAPPED, itp)
-    count = _first(_get(fields, "partCount")).strip()
+    pick = _first if itp else _same
+    count = pick(_get(fields, "partCount")).strip()
     if count.isdigit():
         extra.pop(next((k for k in extra if k.lower() == "partcount"), ""), None)
     return {
@@ -280,11 +303,11 @@ def _conference(member: _Member, fields: dict[str, str]) -> dict[str, Any]:
         "end_time": end,
         "conf_id": conf_id,
         "conf_type": _optional(_get(fields, "confType")),
-        "cluster": _optional(_first(_get(fields, "cluster"))),
-        "owner": _optional(_first(_get(fields, "userID"))),
-        "room_id": _optional(_first(_get(fields, "roomID"))),
+        "cluster": _optional(pick(_get(fields, "cluster"))),
+        "owner": _optional(pick(_get(fields, "userID"))),
+        "room_id": _optional(pick(_get(fields, "roomID"))),
         "max_participants": int(count) if count.isdigit() else None,
-        "class_of_service": _optional(_first(_get(fields, "classOfService"))),
+        "class_of_service": _optional(pick(_get(fields, "classOfService"))),
         "duration_s": _duration(member, start, end, conf_id),
         "extra": extra_json(extra),
     }

@@ -283,7 +283,7 @@ class Polycom(Provider):
 
     def _parse(self, path: Path, chunk: Window) -> Iterator[Batch]:
         from cdrfetch.providers._polycom_zip import read_export
-        from cdrfetch.records import batches
+        from cdrfetch.records import BATCH_ROWS, Batch, batches
 
         export, excluded, warnings = read_export(path, account=self.account, chunk_end=chunk.end)
         for message in warnings:
@@ -294,6 +294,8 @@ class Polycom(Provider):
         if export.after_window:
             self.client.log.debug("polycom: %d rows start at/after %s (next window)", export.after_window, chunk.end)
         tables = self.output_tables()
+        for table in export.call_tables:
+            yield from (Batch("calls", data) for data in table.to_batches(max_chunksize=BATCH_ROWS))
         yield from batches("calls", tables["calls"], export.calls)
         yield from batches("conferences", tables["conferences"], export.conferences)
 

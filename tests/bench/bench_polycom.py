@@ -38,9 +38,11 @@ def ours(source: Path, target: Path) -> int:
     parser.member(source.name, source.read_text(encoding="utf-8"))
     schema = Polycom.output_tables()["calls"]
     with pq.ParquetWriter(target, schema) as writer:
+        for table in parser.export.call_tables:
+            writer.write_table(table)
         for batch in batches("calls", schema, parser.export.calls):
             writer.write_batch(batch.data)
-    return len(parser.export.calls)
+    return parser.export.rows_in_file["CALL"]
 
 
 DUCK = """
