@@ -20,6 +20,7 @@ from pyarrow import csv as pacsv
 from cdrfetch.providers._polycom_parse import CALL_COLUMNS, CALL_MAPPED
 from cdrfetch.records import CALLS
 
+_CONTROL = bytes(c for c in range(32) if c != 10)  # \r is allowed only as part of \r\n
 TIME = r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$"
 _MAPPED = {name.lower() for name in CALL_MAPPED}
 
@@ -42,18 +43,20 @@ def _read(text: str) -> tuple[pa.Table, list[str]]:
     if not text or text[0] in "\r\n":
         raise _Fallback
     first = next(csv.reader([text.split("\n", 1)[0]]), [])
-    if len(first) < 3:
+    raw = text.encode("utf-8")
+    # control characters need JSON escapes and line breaks inside values break the line count check
+    if len(first) < 3 or len(raw) - len(raw.translate(None, _CONTROL)) != raw.count(b"\r\n"):
         raise _Fallback
     header = first[0].strip().lower() == "version"
     table = pacsv.read_csv(
-        pa.py_buffer(text.encode("utf-8")),
+        pa.py_buffer(raw),
         read_options=pacsv.ReadOptions(autogenerate_column_names=True, skip_rows=1 if header else 0),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types={f"f{i}": pa.string() for i in range(len(first))}, strings_can_be_null=False
         ),
     )
-    if table.num_columns != len(first):
+    lines = raw.count(b"\n") + (not raw.endswith(b"\n"))
+    if table.num_columns != len(first) or lines != table.num_rows + header:
         raise _Fallback
     names = [c.strip() for c in first] if header else [*CALL_COLUMNS, *(f"col_{i + 1}" for i in range(8, len(first)))]
     return table, names[: len(first)]
@@ -69,7 +72,6 @@ def _calls(table: pa.Table, names: list[str], account: str, chunk_end: datetime)
     _require(pc.all(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(uuid)), 0)))
     _require(pc.all(pc.match_substring_regex(start_text, TIME)))
     _require(pc.all(pc.or_(pc.equal(end_text, ""), pc.match_substring_regex(end_text, TIME))))
-    _require(pc.invert(pc.any(pc.match_substring_regex(_joined(table), r"[\x00-\x1f]"))))
     start, end = _utc(start_text), _utc(pc.if_else(pc.equal(end_text, ""), pa.scalar(None, pa.string()), end_text))
     millis = pc.subtract(pc.cast(end, pa.int64()), pc.cast(start, pa.int64()))
     _require(pc.invert(pc.any(pc.less(millis, 0))))
@@ -96,10 +98,6 @@ def _require(condition: Any) -> None:
         raise _Fallback
 
 
-def _joined(table: pa.Table) -> pa.ChunkedArray:
-    return pc.binary_join_element_wise(*table.columns, "")
-
-
 def _utc(text: Any) -> Any:
     instant = pc.cast(text, pa.timestamp("ns", tz="UTC"))
     return pc.cast(pc.floor_temporal(instant, unit="millisecond"), pa.timestamp("ms", tz="UTC"))
@@ -113,7 +111,8 @@ def _normalized(
     table: pa.Table, names: list[str], column: Any, uuid: Any, start: Any, end: Any, millis: Any, account: str
 ) -> list[Any]:
     rows = table.num_rows
-    stamp = pc.replace_substring_regex(pc.strftime(start, "%Y-%m-%dT%H:%M:%S"), r"\.000$", "")
+    wall = pc.cast(pc.cast(start, pa.timestamp("ms")), pa.string())  # "YYYY-MM-DD HH:MM:SS.fff", UTC
+    stamp = pc.replace_substring(pc.replace_substring_regex(wall, r"\.000$", ""), " ", "T")
     dialin = pc.utf8_upper(pc.utf8_trim_whitespace(column("dialin")))
     has_callee = "destendpoint" in {n.lower() for n in names}
     nothing = pa.nulls(rows, pa.string())
@@ -143,12 +142,21 @@ def _extra(table: pa.Table, names: list[str]) -> Any:
     """`{"name":"value",...}` of the non-empty unmapped cells, in column order."""
     pieces = []
     for name, cells in zip(names, table.columns, strict=True):
-        if name.lower() in _MAPPED:
+        if name.lower() in _MAPPED or not pc.max(pc.utf8_length(cells)).as_py():
             continue
-        escaped = pc.replace_substring(pc.replace_substring(cells, "\\", "\\\\"), '"', '\\"')
-        piece = pc.binary_join_element_wise(json.dumps(name, ensure_ascii=False) + ':"', escaped, '"', "")
-        pieces.append(pc.if_else(pc.equal(pc.utf8_trim_whitespace(cells), ""), pa.scalar(None, pa.string()), piece))
+        value = cells
+        if pc.any(pc.match_substring(cells, "\\")).as_py():
+            value = pc.replace_substring(value, "\\", "\\\\")
+        if pc.any(pc.match_substring(cells, '"')).as_py():
+            value = pc.replace_substring(value, '"', '\\"')
+        value = pc.if_else(_blank(cells), pa.scalar(None, pa.string()), value)
+        pieces.append(pc.binary_join_element_wise(json.dumps(name, ensure_ascii=False) + ':"', value, '"', ""))
     if not pieces:
         return pa.array(["{}"] * table.num_rows, pa.string())
     body = pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
     return pc.binary_join_element_wise("{", body, "}", "")
+
+
+def _blank(cells: Any) -> Any:
+    """Cells that are empty or only whitespace (what `str.strip()` empties)."""
+    return pc.or_(pc.equal(pc.utf8_length(cells), 0), pc.utf8_is_space(cells))

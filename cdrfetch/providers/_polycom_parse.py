@@ -95,9 +95,10 @@ class ExportParser:
 
     def member(self, name: str, text: str) -> None:
         """Classify one decoded member by content and parse it."""
-        lines = [line for line in text.splitlines() if line.strip()]
-        if name.lower().endswith(".txt") or (len(lines) == 1 and _is_counts_line(lines[0])):
-            self.export.counts_line = " ".join(lines).strip()
+        stripped = text.strip()
+        one_line = "\n" not in stripped and "\r" not in stripped
+        if name.lower().endswith(".txt") or (stripped and one_line and _is_counts_line(stripped)):
+            self.export.counts_line = " ".join(line.strip() for line in stripped.splitlines() if line.strip())
             return
         if self.columnwise and self._columnwise(text):
             return
