@@ -209,7 +209,7 @@ class Polycom(Provider):
     def _generate_once(self, url: str, chunk: Window) -> bool:
         what = "polycom generate-cdrs"
         try:
-            response = self._send("POST", url, what, headers={"Accept": st.STATUS_TYPES, "Content-Length": "0"})
+            response = self._negotiated("POST", url, what, {"Content-Length": "0"})
         except UnavailableError:
             started = self._running_elsewhere(chunk)  # a 503 may mean "busy": the status tells
             if started is None:
@@ -238,7 +238,7 @@ class Polycom(Provider):
         return self.client.retry(lambda: self._status_once(url), what="polycom billing status")
 
     def _status_once(self, url: str) -> st.Status:
-        response = self._send("GET", url, "polycom billing status", headers={"Accept": st.STATUS_TYPES})
+        response = self._negotiated("GET", url, "polycom billing status", {})
         _raise_for(response, "polycom billing status")
         return st.parse_status(response.content, response.headers.get("Content-Type", ""))
 
@@ -273,6 +273,9 @@ class Polycom(Provider):
             )
         except ConfigError as error:
             raise _tls(error) from None
+        except CdrfetchError as error:
+            error.retryable = False  # the core already retried the transfer; only a broken zip downloads again
+            raise
         from cdrfetch.providers._polycom_zip import check_zip
 
         check_zip(path, what)
@@ -308,6 +311,14 @@ class Polycom(Provider):
         if not self.config["allow_partial"]:
             self.client.summary.partial(reason)
 
+    def _negotiated(self, method: str, url: str, what: str, headers: dict[str, str]) -> requests.Response:
+        """A request with the vendor media types; once more with `Accept: */*` if they are refused."""
+        response = self._send(method, url, what, headers={"Accept": st.STATUS_TYPES, **headers})
+        if response.status_code in (406, 415):
+            self.client.log.debug("%s: HTTP %d for the vendor media types; asking for */*", what, response.status_code)
+            response = self._send(method, url, what, headers={"Accept": "*/*", **headers})
+        return response
+
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
         try:
             return self.client.send(method, url, what=what, auth=self.auth, **kwargs)
@@ -334,6 +345,8 @@ def _raise_for(response: requests.Response, what: str) -> None:
         raise AuthError(f"{what}: HTTP 403 (the user may not export CDRs)", ROLE_HINT)
     if status in (404, 405, 501):
         raise ConfigError(f"{what}: HTTP {status} (no billing export resource here)", LEGACY_HINT)
+    if status in (406, 415):
+        raise DataError(f"{what}: HTTP {status} (media type refused): {body}", "please report this DMA version")
     if status == 400:
         raise DataError(
             f"{what}: HTTP 400 (request rejected): {body}", "check the window; please report if it persists"

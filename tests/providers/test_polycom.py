@@ -832,3 +832,32 @@ def _csv_text(head: list[list[str]], rows: list[list[str]]) -> str:
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerows(head + rows)
     return out.getvalue()
+
+
+def test_refused_media_type_is_asked_again_with_any_type(tmp_path: Path) -> None:
+    with dma() as server:
+        server.emulator.faults.fail_next(1, 406, "/billing/status")
+        result = pull(server, tmp_path)
+        assert projection(result.calls) == expected(server)
+        accepts = [r.header("Accept") for r in server.emulator.received if r.path.endswith("/status")]
+    assert accepts[0] and accepts[0].startswith("application/vnd.plcm.plcm-billing-status+json")
+    assert accepts[1] == "*/*"
+
+
+def test_media_type_refused_twice_is_bad_data(tmp_path: Path) -> None:
+    with dma() as server, pytest.raises(DataError, match="media type refused"):
+        server.emulator.faults.fail_next(2, 415, "/billing/generate-cdrs")
+        pull(server, tmp_path)
+
+
+def test_persistent_truncation_is_not_retried_beyond_the_budget(tmp_path: Path) -> None:
+    with dma(truncate_zip="lying", truncate_times=1000) as server, pytest.raises(UnavailableError):
+        pull(server, tmp_path, retries=2)
+    assert sum("download-cdrs" in p for p in paths(server)) == 3
+
+
+def test_check_reads_the_status(tmp_path: Path) -> None:
+    with dma() as server:
+        settings = settings_for(server, tmp_path)
+        with Client(settings, log=logging.getLogger("t"), summary=RunSummary("p", "", "", "", "")) as client:
+            assert "NOT_STARTED" in Polycom(settings, client).check()
