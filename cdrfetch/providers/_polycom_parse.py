@@ -157,6 +157,7 @@ class _Member:
         self.naive_warned = False
 
     def parse(self, text: str) -> None:
+        """Every row of the member, in order; header rows switch the column names."""
         reader = csv.reader(io.StringIO(text, newline=""))
         for cells in reader:
             if not any(cell.strip() for cell in cells):
@@ -167,6 +168,7 @@ class _Member:
             self.row(reader.line_num, cells)
 
     def row(self, number: int, cells: list[str]) -> None:
+        """Route one row by its `type` cell; a bad mandatory value names this member and line."""
         kind = cells[1].strip().upper() if len(cells) > 1 else ""
         if kind not in ("CALL", "CONF"):
             self.export.unknown_types[kind or "<empty>"] = self.export.unknown_types.get(kind or "<empty>", 0) + 1
@@ -191,6 +193,7 @@ class _Member:
         return {(names[i] if i < len(names) else f"col_{i + 1}"): cell for i, cell in enumerate(cells)}
 
     def time(self, fields: Mapping[str, str], name: str, *, mandatory: bool) -> datetime | None:
+        """A time cell in UTC (element 0 of an ITP list); None when empty and optional."""
         raw = _first(_get(fields, name))
         if not raw.strip():
             if mandatory:

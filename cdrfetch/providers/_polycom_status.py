@@ -1,4 +1,4 @@
-"""Polycom DMA `plcm-billing-status` documents (JSON or XML), what each status means, URL rebasing."""
+"""Polycom DMA answers: `plcm-billing-status` documents (JSON or XML), what each status and HTTP code means."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from cdrfetch.errors import DataError
+from cdrfetch.errors import AuthError, ConfigError, DataError, UnavailableError
+
+if TYPE_CHECKING:
+    from requests import Response
 
 STATUS_TYPES = "application/vnd.plcm.plcm-billing-status+json, application/vnd.plcm.plcm-error+json"
-ERROR_TYPES = "application/vnd.plcm.plcm-error+json, application/vnd.plcm.plcm-error+xml"
 ZIP_TYPES = "application/zip, application/octet-stream, application/vnd.plcm.plcm-error+json"
+ROLE_HINT = "give the DMA user a role that may export CDRs (e.g. Administrator or Auditor)"
+LEGACY_HINT = "check `base_url` (https://<dma-host>:8443/api/rest), or set `legacy: true` for RPRM and older DMA"
 _WAIT = {"NOT_STARTED", "RUNNING", "UNKNOWN"}
 _DONE = {"SUCCESS", "GENERATION_COMPLETE"}
 BUSY = "ERROR_ANOTHER_CDR_IS_BEING_GENERATED"
@@ -173,3 +177,24 @@ def error_text(body: bytes) -> str:
     with contextlib.suppress(ValueError):
         text = json.dumps(json.loads(text), ensure_ascii=False)
     return text[:500] or "(empty body)"
+
+
+def raise_for(response: Response, what: str) -> None:
+    """The error a non-2xx answer means on generate-cdrs and status (spec §4.1)."""
+    status = response.status_code
+    if status < 300:
+        return
+    body = error_text(response.content)
+    if status == 401:
+        raise AuthError(f"{what}: HTTP 401 (user name or password rejected)", "check `username` and `password`")
+    if status == 403:
+        raise AuthError(f"{what}: HTTP 403 (the user may not export CDRs)", ROLE_HINT)
+    if status in (404, 405, 501):
+        raise ConfigError(f"{what}: HTTP {status} (no billing export resource here)", LEGACY_HINT)
+    if status in (406, 415):
+        raise DataError(f"{what}: HTTP {status} (media type refused): {body}", "please report this DMA version")
+    if status == 400:
+        raise DataError(
+            f"{what}: HTTP 400 (request rejected): {body}", "check the window; please report if it persists"
+        )
+    raise UnavailableError(f"{what}: HTTP {status}: {body}", "see the DMA's logs")

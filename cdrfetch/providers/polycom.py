@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, TemporaryError, UnavailableError
+from cdrfetch.errors import CdrfetchError, ConfigError, TemporaryError, UnavailableError
 from cdrfetch.providers import _polycom_status as st
 from cdrfetch.providers.base import Provider, Setting
 from cdrfetch.windows import Window, split
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from cdrfetch.config import Resolved
     from cdrfetch.records import Batch
 
-ROLE_HINT = "give the DMA user a role that may export CDRs (e.g. Administrator or Auditor)"
-LEGACY_HINT = "check `base_url` (https://<dma-host>:8443/api/rest), or set `legacy: true` for RPRM and older DMA"
 TLS_HINT = (
     "DMAs usually have a self-signed certificate: set `ca_bundle` to the DMA's CA certificate (PEM); "
     "`insecure: true` only as a last resort"
@@ -217,7 +215,7 @@ class Polycom(Provider):
             return started
         if response.status_code == 409:
             return False
-        _raise_for(response, what)
+        st.raise_for(response, what)
         self._status_url = st.rebase(response.headers.get("Location"), self.base_url, "/billing/status")
         return True
 
@@ -239,7 +237,7 @@ class Polycom(Provider):
 
     def _status_once(self, url: str) -> st.Status:
         response = self._negotiated("GET", url, "polycom billing status", {})
-        _raise_for(response, "polycom billing status")
+        st.raise_for(response, "polycom billing status")
         return st.parse_status(response.content, response.headers.get("Content-Type", ""))
 
     # -- downloads ---------------------------------------------------------------------------------
@@ -259,7 +257,7 @@ class Polycom(Provider):
         def keep_etag(response: requests.Response, *args: Any, **more: Any) -> None:
             headers["etag"] = response.headers.get("ETag", "")
 
-        hints = {401: "check `username` and `password`", 403: ROLE_HINT, 404: LEGACY_HINT}
+        hints = {401: "check `username` and `password`", 403: st.ROLE_HINT, 404: st.LEGACY_HINT}
         try:
             path = self.client.download(
                 url,
@@ -331,27 +329,6 @@ def _tls(error: ConfigError) -> ConfigError:
     if "TLS verification" in error.message:
         error.hint = TLS_HINT
     return error
-
-
-def _raise_for(response: requests.Response, what: str) -> None:
-    """The error a non-2xx answer means on generate-cdrs and status (spec §4.1)."""
-    status = response.status_code
-    if status < 300:
-        return
-    body = st.error_text(response.content)
-    if status == 401:
-        raise AuthError(f"{what}: HTTP 401 (user name or password rejected)", "check `username` and `password`")
-    if status == 403:
-        raise AuthError(f"{what}: HTTP 403 (the user may not export CDRs)", ROLE_HINT)
-    if status in (404, 405, 501):
-        raise ConfigError(f"{what}: HTTP {status} (no billing export resource here)", LEGACY_HINT)
-    if status in (406, 415):
-        raise DataError(f"{what}: HTTP {status} (media type refused): {body}", "please report this DMA version")
-    if status == 400:
-        raise DataError(
-            f"{what}: HTTP 400 (request rejected): {body}", "check the window; please report if it persists"
-        )
-    raise UnavailableError(f"{what}: HTTP {status}: {body}", "see the DMA's logs")
 
 
 def _label(status: st.Status) -> str:

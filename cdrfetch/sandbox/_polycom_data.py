@@ -90,6 +90,7 @@ class Call:
 
     @property
     def duration_s(self) -> int | None:
+        """floor(end - start) in seconds, as a correct client computes it."""
         return None if self.end is None else int((self.end - self.start).total_seconds() // 1)
 
 

@@ -55,6 +55,7 @@ def _midnight(now: datetime, tz: Any) -> datetime:
 
 
 def prefers_xml(accept: str) -> bool:
+    """True when the first media type of `Accept` is an XML one."""
     first = accept.split(",")[0].strip().lower()
     return first.endswith("+xml") or first.endswith("/xml")
 
