@@ -89,7 +89,7 @@ class Polycom(Provider):
         """`calls` and the `conferences` side table."""
         import pyarrow as pa
 
-        from cdrfetch.records import CALLS, UTC_MS, side_table
+        from cdrfetch.records import CALLS, side_table
 
         conferences = side_table(
             *(pa.field(name, pa.string()) for name in ("conf_id", "conf_type", "cluster", "owner", "room_id")),
@@ -97,7 +97,6 @@ class Polycom(Provider):
             pa.field("class_of_service", pa.string()),
             pa.field("duration_s", pa.int64()),
         )
-        assert conferences.field("start_time").type == UTC_MS
         return {"calls": CALLS, "conferences": conferences}
 
     @property
@@ -115,7 +114,11 @@ class Polycom(Provider):
         yield from self._parse(path, chunk)
 
     def check(self) -> str:
-        """Read the billing status (proves credentials and role)."""
+        """Read the billing status, or (legacy) export an empty window: proves credentials and role."""
+        if self.config["legacy"]:
+            now = _date(self.client.clock())
+            self._download(f"{self.base_url}/billing?from-date={now}&to-date={now}", "polycom billing (legacy)")
+            return f"legacy billing export allowed for {self.config['username']}"
         status = self._status()
         return f"billing status readable as {self.config['username']} (statusType {status.status_type})"
 

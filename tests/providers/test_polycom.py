@@ -861,3 +861,11 @@ def test_check_reads_the_status(tmp_path: Path) -> None:
         settings = settings_for(server, tmp_path)
         with Client(settings, log=logging.getLogger("t"), summary=RunSummary("p", "", "", "", "")) as client:
             assert "NOT_STARTED" in Polycom(settings, client).check()
+
+
+def test_check_in_legacy_mode_exports_an_empty_window(tmp_path: Path) -> None:
+    with dma(legacy_only=True, legacy_delay=0) as server:
+        settings = settings_for(server, tmp_path, legacy=True)
+        with Client(settings, log=logging.getLogger("t"), summary=RunSummary("p", "", "", "", "")) as client:
+            assert "legacy" in Polycom(settings, client).check()
+        assert paths(server) == ["GET /api/rest/billing"]
