@@ -869,3 +869,20 @@ def test_check_in_legacy_mode_exports_an_empty_window(tmp_path: Path) -> None:
         with Client(settings, log=logging.getLogger("t"), summary=RunSummary("p", "", "", "", "")) as client:
             assert "legacy" in Polycom(settings, client).check()
         assert paths(server) == ["GET /api/rest/billing"]
+
+
+def test_gbk_members_are_read_with_a_warning_and_utf8_bom_is_stripped(tmp_path: Path) -> None:
+    import zipfile
+
+    from cdrfetch.providers._polycom_zip import read_export
+
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("calls.csv", "1,CALL,VMR,u-1,TRUE,2024-01-01T10:00:00Z,,会议室\r\n".encode("gbk"))
+        bundle.writestr(
+            "conferences.csv", "\ufeffversion,type,confUUID,startTime\r\n1,CONF,c-1,2024-01-01T10:00:00Z\r\n"
+        )
+        bundle.writestr("counts.txt", "1 calls, 1 conferences, excluded clusters: none")
+    export, excluded, warnings = read_export(archive, account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
+    assert export.calls[0]["caller"] == "会议室" and export.conferences[0]["conf_id"] == "c-1"
+    assert excluded == [] and warnings == ["calls.csv is not UTF-8; read as GBK"]
