@@ -99,10 +99,10 @@ class Polycom(Provider):
         )
         return {"calls": CALLS, "conferences": conferences}
 
-    @property
-    def account(self) -> str:
+    @classmethod
+    def account_of(cls, settings: Mapping[str, Any]) -> str:
         """The DMA host name: lowercased, without the port."""
-        return (urlsplit(str(self.config["base_url"])).hostname or str(self.config["base_url"])).lower()
+        return (urlsplit(str(settings["base_url"])).hostname or str(settings["base_url"])).lower()
 
     def chunks(self, window: Window) -> list[Window]:
         """`max_window_days` slices, exported strictly one after another."""
