@@ -140,21 +140,25 @@ def _normalized(
 
 def _extra(table: pa.Table, names: list[str]) -> Any:
     """`{"name":"value",...}` of the non-empty unmapped cells, in column order."""
-    pieces = []
-    for name, cells in zip(names, table.columns, strict=True):
-        if name.lower() in _MAPPED or not pc.max(pc.utf8_length(cells)).as_py():
-            continue
-        value = cells
-        if pc.any(pc.match_substring(cells, "\\")).as_py():
-            value = pc.replace_substring(value, "\\", "\\\\")
-        if pc.any(pc.match_substring(cells, '"')).as_py():
-            value = pc.replace_substring(value, '"', '\\"')
-        value = pc.if_else(_blank(cells), pa.scalar(None, pa.string()), value)
-        pieces.append(pc.binary_join_element_wise(json.dumps(name, ensure_ascii=False) + ':"', value, '"', ""))
+    columns = ((n, c) for n, c in zip(names, table.columns, strict=True) if n.lower() not in _MAPPED)
+    pieces = [piece for piece in (_piece(name, cells) for name, cells in columns) if piece is not None]
     if not pieces:
         return pa.array(["{}"] * table.num_rows, pa.string())
     body = pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
     return pc.binary_join_element_wise("{", body, "}", "")
+
+
+def _piece(name: str, cells: Any) -> Any:
+    """`"name":"value"` per row, null where the cell is blank; None when the column is all empty."""
+    if not pc.max(pc.utf8_length(cells)).as_py():
+        return None
+    value = cells
+    if pc.any(pc.match_substring(cells, "\\")).as_py():
+        value = pc.replace_substring(value, "\\", "\\\\")
+    if pc.any(pc.match_substring(cells, '"')).as_py():
+        value = pc.replace_substring(value, '"', '\\"')
+    value = pc.if_else(_blank(cells), pa.scalar(None, pa.string()), value)
+    return pc.binary_join_element_wise(json.dumps(name, ensure_ascii=False) + ':"', value, '"', "")
 
 
 def _blank(cells: Any) -> Any:
