@@ -84,7 +84,7 @@ def run_pull(options: PullOptions, *, quiet: bool, verbose: int, log_format: str
     with sandbox_settings(options.provider, options.sandbox) as injected:
         settings = resolve_settings(options.provider, options.profile, options.config, options.overrides, injected)
         settings.require_complete()
-        key = Key(cls.name, settings.profile, str(settings[cls.account_setting]))
+        key = Key(cls.name, settings.profile, cls.account_of(settings))
         with locking.exclusive(key, options.wait_lock):
             ledger = Ledger()
             if options.reset_state:

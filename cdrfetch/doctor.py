@@ -85,7 +85,7 @@ def check_provider(name: str, profile: str | None, config_file: str | None, sand
             f"{s.name} ({settings.source(s.name)})" for s in cls.settings if settings[s.name] is not None
         )
         yield Check(name, "ok", f"settings resolved: {sources}")
-        summary = RunSummary(name, str(settings[cls.account_setting]), settings.profile, "", "")
+        summary = RunSummary(name, cls.account_of(settings), settings.profile, "", "")
         with Client(settings, log=logging.getLogger(f"{logs.ROOT}.{name}"), summary=summary) as client:
             reached = yield from _reach(name, client, str(settings["base_url"]))
             if reached:

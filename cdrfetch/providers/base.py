@@ -114,10 +114,19 @@ class Provider(abc.ABC):
 
         return cls.tables or {"calls": CALLS}
 
+    @classmethod
+    def account_of(cls, settings: Mapping[str, Any]) -> str:
+        """The `account` these settings select; also keys the ledger, the run lock and the summary.
+
+        Default: the value of `account_setting`. Override when the account is derived (Polycom: the
+        host of `base_url`, so a port change does not start a new ledger history).
+        """
+        return str(settings[cls.account_setting])
+
     @property
     def account(self) -> str:
         """Value of the `account` column (and of the output path segment)."""
-        return str(self.config[self.account_setting])
+        return self.account_of(self.config)
 
     def chunks(self, window: Window) -> list[Window]:
         """Split the requested window into units of work. Default: `max_window` slices."""

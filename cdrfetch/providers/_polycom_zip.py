@@ -1,0 +1,58 @@
+"""Polycom DMA export zip: integrity check and safe extraction (via cdrfetch.archive) into rows."""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+from cdrfetch import archive
+from cdrfetch.errors import DataError
+from cdrfetch.providers._polycom_parse import Export, ExportParser
+
+
+def check_zip(path: Path, what: str) -> None:
+    """A readable zip whose members pass their CRC check; retryable DataError otherwise."""
+    if archive.sniff(path) != archive.ZIP:
+        raise DataError(f"{what}: the answer is not a zip archive", "run again later", retryable=True)
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            broken = bundle.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        raise DataError(f"{what}: the zip archive is damaged or cut short", "run again later", retryable=True) from None
+    if broken is not None:
+        raise DataError(f"{what}: member {broken} of the zip fails its CRC check", "run again later", retryable=True)
+
+
+def read_export(path: Path, *, account: str, chunk_end: datetime) -> tuple[Export, list[str], list[str]]:
+    """Rows of every member, the excluded clusters, and warnings for the run summary."""
+    parser = ExportParser(account=account, chunk_end=chunk_end)
+    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+        members = archive.extract(path, Path(scratch), name="polycom export zip")
+        decoded = []
+        for member in sorted(members, key=_order):
+            text, encoding = _text(member)
+            parser.member(member.name, text)
+            if encoding == "gbk":
+                decoded.append(f"{member.name} is not UTF-8; read as GBK")
+    warnings, excluded = parser.check_counts()
+    warnings = decoded + warnings
+    export = parser.export
+    if export.unknown_types:
+        kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(export.unknown_types.items()))
+        warnings.append(f"rows of unknown type not written: {kinds}")
+    return export, excluded, [*export.warnings, *warnings]
+
+
+def _text(member: archive.Member) -> tuple[str, str]:
+    """The member's text (UTF-8 with BOM stripped, else GBK) and the encoding it was read in."""
+    encoding = archive.detect_encoding(member.path, member.name)
+    with open(member.path, encoding=encoding, newline="") as handle:
+        return handle.read(), encoding
+
+
+def _order(member: archive.Member) -> tuple[int, str]:
+    """Calls first, then conferences, then the rest (names only order the work, never route rows)."""
+    lowered = member.name.lower()
+    return (0 if "call" in lowered else 1 if "conf" in lowered else 2, member.name)

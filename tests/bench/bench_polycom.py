@@ -1,0 +1,95 @@
+"""Benchmark: a Polycom calls CSV -> normalized Parquet, against DuckDB doing the same in one COPY.
+
+Run: PYTHONPATH=$PWD /work/venv/bin/python tests/bench/bench_polycom.py [rows]   (default 1,000,000)
+Prints both timings and the ratio (ours / DuckDB); design.md §7 asks for at most 1.5x.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pyarrow.parquet as pq
+
+from cdrfetch.providers._polycom_parse import ExportParser
+from cdrfetch.providers.polycom import Polycom
+from cdrfetch.records import batches
+from cdrfetch.sandbox import _polycom_data as data
+
+
+def write_csv(path: Path, rows: int) -> None:
+    """`rows` CALL rows in the emulator's layout (header included), New York offsets."""
+    tz = ZoneInfo("America/New_York")
+    start = datetime(2024, 3, 9, tzinfo=timezone.utc)
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write(",".join(data.CALL_HEADER) + "\r\n")
+        for hour in range(rows // 4 + 1):
+            calls, _ = data.hour_records(0, "bench", start + timedelta(hours=hour), 4)
+            out.write(data.csv_text(None, [data.call_row(call, tz) for call in calls[:4]]))
+
+
+def ours(source: Path, target: Path) -> int:
+    parser = ExportParser(account="dma.example.com", chunk_end=datetime(2100, 1, 1, tzinfo=timezone.utc))
+    parser.member(source.name, source.read_text(encoding="utf-8"))
+    schema = Polycom.output_tables()["calls"]
+    with pq.ParquetWriter(target, schema) as writer:
+        for table in parser.export.call_tables:
+            writer.write_table(table)
+        for batch in batches("calls", schema, parser.export.calls):
+            writer.write_batch(batch.data)
+    return parser.export.rows_in_file["CALL"]
+
+
+DUCK = """
+COPY (
+  SELECT 'polycom' AS provider, 'dma.example.com' AS account,
+         callUuid || ':' || strftime(s, '%Y-%m-%dT%H:%M:%S.%gZ') AS record_id, callUuid AS call_id,
+         s AS start_time, e AS end_time, floor(epoch(e) - epoch(s))::BIGINT AS duration_s,
+         NULL::BIGINT AS billed_duration_s, nullif(origEndpoint, '') AS caller, nullif(destEndpoint, '') AS callee,
+         CASE WHEN upper(dialin) = 'TRUE' THEN 'inbound' ELSE 'unknown' END AS direction, callType AS call_type,
+         nullif(failureSignalingCode, '') AS status, NULL::DECIMAL(18, 6) AS cost, NULL AS currency, NULL AS country,
+         NULL AS recording_url,
+         to_json({'version': version, 'type': type, 'dialin': dialin, 'userDataA': userDataA,
+                  'origModel': origModel, 'origVersion': origVersion, 'destModel': destModel,
+                  'destVersion': destVersion, 'displays': displays, 'minVideoResolution': minVideoResolution,
+                  'maxVideoResolution': maxVideoResolution, 'origCallId': origCallId, 'destCallId': destCallId,
+                  'chairPasscode': chairPasscode, 'confRequiresChair': confRequiresChair,
+                  'termConfAfterChairDrops': termConfAfterChairDrops})::VARCHAR AS extra
+  FROM (SELECT *, startTime::TIMESTAMPTZ AS s, nullif(endTime, '')::TIMESTAMPTZ AS e
+        FROM read_csv('{src}', header = true, all_varchar = true))
+) TO '{dst}' (FORMAT parquet)
+"""
+
+
+def duck(source: Path, target: Path) -> None:
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute(DUCK.replace("{src}", str(source)).replace("{dst}", str(target)))
+
+
+def timed(action: object, *args: Path) -> float:
+    begin = time.perf_counter()
+    action(*args)  # type: ignore[operator]
+    return time.perf_counter() - begin
+
+
+def main() -> None:
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "calls.csv"
+        write_csv(source, rows)
+        mine = timed(ours, source, Path(scratch) / "ours.parquet")
+        theirs = timed(duck, source, Path(scratch) / "duck.parquet")
+        counted = pq.read_metadata(Path(scratch) / "ours.parquet").num_rows
+        assert counted == pq.read_metadata(Path(scratch) / "duck.parquet").num_rows
+    print(f"polycom calls CSV -> Parquet, {counted} rows")
+    print(f"  cdrfetch: {mine:.2f}s   duckdb: {theirs:.2f}s   ratio: {mine / theirs:.2f}x (target <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
