@@ -148,22 +148,30 @@ class Client:
         response = self.send("GET", url, what=what, stream=True, **kwargs)
         with response:
             http.fail_on_status(response, what, hints)
-            handle, name = tempfile.mkstemp(dir=self.workdir, suffix=suffix)
-            target = Path(name)
-            received = 0
-            try:
-                with open(handle, "wb") as out:
-                    # raw stream: no Content-Encoding decoding, so Content-Length and digests match
-                    for block in response.raw.stream(CHUNK_BYTES, decode_content=False):
-                        out.write(block)
-                        received += len(block)
-            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
-                target.unlink(missing_ok=True)
-                raise UnavailableError(
-                    f"{what}: connection dropped after {received} bytes", "run again later", retryable=True
-                ) from None
-        expected = response.headers.get("Content-Length")
-        if expected is not None and expected.isdigit() and int(expected) != received:
+            return self.save(response, what=what, suffix=suffix)
+
+    def save(self, response: requests.Response, *, what: str, suffix: str = "") -> Path:
+        """Stream a (stream=True) response body into a temp file, bytes exactly as sent.
+
+        A dropped connection or fewer bytes than Content-Length raise a retryable error, so the
+        caller's `retry` downloads again; for downloads that are not a plain GET (e.g. a POST).
+        """
+        handle, name = tempfile.mkstemp(dir=self.workdir, suffix=suffix)
+        target = Path(name)
+        received = 0
+        try:
+            with open(handle, "wb") as out:
+                # raw stream: no Content-Encoding decoding, so Content-Length and digests match
+                for block in response.raw.stream(CHUNK_BYTES, decode_content=False):
+                    out.write(block)
+                    received += len(block)
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError):
+            target.unlink(missing_ok=True)
+            raise UnavailableError(
+                f"{what}: connection dropped after {received} bytes", "run again later", retryable=True
+            ) from None
+        expected = response.headers.get("Content-Length", "")
+        if expected.isdigit() and int(expected) != received:
             target.unlink(missing_ok=True)
             raise UnavailableError(f"{what}: got {received} of {expected} bytes", "run again later", retryable=True)
         self.log.debug("%s: %d bytes", what, received)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
-import urllib3
 
 from cdrfetch import archive, http, records
 from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
@@ -232,7 +231,7 @@ class HuaweiCec(Provider):
         with response:
             if "json" in response.headers.get("Content-Type", "").lower():
                 return self._download_code(self._json(response, "downloadBillFile"), attempts)
-            path = self._spool(response, name)
+            path = self.client.save(response, what=f"downloadBillFile {name}", suffix=".zip")
         with open(path, "rb") as handle:
             head = handle.read(200)
         if head.lstrip().startswith(b"{"):  # a JSON error served with the wrong content type
@@ -253,28 +252,6 @@ class HuaweiCec(Provider):
             raise DataError("downloadBillFile: result 0 without a zip", "report this CC-FS answer")
         self._result(payload, "downloadBillFile", attempts)  # raises for every code but 0300012
         return []
-
-    def _spool(self, response: requests.Response, name: str) -> Path:
-        """Stream the body to a temp file; a short body is a failed download."""
-        handle, raw = tempfile.mkstemp(dir=self.client.workdir, suffix=".zip")
-        path, received = Path(raw), 0
-        try:
-            with open(handle, "wb") as out:
-                for block in response.raw.stream(1 << 16, decode_content=False):
-                    out.write(block)
-                    received += len(block)
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError):
-            path.unlink(missing_ok=True)
-            raise UnavailableError(
-                f"downloadBillFile {name}: connection dropped after {received} bytes", "run again later", retryable=True
-            ) from None
-        expected = response.headers.get("Content-Length", "")
-        if expected.isdigit() and int(expected) != received:
-            path.unlink(missing_ok=True)
-            raise UnavailableError(
-                f"downloadBillFile {name}: got {received} of {expected} bytes", "run again later", retryable=True
-            )
-        return path
 
     def _extract(self, path: Path, name: str, attempts: Attempts) -> list[archive.Member]:
         """Safe extraction (CRC checked while copying); a damaged archive is downloaded again."""
