@@ -77,6 +77,11 @@ class Client:
         self.session.close()
         self._tmp.cleanup()
 
+    def warn(self, message: str) -> None:
+        """Log a warning and keep it in the run summary."""
+        self.log.warning("%s", message)
+        self.summary.warn(message)
+
     def send(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
         """One HTTP attempt (see http.send); use inside `retry` with your own checks.
 

@@ -144,8 +144,8 @@ class HuaweiCec(Provider):
             if member_kind(member.name) is None:
                 self.client.log.debug("huawei-cec: ignoring archive member %s", member.name)
         if members and not any(member_kind(member.name) for member in members):
-            self._warn(f"huawei-cec: export {response_id} holds no _call or _record member")
-        yield from parse_members(members, Context(str(self.config["ak"]), self.zone, self._warn))
+            self.client.warn(f"huawei-cec: export {response_id} holds no _call or _record member")
+        yield from parse_members(members, Context(str(self.config["ak"]), self.zone, self.client.warn))
 
     def check(self) -> str:
         """Ask for a file that cannot exist: 0300011 proves the signature was accepted."""
@@ -304,10 +304,6 @@ class HuaweiCec(Provider):
                 f"{what}: CC-FS flow control ({code} {desc})", "run again later", retryable=again, retry_after=delay
             )
         raise codes.error_for(what, code, desc)
-
-    def _warn(self, message: str) -> None:
-        self.client.log.warning("%s", message)
-        self.client.summary.warn(message)
 
 
 def _utc_date(moment: datetime) -> date:

@@ -128,7 +128,9 @@ class Laaffic(Provider):
         if len(have) >= total:
             return True
         if len(passes) > 1 and _callids(passes[:-1]) == have and _largest_total(passes[:-1]) == total:
-            self._warn(f"{chunk.label}: Laaffic reports {total} records but sent {len(have)} distinct ones")
+            self.client.warn(
+                f"laaffic: {chunk.label}: Laaffic reports {total} records but sent {len(have)} distinct ones"
+            )
             return True
         if len(passes) == MAX_PASSES:
             raise TemporaryError(
@@ -203,7 +205,9 @@ class Laaffic(Provider):
         finally:
             lowered = self.gate.leave(throttled)
             if lowered is not None:
-                self._warn(f"throttled by Laaffic; concurrency lowered to {lowered} for the rest of the run")
+                self.client.warn(
+                    f"laaffic: throttled by Laaffic; concurrency lowered to {lowered} for the rest of the run"
+                )
 
     def _data(self, response: requests.Response, what: str, body: bytes) -> dict[str, Any]:
         """The `data` object of a successful answer; raise the mapped error otherwise."""
@@ -266,10 +270,6 @@ class Laaffic(Provider):
         dropped = sum(len(page.ids) for pages in passes for page in pages.values()) - len(fresh)
         self.client.log.debug("laaffic: %d duplicate callids dropped", dropped)
         return kept, fresh
-
-    def _warn(self, message: str) -> None:
-        self.client.log.warning("laaffic: %s", message)
-        self.client.summary.warn(f"laaffic: {message}")
 
 
 def _positive(settings: Resolved, name: str) -> int:

@@ -188,7 +188,7 @@ class Polycom(Provider):
             )
         elif verdict is st.Verdict.NEW and not job.warned_new:
             job.warned_new = True
-            self._warn(f"unknown DMA statusType {status.status_type}; still waiting")
+            self.client.warn(f"polycom: unknown DMA statusType {status.status_type}; still waiting")
         return None
 
     def _busy(self, job: _Job) -> None:
@@ -291,7 +291,7 @@ class Polycom(Provider):
 
         export, excluded, warnings = read_export(path, account=self.account, chunk_end=chunk.end)
         for message in warnings:
-            self._warn(f"{chunk.label}: {message}")
+            self.client.warn(f"polycom: {chunk.label}: {message}")
         if excluded:
             self._partial(f"{chunk.label}: clusters excluded from the export (unreachable): {', '.join(excluded)}")
         self.client.summary.notes["counts_line"] = export.counts_line
@@ -303,12 +303,8 @@ class Polycom(Provider):
         yield from batches("calls", tables["calls"], export.calls)
         yield from batches("conferences", tables["conferences"], export.conferences)
 
-    def _warn(self, message: str) -> None:
-        self.client.log.warning("polycom: %s", message)
-        self.client.summary.warn(message)
-
     def _partial(self, reason: str) -> None:
-        self._warn(reason)
+        self.client.warn("polycom: " + reason)
         if not self.config["allow_partial"]:
             self.client.summary.partial(reason)
 

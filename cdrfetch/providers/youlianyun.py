@@ -95,8 +95,7 @@ class Youlianyun(Provider):
         days = window.local_days(shanghai)
         for day in (d for d in days if d >= today):
             message = f"{day}: skipped, the bill of a Shanghai day exists only once the day is over"
-            self.client.log.warning(message)
-            self.client.summary.warn(message)
+            self.client.warn(message)
         return [day_window(d, shanghai) for d in days if d < today]
 
     def fetch(self, chunk: Window) -> Iterator[Batch]:
@@ -110,7 +109,7 @@ class Youlianyun(Provider):
         parser = DayParser(self.config["account_sid"], self.config["app_id"], zone(self.config["tz"]), keep)
         links = self.bill_list(asked)
         if len(links) > 1:
-            self._warn(f"{day}: billList returned {len(links)} files; all are read as that day's data")
+            self.client.warn(f"{day}: billList returned {len(links)} files; all are read as that day's data")
         for index in range(len(links)):
             for name, member in self._members(asked, links, index, day):
                 for data in parser.parse(member, name):
@@ -167,7 +166,7 @@ class Youlianyun(Provider):
         members = archive.extract(path, self.client.workdir, name=name)
         self._check_token(path, members, token, name)
         if len(members) > 1:
-            self._warn(f"{name}: the archive holds {len(members)} files; all are read")
+            self.client.warn(f"{name}: the archive holds {len(members)} files; all are read")
         return [(f"{name}:{m.name}" if m.name != name else name, m.path) for m in members]
 
     def _download_fresh(self, asked: str, links: list[tuple[str, str]], index: int, name: str) -> tuple[Path, str]:
@@ -210,13 +209,9 @@ class Youlianyun(Provider):
             return
         message = f"{name}: MD5 {digests[0]} does not match the download token ({token[:6]}…)"
         if mode == "warn":
-            self._warn(message)
+            self.client.warn(message)
             return
         raise DataError(message, "the file changed in transit or the token is wrong; `verify_token: warn` accepts it")
-
-    def _warn(self, message: str) -> None:
-        self.client.log.warning("%s", message)
-        self.client.summary.warn(message)
 
 
 def _head(path: Path) -> bytes:
