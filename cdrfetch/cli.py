@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from cdrfetch import __version__, providers
 from cdrfetch.errors import CdrfetchError, ExitCode
@@ -31,8 +32,43 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 # Plain (non-rich) help: rendering help with rich costs more start-up time than the whole CLI.
 PLAIN_HELP: dict[str, Any] = {"rich_markup_mode": None, "no_args_is_help": True}
 
+
+class ProviderGroups(TyperGroup):
+    """The root group: a provider's sub-commands are built only when that provider is used.
+
+    Typer turns every command's signature into options at start-up; for four providers that was
+    most of the time `cdrfetch --help` took, to describe commands it does not show.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*providers.names(), *super().list_commands(ctx)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in providers.names():
+            group = typer.main.get_group(provider_app(cmd_name))
+            group.name = cmd_name
+            self.commands[cmd_name] = group
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, provider_help(name)) for name in providers.names()]
+        rows += [
+            (name, command.get_short_help_str(60))
+            for name, command in self.commands.items()
+            if name not in providers.names()
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def provider_help(name: str) -> str:
+    """The one-line help of a provider group."""
+    return f"{name}: pull call records, manage credentials and settings."
+
+
 app = typer.Typer(
     **PLAIN_HELP,
+    cls=ProviderGroups,
     name="cdrfetch",
     help="Pull call detail records from telecom and CPaaS providers.",
     pretty_exceptions_enable=False,
@@ -81,7 +117,7 @@ def guarded(action: Callable[[], int | None]) -> None:
 
 def provider_app(name: str) -> typer.Typer:
     """The `cdrfetch <provider>` group: the same commands for every provider."""
-    group = typer.Typer(**PLAIN_HELP, help=f"{name}: pull call records, manage credentials and settings.")
+    group = typer.Typer(**PLAIN_HELP, help=provider_help(name))
 
     @group.command()
     def pull(
@@ -165,9 +201,6 @@ def provider_app(name: str) -> typer.Typer:
 
     return group
 
-
-for _name in providers.names():
-    app.add_typer(provider_app(_name), name=_name)
 
 sandbox_app = typer.Typer(**PLAIN_HELP, help="Run the built-in provider emulators.")
 app.add_typer(sandbox_app, name="sandbox")
