@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from cdrfetch.sandbox import _polycom_data as data
 from cdrfetch.sandbox import _polycom_http as http
+from cdrfetch.sandbox import tls
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window
 
@@ -143,7 +144,7 @@ class PolycomEmulator(Emulator):
             "legacy_timeout": 30.0,
         }
         if self.ca_pem is not None:
-            settings["ca_bundle"] = http.ca_file(self.ca_pem)
+            settings["ca_bundle"] = tls.ca_file(self.ca_pem)
         return settings
 
     def expected_calls(self, window: Window) -> list[ExpectedCall]:
@@ -163,7 +164,7 @@ class PolycomEmulator(Emulator):
         """HTTPS with a self-signed certificate for 127.0.0.1 when `tls` is on."""
         if not self.tls:
             return None
-        pem, key = http.self_signed()
+        pem, key = tls.self_signed()
         self.ca_pem = pem
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         with tempfile.TemporaryDirectory() as scratch:
