@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cdrfetch.providers._huawei_cec_auth import authorization
-from cdrfetch.sandbox import huawei_cec_export as export
+from cdrfetch.sandbox import _huawei_cec_export as export
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window, zone
 

@@ -26,7 +26,7 @@ ROUNDS = 3
 
 def generate(path: Path, rows: int) -> None:
     """Write the bill file with the emulator's row generator and writer (default layout)."""
-    from cdrfetch.sandbox import youlianyun_files as files
+    from cdrfetch.sandbox import _youlianyun_files as files
 
     bill = files.day_rows(0, SID, APP, DAY, rows, rows)
     with open(path, "w", encoding="utf-8", newline="") as out:

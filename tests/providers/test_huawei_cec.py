@@ -20,7 +20,7 @@ from cdrfetch.errors import AuthError, ConfigError, DataError, ExitCode, Tempora
 from cdrfetch.providers import _huawei_cec_columns as cols
 from cdrfetch.providers._huawei_cec_auth import AuthV2, authorization, canonical_request, enc, hmac_hex, host_header
 from cdrfetch.providers._huawei_cec_parse import Context, member_kind, parse_members
-from cdrfetch.sandbox import huawei_cec_export as export
+from cdrfetch.sandbox import _huawei_cec_export as export
 from cdrfetch.sandbox.huawei_cec import HuaweiCecEmulator
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
 from cdrfetch.windows import Window, zone

@@ -24,7 +24,7 @@ from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, Ex
 from cdrfetch.providers import _youlianyun_codes as codes
 from cdrfetch.providers.youlianyun import YoulianyunAuth, signature, timestamp
 from cdrfetch.records import record_id
-from cdrfetch.sandbox import youlianyun_files as files
+from cdrfetch.sandbox import _youlianyun_files as files
 from cdrfetch.sandbox.server import Emulator, SandboxServer
 from cdrfetch.sandbox.youlianyun import APP_ID, SID, TOKEN, YoulianyunEmulator
 from cdrfetch.windows import Window, from_options

@@ -17,7 +17,7 @@ from cdrfetch.config import Resolved, Value
 from cdrfetch.providers._youlianyun_parse import DayParser
 from cdrfetch.providers.youlianyun import Youlianyun
 from cdrfetch.records import CALLS
-from cdrfetch.sandbox import youlianyun_files as files
+from cdrfetch.sandbox import _youlianyun_files as files
 from cdrfetch.sandbox.server import ExpectedCall, Request, SandboxServer
 from cdrfetch.sandbox.youlianyun import APP_ID, SID, YoulianyunEmulator
 from cdrfetch.summary import RunSummary
