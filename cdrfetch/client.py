@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -67,6 +68,7 @@ class Client:
         self.poll_interval = float(settings["poll_interval"])
         self.poll_timeout = float(settings["poll_timeout"])
         self.session = http.make_session(ca_bundle=settings["ca_bundle"], insecure=bool(settings["insecure"]))
+        self._count_lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="cdrfetch-")
         self.workdir = Path(self._tmp.name)
 
@@ -109,7 +111,8 @@ class Client:
                         error.message += f" (gave up after {number + 1} attempts)"
                     raise
                 delay = self._delay(number, error.retry_after)
-                self.summary.retries += 1
+                with self._count_lock:  # providers may retry from several threads at once
+                    self.summary.retries += 1
                 self.log.warning(
                     "%s; retrying in %.1fs (attempt %d of %d)", error.message, delay, number + 2, self.retries + 1
                 )

@@ -22,6 +22,9 @@ from cdrfetch.errors import ConfigError
 from cdrfetch.summary import RunSummary
 
 SCHEMA_VERSION = 1
+# Written record ids are kept for runs that ended at most this long before the newest run's window:
+# enough for any sensible --since-last lookback, and the table stays bounded over years of runs.
+ID_HORIZON = timedelta(days=31)
 _SCHEMA = """
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
@@ -117,6 +120,12 @@ class Ledger:
             run_id = int(cursor.lastrowid or 0)
             rows = ((run_id, table, rid) for table, ids in written.items() for rid in ids)
             db.executemany("INSERT INTO written_ids VALUES (?, ?, ?)", rows)
+            horizon = datetime.fromisoformat(summary.window_start) - ID_HORIZON
+            db.execute(  # ids of runs that ended long before this window can no longer overlap a new one
+                "DELETE FROM written_ids WHERE run_id IN (SELECT id FROM runs WHERE provider=? AND profile=? "
+                "AND account=? AND window_end < ?)",
+                (key.provider, key.profile, key.account, horizon.isoformat()),
+            )
         return run_id
 
     def resume_point(self, key: Key) -> datetime | None:
@@ -140,15 +149,6 @@ class Ledger:
             for table, rid in rows:
                 written.setdefault(table, set()).add(rid)
         return written
-
-    def prune_ids(self, key: Key, older_than: datetime) -> None:
-        """Forget the written ids of runs that ended before `older_than` (they can no longer overlap)."""
-        with self._connect() as db:
-            db.execute(
-                "DELETE FROM written_ids WHERE run_id IN (SELECT id FROM runs WHERE provider=? AND profile=? "
-                "AND account=? AND window_end < ?)",
-                (key.provider, key.profile, key.account, older_than.isoformat()),
-            )
 
     def runs(self, provider: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """The newest runs first (all providers, or one)."""
