@@ -21,7 +21,7 @@ import pyarrow as pa
 from cdrfetch import archive, crashpoints
 from cdrfetch.errors import CdrfetchError, ExitCode, PartialResultError
 from cdrfetch.providers.base import Provider
-from cdrfetch.records import Batch
+from cdrfetch.records import Batch, first_sightings
 from cdrfetch.sinks import Sink, open_sink
 from cdrfetch.summary import ChunkResult, RunSummary
 from cdrfetch.windows import Window
@@ -147,7 +147,7 @@ class Run:
         """Copy the spooled rows of `table` to its sink, dropping record_ids already written."""
         written = 0
         for data in spool.replay(table):
-            keep = _first_sightings(data.column("record_id").to_pylist(), self.seen[table])
+            keep = first_sightings(data.column("record_id").to_pylist(), self.seen[table])
             if not all(keep):
                 self.summary.duplicates_dropped += keep.count(False)
                 data = data.filter(pa.array(keep))
@@ -169,17 +169,6 @@ class Run:
                 f"partial result: {reasons[0]}", f"{len(reasons)} problem(s); see the run summary"
             )
         return None
-
-
-def _first_sightings(ids: list[str], seen: set[str]) -> list[bool]:
-    """For each id: True the first time it is seen in this run (and remember it)."""
-    keep = []
-    for rid in ids:
-        new = rid not in seen
-        keep.append(new)
-        if new:
-            seen.add(rid)
-    return keep
 
 
 def pull(

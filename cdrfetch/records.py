@@ -87,6 +87,17 @@ def record_id(*parts: object) -> str:
     return hashlib.sha1(joined.encode("utf-8")).hexdigest()
 
 
+def first_sightings(ids: list[str], seen: set[str]) -> list[bool]:
+    """For each id: True the first time it appears (in `seen` or earlier in `ids`); remembers it."""
+    keep = []
+    for rid in ids:
+        new = rid not in seen
+        keep.append(new)
+        if new:
+            seen.add(rid)
+    return keep
+
+
 def extra_json(fields: Mapping[str, Any]) -> str:
     """The `extra` column value: compact JSON, insertion order, non-ASCII kept readable."""
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=str)

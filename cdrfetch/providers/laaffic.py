@@ -258,13 +258,15 @@ class Laaffic(Provider):
         """Batches in (pass newest first, page, position) order without callids seen before; their ids."""
         import pyarrow as pa
 
+        from cdrfetch.records import first_sightings
+
         seen = set(self._seen)
         kept: list[pa.RecordBatch] = []
         fresh: list[str] = []
         for pages in passes:
             for number in sorted(pages):
                 page = pages[number]
-                keep = _first_sightings(page.ids, seen)
+                keep = first_sightings(page.ids, seen)
                 fresh.extend(callid for callid, new in zip(page.ids, keep, strict=True) if new)
                 kept.append(page.batch if all(keep) else page.batch.filter(pa.array(keep, pa.bool_())))
         dropped = sum(len(page.ids) for pages in passes for page in pages.values()) - len(fresh)
@@ -277,16 +279,6 @@ def _positive(settings: Resolved, name: str) -> int:
     if value < 1:
         raise ConfigError(f"laaffic: `{name}` must be at least 1, not {value}", f"set `{name}` to a positive number")
     return value
-
-
-def _first_sightings(ids: list[str], seen: set[str]) -> list[bool]:
-    """For each id, whether it is new (and remember it)."""
-    keep = []
-    for callid in ids:
-        new = callid not in seen
-        seen.add(callid)
-        keep.append(new)
-    return keep
 
 
 def _callids(passes: list[dict[int, Page]]) -> set[str]:
