@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
+
+from cdrfetch.windows import Window
 
 DIRECTIONS = ("outbound", "inbound", "internal")
 HANGUP = ("NORMAL_CLEARING", "USER_BUSY", "NO_ANSWER", "CALL_REJECTED", "ORIGINATOR_CANCEL")
@@ -88,20 +89,11 @@ def _call(r: random.Random, account: str, day: date, index: int, start: datetime
     )
 
 
-def local_days(start: datetime, end: datetime, tz: tzinfo) -> Iterator[date]:
-    """Each local date overlapping `[start, end)`."""
-    day = start.astimezone(tz).date()
-    last = (end - timedelta(microseconds=1)).astimezone(tz).date()
-    while day <= last:
-        yield day
-        day += timedelta(days=1)
-
-
 def calls_between(seed: int, account: str, start: datetime, end: datetime, tz: tzinfo, **sizes: int) -> list[SynthCall]:
     """Every call of the days overlapping `[start, end)` that starts inside it."""
     return [
         call
-        for day in local_days(start, end, tz)
+        for day in Window(start, end).local_days(tz)
         for call in calls_for_day(seed, account, day, tz, **sizes)
         if start <= call.start < end
     ]
