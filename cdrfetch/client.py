@@ -124,7 +124,7 @@ class Client:
             return min(requested, MAX_DELAY)
         return min(self.backoff * float(2**attempt) * random.uniform(0.5, 1.5), MAX_DELAY)
 
-    def poll(self, check: Callable[[], T | None], *, what: str, timeout_hint: str, total: float | None = None) -> T:
+    def poll(self, check: Callable[[], T | None], *, what: str, timeout_hint: str) -> T:
         """Call `check` until it returns a value; back off from `poll_interval` up to 30 s.
 
         Gives up with TemporaryError (exit 75) after `poll_timeout` seconds; `timeout_hint` tells
