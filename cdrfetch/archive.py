@@ -193,7 +193,8 @@ def sniff_delimiter(lines: list[str], *, min_fields: int = 2, header_names: Iter
         rows = list(csv.reader(lines, delimiter=delimiter))
         if not rows:
             return DELIMITERS[0]
-        counts = {len(row) for row in rows if any(cell.strip() for cell in row)}
+        # A blank line is one empty-looking field; a row of blank fields still counts its delimiters.
+        counts = {len(row) for row in rows if len(row) > 1 or (row and row[0].strip())}
         header_hits = sum(cell.strip().lower() in known for cell in rows[0])
         if header_hits >= 2 or (len(counts) == 1 and counts.pop() >= min_fields):
             return delimiter

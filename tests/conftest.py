@@ -11,8 +11,15 @@ from typing import Any
 
 import keyring
 import pytest
+from hypothesis import settings
 
 from tests.helpers import MemoryKeyring
+
+# The suite's property tests run a fixed, reproducible set of examples, so a CI result never depends
+# on the luck of the draw. `HYPOTHESIS_PROFILE=explore pytest` searches afresh with many more.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 class NonLoopbackConnection(AssertionError):

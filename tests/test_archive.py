@@ -98,6 +98,11 @@ def test_header_names_decide_the_delimiter() -> None:
         archive.sniff_delimiter(["a b c\n", "d e\n"], min_fields=5, name="x")
 
 
+def test_blank_fields_still_count_their_delimiters() -> None:
+    assert archive.sniff_delimiter([" \t \t \t \t \n"], min_fields=5) == "\t"
+    assert archive.sniff_delimiter(["a,b,c,d,e\n", "   \n", "f,g,h,i,j\n"], min_fields=5) == ","
+
+
 @given(
     st.lists(
         st.lists(st.text(alphabet="abc 12", min_size=1, max_size=5), min_size=5, max_size=5), min_size=1, max_size=10
