@@ -139,15 +139,30 @@ def detect_encoding(path: Path, name: str) -> str:
         return _confirm(path, "gbk", name)
 
 
+def decode(data: bytes, name: str) -> tuple[str, str]:
+    """(text, encoding) of an in-memory file by the rule of `detect_encoding`."""
+    encodings = ("utf-8-sig",) if data.startswith(codecs.BOM_UTF8) else ("utf-8", "gbk")
+    offset = 0
+    for encoding in encodings:
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError as exc:
+            offset = exc.start
+    raise _undecodable(name, offset)
+
+
 def _confirm(path: Path, encoding: str, name: str) -> str:
     try:
         _decode_all(path, encoding)
     except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{name}: byte offset {exc.start}: not valid UTF-8 or GBK text",
-            "the file is damaged or in an unknown encoding",
-        ) from None
+        raise _undecodable(name, exc.start) from None
     return encoding
+
+
+def _undecodable(name: str, offset: int) -> DataError:
+    return DataError(
+        f"{name}: byte offset {offset}: not valid UTF-8 or GBK text", "the file is damaged or in an unknown encoding"
+    )
 
 
 def _decode_all(path: Path, encoding: str) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -23,43 +25,71 @@ from cdrfetch.records import CALLS
 _CONTROL = bytes(c for c in range(32) if c != 10)  # \r is allowed only as part of \r\n
 TIME = r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$"
 _MAPPED = {name.lower() for name in CALL_MAPPED}
+_NULL = pa.scalar(None, pa.string())
+PART_MIN_ROWS = 50_000  # below this, threads cost more than they save
 
 
 class _Fallback(Exception):
     """This member needs the row-by-row parser."""
 
 
-def calls_table(text: str, *, account: str, chunk_end: datetime) -> tuple[pa.Table, int, int] | None:
-    """(calls inside the window, CALL rows in the file, rows at/after the window end), or None."""
+def calls_table(data: bytes, *, account: str, chunk_end: datetime) -> tuple[pa.Table, int, int] | None:
+    """(calls inside the window, CALL rows in the file, rows at/after the window end), or None.
+
+    `data` is the member's bytes without a BOM; anything but UTF-8 falls back to the row parser.
+    """
     try:
-        table, names = _read(text)
-        return _calls(table, names, account, chunk_end)
-    except (_Fallback, pa.ArrowInvalid, pa.ArrowTypeError):
+        table, names = _read(data)
+        parts = _parts(table)
+        # Arrow's kernels release the GIL, so row ranges normalize in parallel on every core.
+        with ThreadPoolExecutor(len(parts)) as pool:
+            results = list(pool.map(lambda part: _calls(part, names, account, chunk_end), parts))
+    except (_Fallback, UnicodeDecodeError, pa.ArrowInvalid, pa.ArrowTypeError):
         return None
+    kept = pa.concat_tables([result[0] for result in results])
+    return kept, sum(result[1] for result in results), sum(result[2] for result in results)
 
 
-def _read(text: str) -> tuple[pa.Table, list[str]]:
+def _parts(table: pa.Table) -> list[pa.Table]:
+    """The table cut into one row range per core (small tables stay whole)."""
+    size = max(PART_MIN_ROWS, -(-table.num_rows // (os.cpu_count() or 1)))
+    return [table.slice(start, size) for start in range(0, table.num_rows, size)] or [table]
+
+
+def _read(data: bytes) -> tuple[pa.Table, list[str]]:
     """All cells as strings; the header row (if any) gives the names."""
-    if not text or text[0] in "\r\n":
+    if not data or data[:1] in b"\r\n":
         raise _Fallback
-    first = next(csv.reader([text.split("\n", 1)[0]]), [])
-    raw = text.encode("utf-8")
-    # control characters need JSON escapes and line breaks inside values break the line count check
-    if len(first) < 3 or len(raw) - len(raw.translate(None, _CONTROL)) != raw.count(b"\r\n"):
+    first_end = data.find(b"\n")
+    first = next(csv.reader([data[: first_end if first_end >= 0 else len(data)].decode("utf-8")]), [])
+    if len(first) < 3:
         raise _Fallback
     header = first[0].strip().lower() == "version"
-    table = pacsv.read_csv(
-        pa.py_buffer(raw),
-        read_options=pacsv.ReadOptions(autogenerate_column_names=True, skip_rows=1 if header else 0),
-        convert_options=pacsv.ConvertOptions(
-            column_types={f"f{i}": pa.string() for i in range(len(first))}, strings_can_be_null=False
-        ),
-    )
-    lines = raw.count(b"\n") + (not raw.endswith(b"\n"))
-    if table.num_columns != len(first) or lines != table.num_rows + header:
-        raise _Fallback
+    with ThreadPoolExecutor(1) as pool:
+        # The byte scans hold the GIL and Arrow's threaded CSV reader does not: run them side by side.
+        lines = pool.submit(_plain_lines, data)
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True, skip_rows=1 if header else 0),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f"f{i}": pa.string() for i in range(len(first))}, strings_can_be_null=False
+            ),
+        )
+        if table.num_columns != len(first) or lines.result() != table.num_rows + header:
+            raise _Fallback
     names = [c.strip() for c in first] if header else [*CALL_COLUMNS, *(f"col_{i + 1}" for i in range(8, len(first)))]
     return table, names[: len(first)]
+
+
+def _plain_lines(data: bytes) -> int:
+    """The line count, or -1 when a control character other than a line end appears.
+
+    Control characters would need JSON escapes in `extra`, and a line break inside a quoted value
+    would make the line count differ from the row count (which is how such values are caught).
+    """
+    if len(data) - len(data.translate(None, _CONTROL)) != data.count(b"\r\n"):
+        return -1
+    return data.count(b"\n") + (not data.endswith(b"\n"))
 
 
 def _calls(table: pa.Table, names: list[str], account: str, chunk_end: datetime) -> tuple[pa.Table, int, int]:
@@ -139,26 +169,56 @@ def _normalized(
 
 
 def _extra(table: pa.Table, names: list[str]) -> Any:
-    """`{"name":"value",...}` of the non-empty unmapped cells, in column order."""
-    columns = ((n, c) for n, c in zip(names, table.columns, strict=True) if n.lower() not in _MAPPED)
-    pieces = [piece for piece in (_piece(name, cells) for name, cells in columns) if piece is not None]
-    if not pieces:
+    """`{"name":"value",...}` of the non-empty unmapped cells, in column order, in one string join.
+
+    A column with no blank cell (the common case) joins in as literal pieces around the column
+    itself, so no per-column string is built. The first such column anchors the commas: the pairs
+    before it carry a trailing comma and the pairs after it a leading one, so a blank cell (an
+    empty piece) never leaves a stray comma and nothing needs trimming afterwards.
+    """
+    pairs = []  # (key prefix, escaped cells, blank mask or None when no cell is blank)
+    for name, cells in zip(names, table.columns, strict=True):
+        if name.lower() in _MAPPED:
+            continue
+        blank = _blank(cells)
+        if pc.all(blank).as_py():
+            continue
+        key = json.dumps(name, ensure_ascii=False) + ':"'
+        pairs.append((key, _escaped(cells), blank if pc.any(blank).as_py() else None))
+    if not pairs:
         return pa.array(["{}"] * table.num_rows, pa.string())
-    body = pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
-    return pc.binary_join_element_wise("{", body, "}", "")
+    anchor = next((i for i, (_, _, blank) in enumerate(pairs) if blank is None), None)
+    if anchor is None:  # every column has blank cells: let the join skip the absent pairs
+        present = [pc.if_else(blank, _NULL, pc.binary_join_element_wise(k, v, '"', "")) for k, v, blank in pairs]
+        return pc.binary_join_element_wise(
+            "{", pc.binary_join_element_wise(*present, ",", null_handling="skip"), "}", ""
+        )
+    parts: list[Any] = ["{"]
+    for i, (key, value, blank) in enumerate(pairs):
+        head, tail = ("," if i > anchor else "") + key, '"' + ("," if i < anchor else "")
+        if blank is None:
+            parts += [head, value, tail]
+        else:
+            parts.append(pc.if_else(blank, "", pc.binary_join_element_wise(head, value, tail, "")))
+    return pc.binary_join_element_wise(*parts, "}", "")
 
 
-def _piece(name: str, cells: Any) -> Any:
-    """`"name":"value"` per row, null where the cell is blank; None when the column is all empty."""
-    if not pc.max(pc.utf8_length(cells)).as_py():
-        return None
-    value = cells
-    if pc.any(pc.match_substring(cells, "\\")).as_py():
-        value = pc.replace_substring(value, "\\", "\\\\")
-    if pc.any(pc.match_substring(cells, '"')).as_py():
-        value = pc.replace_substring(value, '"', '\\"')
-    value = pc.if_else(_blank(cells), pa.scalar(None, pa.string()), value)
-    return pc.binary_join_element_wise(json.dumps(name, ensure_ascii=False) + ':"', value, '"', "")
+def _escaped(cells: Any) -> Any:
+    """The cells as JSON string contents (no control characters reach this path)."""
+    if _may_contain(cells, b"\\"):
+        cells = pc.replace_substring(cells, "\\", "\\\\")
+    if _may_contain(cells, b'"'):
+        cells = pc.replace_substring(cells, '"', '\\"')
+    return cells
+
+
+def _may_contain(cells: pa.ChunkedArray, needle: bytes) -> bool:
+    """Whether any cell may hold `needle`: one byte search of the value buffers, no per-cell work.
+
+    A sliced array's buffer can hold bytes of cells outside the slice; such a false hit only costs
+    an escape pass that changes nothing.
+    """
+    return any(needle in chunk.buffers()[2].to_pybytes() for chunk in cells.chunks if chunk.buffers()[2] is not None)
 
 
 def _blank(cells: Any) -> Any:

@@ -8,6 +8,7 @@ Poly documents (8 call columns, 15 conference columns).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from cdrfetch import archive
 from cdrfetch.errors import DataError
 from cdrfetch.records import extra_json
 
@@ -93,22 +95,26 @@ class ExportParser:
         self.columnwise = columnwise
         self.export = Export()
 
-    def member(self, name: str, text: str) -> None:
-        """Classify one decoded member by content and parse it."""
+    def member(self, name: str, data: bytes) -> None:
+        """Classify one member by content and parse it: Arrow for regular calls, else row by row."""
+        counts_file = name.lower().endswith(".txt")
+        if self.columnwise and not counts_file and self._columnwise(data.removeprefix(codecs.BOM_UTF8)):
+            return
+        text, encoding = archive.decode(data, name)
+        if encoding == "gbk":
+            self.export.warnings.append(f"{name} is not UTF-8; read as GBK")
         stripped = text.strip()
         one_line = "\n" not in stripped and "\r" not in stripped
-        if name.lower().endswith(".txt") or (stripped and one_line and _is_counts_line(stripped)):
+        if counts_file or (stripped and one_line and _is_counts_line(stripped)):
             self.export.counts_line = " ".join(line.strip() for line in stripped.splitlines() if line.strip())
-            return
-        if self.columnwise and self._columnwise(text):
             return
         _Member(self, name).parse(text)
 
-    def _columnwise(self, text: str) -> bool:
-        """Parse a regular calls member with Arrow; False when it needs the row-by-row path."""
+    def _columnwise(self, data: bytes) -> bool:
+        """Parse a regular UTF-8 calls member with Arrow; False when it needs the row-by-row path."""
         from cdrfetch.providers._polycom_fast import calls_table
 
-        result = calls_table(text, account=self.account, chunk_end=self.chunk_end)
+        result = calls_table(data, account=self.account, chunk_end=self.chunk_end)
         if result is None:
             return False
         table, in_file, after = result

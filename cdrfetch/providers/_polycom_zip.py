@@ -30,26 +30,14 @@ def read_export(path: Path, *, account: str, chunk_end: datetime) -> tuple[Expor
     parser = ExportParser(account=account, chunk_end=chunk_end)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         members = archive.extract(path, Path(scratch), name="polycom export zip")
-        decoded = []
         for member in sorted(members, key=_order):
-            text, encoding = _text(member)
-            parser.member(member.name, text)
-            if encoding == "gbk":
-                decoded.append(f"{member.name} is not UTF-8; read as GBK")
+            parser.member(member.name, member.path.read_bytes())
     warnings, excluded = parser.check_counts()
-    warnings = decoded + warnings
     export = parser.export
     if export.unknown_types:
         kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(export.unknown_types.items()))
         warnings.append(f"rows of unknown type not written: {kinds}")
     return export, excluded, [*export.warnings, *warnings]
-
-
-def _text(member: archive.Member) -> tuple[str, str]:
-    """The member's text (UTF-8 with BOM stripped, else GBK) and the encoding it was read in."""
-    encoding = archive.detect_encoding(member.path, member.name)
-    with open(member.path, encoding=encoding, newline="") as handle:
-        return handle.read(), encoding
 
 
 def _order(member: archive.Member) -> tuple[int, str]:

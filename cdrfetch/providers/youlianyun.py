@@ -1,6 +1,6 @@
 """Youlianyun (有联云) application bill download: one signed billList call and one file per day.
 
-Protocol: /work/shared/specs/youlianyun.md (sections referenced as §n). Flow per Shanghai day:
+Protocol: the Youlianyun spec (sections referenced as §n). Flow per Shanghai day:
 sign -> POST billList -> (downUrl, token) -> GET downUrl&token=token -> sniff/decode -> rows.
 """
 

@@ -1,6 +1,6 @@
 """Huawei CEC: parse a 1,000,000-row `_call` CSV and write normalized Parquet, against DuckDB.
 
-Run: PYTHONPATH=$PWD /work/venv/bin/python tests/bench/bench_huawei_cec_parse.py [rows] [tz]
+Run: .venv/bin/python tests/bench/bench_huawei_cec_parse.py [rows] [tz]
 
 Both sides do the same normalization (spec §6.1) of the same file in the same run: times read in
 Asia/Shanghai and converted to UTC, start falling back to wait/ack begin, duration, direction,

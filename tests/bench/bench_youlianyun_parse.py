@@ -1,6 +1,6 @@
 """Bench: a 1,000,000-row Youlianyun bill file -> normalized Parquet, against DuckDB's COPY.
 
-Run: PYTHONPATH=$PWD /work/venv/bin/python tests/bench/bench_youlianyun_parse.py [ROWS]
+Run: .venv/bin/python tests/bench/bench_youlianyun_parse.py [ROWS]
 
 The file comes from the emulator's own writer (generated in a child process, so its memory does
 not hide ours). Ours: the provider's DayParser streamed into a pyarrow ParquetWriter. Baseline:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import pyarrow as pa
 import pytest
 import requests
 from hypothesis import given, settings
@@ -25,6 +27,7 @@ from hypothesis import strategies as st
 from cdrfetch.client import Client, Progress
 from cdrfetch.config import resolve
 from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
+from cdrfetch.providers import _polycom_fast
 from cdrfetch.providers._polycom_parse import ExportParser, excluded_clusters, parse_time, utc_text
 from cdrfetch.providers._polycom_status import Verdict, etag_notes, parse_status, rebase
 from cdrfetch.providers.polycom import Polycom
@@ -584,7 +587,7 @@ def test_any_offset_round_trips_to_the_same_instant(local: datetime, minutes: in
 def test_call_rows_tolerate_any_trailing_columns(tail: list[str]) -> None:
     lead = ["1", "CALL", "VMR", "uuid-1", "TRUE", "2024-01-01T10:00:00.000+01:00", "", "sip:a@x"]
     parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
-    parser.member("calls.csv", _csv_line(lead + tail))
+    parser.member("calls.csv", _csv_line(lead + tail).encode())
     (row,) = parser.export.calls
     assert row["record_id"] == "uuid-1:2024-01-01T09:00:00Z" and row["direction"] == "inbound"
     extra = json.loads(row["extra"])
@@ -594,7 +597,7 @@ def test_call_rows_tolerate_any_trailing_columns(tail: list[str]) -> None:
 def test_missing_trailing_columns_become_null() -> None:
     parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
     parser.member(
-        "c.csv", "1,CALL,PT-PT,u-2,FALSE,2024-01-01T10:00:00Z\r\n1,CONF,AD-HOC,c1,conf-9,2024-01-01T10:00:00Z\n"
+        "c.csv", b"1,CALL,PT-PT,u-2,FALSE,2024-01-01T10:00:00Z\r\n1,CONF,AD-HOC,c1,conf-9,2024-01-01T10:00:00Z\n"
     )
     (call,) = parser.export.calls
     (conf,) = parser.export.conferences
@@ -606,7 +609,7 @@ def test_missing_trailing_columns_become_null() -> None:
 def test_header_names_win_over_positions_in_any_case() -> None:
     text = "Version,TYPE,startTime,callUuid,destEndpoint,origEndpoint\n1,CALL,2024-01-01T10:00:00Z,u-3,sip:b,sip:a\n"
     parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
-    parser.member("x.csv", text)
+    parser.member("x.csv", text.encode())
     (call,) = parser.export.calls
     assert (call["call_id"], call["caller"], call["callee"]) == ("u-3", "sip:a", "sip:b")
 
@@ -622,13 +625,13 @@ def test_header_names_win_over_positions_in_any_case() -> None:
 def test_missing_mandatory_values_name_member_and_line(line: str, where: str) -> None:
     parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
     with pytest.raises(DataError) as caught:
-        parser.member("calls.csv", f"1,CALL,VMR,ok,TRUE,2024-01-01T10:00:00Z\n\n{line}\n")
+        parser.member("calls.csv", f"1,CALL,VMR,ok,TRUE,2024-01-01T10:00:00Z\n\n{line}\n".encode())
     assert "calls.csv line 3" in caught.value.message and where in caught.value.message
 
 
 def test_negative_duration_is_null_with_a_warning() -> None:
     parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
-    parser.member("calls.csv", "1,CALL,VMR,u,TRUE,2024-01-01T10:00:00Z,2024-01-01T09:00:00Z\n")
+    parser.member("calls.csv", b"1,CALL,VMR,u,TRUE,2024-01-01T10:00:00Z,2024-01-01T09:00:00Z\n")
     assert parser.export.calls[0]["duration_s"] is None and parser.export.warnings
 
 
@@ -786,30 +789,37 @@ def _call_cells(draw: st.DrawFn, width: int) -> list[str]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.data(), st.integers(7, 12), st.booleans(), _INSTANT)
-def test_columnwise_and_row_paths_agree(draw: st.DataObject, width: int, header: bool, chunk_end: datetime) -> None:
+@given(st.data(), st.integers(7, 12), st.booleans(), _INSTANT, st.integers(1, 3))
+def test_columnwise_and_row_paths_agree(
+    draw: st.DataObject, width: int, header: bool, chunk_end: datetime, cores: int
+) -> None:
     rows = draw.draw(st.lists(_call_cells(width), min_size=1, max_size=8))
     names = ["version", "type", "callType", "callUuid", "dialin", "startTime", "endTime", "origEndpoint"]
     names += ["destEndpoint", "userDataA", "failureSignalingCode", "displays"]
     text = _csv_text([names[:width]] if header else [], rows)
     fast = ExportParser(account="dma", chunk_end=chunk_end)
     slow = ExportParser(account="dma", chunk_end=chunk_end, columnwise=False)
-    fast.member("calls.csv", text)
-    slow.member("calls.csv", text)
+    # tiny parts, so the row ranges normalized on separate threads are exercised too
+    with mock.patch.object(_polycom_fast, "PART_MIN_ROWS", 1), mock.patch("os.cpu_count", return_value=cores):
+        fast.member("calls.csv", text.encode())
+    slow.member("calls.csv", text.encode())
     assert _as_rows(fast) == _as_rows(slow)
     assert (fast.export.rows_in_file, fast.export.after_window) == (slow.export.rows_in_file, slow.export.after_window)
 
 
-def test_the_columnwise_path_takes_the_emulators_calls(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cores", [1, 2, 5])
+def test_the_columnwise_path_takes_the_emulators_calls(cores: int) -> None:
     emulator = PolycomEmulator()
     body, _ = data.export_zip(emulator, WINDOW.start, WINDOW.end)
     import io
     import zipfile
 
-    text = zipfile.ZipFile(io.BytesIO(body)).read("calls.csv").decode()
+    text = zipfile.ZipFile(io.BytesIO(body)).read("calls.csv")
     fast = ExportParser(account="dma", chunk_end=WINDOW.end)
     slow = ExportParser(account="dma", chunk_end=WINDOW.end, columnwise=False)
-    fast.member("calls.csv", text)
+    with mock.patch.object(_polycom_fast, "PART_MIN_ROWS", 1), mock.patch("os.cpu_count", return_value=cores):
+        assert len(_polycom_fast._parts(pa.table({"n": range(10)}))) == cores
+        fast.member("calls.csv", text)
     slow.member("calls.csv", text)
     assert fast.export.call_tables and not fast.export.calls  # the fast path did the work
     assert _as_rows(fast) == _as_rows(slow)
@@ -817,8 +827,6 @@ def test_the_columnwise_path_takes_the_emulators_calls(tmp_path: Path) -> None:
 
 def _as_rows(parser: ExportParser) -> list[dict[str, Any]]:
     """Every call row of a parser, typed by the schema (the row path leaves absent columns out)."""
-    import pyarrow as pa
-
     from cdrfetch.records import CALLS
 
     rows = [r for t in parser.export.call_tables for r in t.to_pylist()]
