@@ -131,12 +131,17 @@ class Gate:
 
     A throttled worker holds the gate shut while the core's retry loop backs it off; it reopens
     when that worker comes back for its next attempt (or ends). So all workers pause together
-    without the provider sleeping, and the lowered bound lasts for the rest of the run.
+    without the provider sleeping. The bound halves on each throttled answer and climbs back by
+    one after every `RECOVER_AFTER` answers in a row without throttling (additive increase,
+    multiplicative decrease), so one busy minute does not slow a long pull for good.
     """
 
+    RECOVER_AFTER = 50
+
     def __init__(self, limit: int) -> None:
-        self.limit = limit
+        self.ceiling = self.limit = limit
         self._active = 0
+        self._calm = 0  # answers in a row without throttling
         self._held: set[int] = set()
         self._aborted = False
         self._cond = threading.Condition()
@@ -154,16 +159,24 @@ class Gate:
             self._active += 1
 
     def leave(self, throttled: bool) -> int | None:
-        """Free the slot; after throttling, pause everyone and halve the bound (returned if lowered)."""
+        """Free the slot and adapt the bound; the new bound when it changed, else None.
+
+        After throttling, everyone pauses and the bound halves; after enough calm answers it grows.
+        """
         with self._cond:
             self._active -= 1
-            lowered = None
+            before = self.limit
             if throttled:
                 self._held.add(threading.get_ident())
-                if self.limit > 1:
-                    self.limit = lowered = max(1, self.limit // 2)
+                self._calm = 0
+                self.limit = max(1, self.limit // 2)
+            elif self.limit < self.ceiling:
+                self._calm += 1
+                if self._calm >= self.RECOVER_AFTER:
+                    self._calm = 0
+                    self.limit += 1
             self._cond.notify_all()
-            return lowered
+            return self.limit if self.limit != before else None
 
     def done(self) -> None:
         """The calling worker is finished (its pause, if any, ends)."""

@@ -203,11 +203,11 @@ class Laaffic(Provider):
             throttled = proto.is_throttle(error)
             raise
         finally:
-            lowered = self.gate.leave(throttled)
-            if lowered is not None:
-                self.client.warn(
-                    f"laaffic: throttled by Laaffic; concurrency lowered to {lowered} for the rest of the run"
-                )
+            bound = self.gate.leave(throttled)
+            if bound is not None and throttled:
+                self.client.warn(f"laaffic: throttled by Laaffic; concurrency lowered to {bound} for now")
+            elif bound is not None:
+                self.client.log.info("laaffic: no throttling for a while; concurrency back up to %d", bound)
 
     def _data(self, response: requests.Response, what: str, body: bytes) -> dict[str, Any]:
         """The `data` object of a successful answer; raise the mapped error otherwise."""

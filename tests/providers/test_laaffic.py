@@ -415,6 +415,31 @@ def test_persistent_throttling_exits_temporary(lab: Lab) -> None:
     assert caught.value.exit_code == 75 and len(emulator.received) == 4  # 1 + retries (3)
 
 
+def test_concurrency_climbs_back_after_calm_answers() -> None:
+    gate = proto.Gate(4)
+    gate.enter()
+    assert gate.leave(throttled=True) == 2
+    changes = []
+    for _ in range(3 * proto.Gate.RECOVER_AFTER):
+        gate.enter()
+        changes.append(gate.leave(throttled=False))
+    # +1 after each RECOVER_AFTER calm answers, never above the configured bound
+    assert [c for c in changes if c is not None] == [3, 4]
+    assert changes.index(3) == proto.Gate.RECOVER_AFTER - 1 and gate.limit == 4
+    gate.enter()
+    assert gate.leave(throttled=True) == 2  # and a new throttle halves it again
+
+
+def test_a_pull_recovers_its_concurrency_after_throttling(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(proto.Gate, "RECOVER_AFTER", 2)
+    emulator = lab.start(heavy_dates=(date(2024, 3, 3),), heavy_count=1150)
+    emulator.override_next(1, "-15")
+    provider = lab.provider(concurrency=4)
+    assert as_expected(lab.pull(provider, MARCH)) == oracle(emulator, MARCH)
+    assert any("concurrency lowered to 2" in w for w in provider.client.summary.warnings)
+    assert provider.gate.limit == 4
+
+
 def test_a_throttled_worker_pauses_every_worker() -> None:
     gate = proto.Gate(4)
     gate.enter()
