@@ -38,9 +38,15 @@ def format_for(path: str | None, explicit: str | None) -> str:
     return "csv" if path == "-" else "parquet"
 
 
-def as_text_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch with timestamps, decimals and numbers rendered as text (nulls stay null)."""
-    columns = [_text(column) for column in batch.columns]
+def as_text_columns(batch: pa.RecordBatch, *, keep_integers: bool = False) -> pa.RecordBatch:
+    """The batch with timestamps, decimals and numbers rendered as text (nulls stay null).
+
+    `keep_integers` leaves integer columns as numbers (JSON has them; a decimal keeps its exact
+    digits only as a string).
+    """
+    columns = [
+        column if keep_integers and pa.types.is_integer(column.type) else _text(column) for column in batch.columns
+    ]
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
@@ -136,7 +142,7 @@ class CsvSink(Sink):
 
 class JsonLinesSink(Sink):
     def write(self, batch: pa.RecordBatch) -> None:
-        for row in as_text_columns(batch).to_pylist():
+        for row in as_text_columns(batch, keep_integers=True).to_pylist():
             self._stream.write(self._prefix() + _json_row(row) + b"\n")
             self.rows += 1
 

@@ -54,7 +54,7 @@ def test_round_trip_through_an_independent_reader(tmp_path: Path, fmt: str) -> N
     if fmt == "csv":
         assert (second["cost"], second["duration_s"], json.loads(first["extra"])["中文"]) == ("", "", "值")
     else:
-        assert (second["cost"], second["duration_s"], first["duration_s"]) == (None, None, "35")
+        assert (second["cost"], second["duration_s"], first["duration_s"]) == (None, None, 35)
         assert first["extra"] == {"appId": "x", "中文": "值"}
 
 
