@@ -14,9 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from cdrfetch import __version__, providers
-from cdrfetch.errors import CdrfetchError, ExitCode
-
-BROKEN_PIPE = 141  # what a shell reports for a process killed by SIGPIPE
+from cdrfetch.errors import BROKEN_PIPE, INTERRUPTED, CdrfetchError, ExitCode
 
 # Options shared by several commands (declared once).
 ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="Profile name [env CDRFETCH_PROFILE].")]
@@ -94,7 +92,7 @@ def guarded(action: Callable[[], int | None]) -> None:
         fail(error)
     except KeyboardInterrupt:
         typer.echo("cdrfetch: interrupted", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
     except BrokenPipeError:  # `cdrfetch ... -o - | head`: the reader left; say so once, like SIGPIPE would
         import os
 

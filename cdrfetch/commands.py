@@ -15,7 +15,7 @@ from typing import Any
 
 from cdrfetch import config, crashpoints, locking, logs, pipeline, providers, sinks, windows
 from cdrfetch.client import Client, utc_now
-from cdrfetch.errors import CdrfetchError, ExitCode, UsageError
+from cdrfetch.errors import BROKEN_PIPE, INTERRUPTED, CdrfetchError, ExitCode, UsageError
 from cdrfetch.ledger import Key, Ledger, parse_duration
 from cdrfetch.progress import Board
 from cdrfetch.providers.base import Provider
@@ -80,6 +80,7 @@ def run_pull(options: PullOptions, *, quiet: bool, verbose: int, log_format: str
         raise UsageError(f"--log-format {log_format!r}", "use text or json")
     log = logs.configure(verbose=verbose, quiet=quiet, fmt=log_format)
     fmt = sinks.format_for(options.output, options.fmt)
+    _check_window_options(options)
     cls = providers.load(options.provider)
     with sandbox_settings(options.provider, options.sandbox) as injected:
         settings = resolve_settings(options.provider, options.profile, options.config, options.overrides, injected)
@@ -100,14 +101,20 @@ def run_pull(options: PullOptions, *, quiet: bool, verbose: int, log_format: str
     return int(ExitCode.OK)
 
 
+def _check_window_options(options: PullOptions) -> None:
+    """Mistakes in --date/--from/--to/--since-last, reported before any setting or secret is read."""
+    if options.since_last and (options.date or options.start or options.end):
+        raise UsageError("--since-last cannot be combined with --date/--from/--to", "use one or the other")
+    if not options.since_last:  # parsed in UTC here: the profile's zone only shifts a valid window
+        windows.from_options(day=options.date, start=options.start, end=options.end, tz=windows.UTC, now=utc_now())
+
+
 def _choose_window(options: PullOptions, ledger: Ledger, key: Key, settings: config.Resolved) -> windows.Window | None:
     """The explicit window, or for --since-last: from the ledger's resume point (minus lookback) to now."""
     tz = windows.zone(str(settings["tz"]))
     now = utc_now().replace(microsecond=0)
     if not options.since_last:
         return windows.from_options(day=options.date, start=options.start, end=options.end, tz=tz, now=now)
-    if options.date or options.start or options.end:
-        raise UsageError("--since-last cannot be combined with --date/--from/--to", "use one or the other")
     resumed = ledger.resume_point(key)
     if resumed is None:  # first run: start with yesterday, like --date day
         start = windows.from_options(day="day", start=None, end=None, tz=tz, now=now).start
@@ -135,7 +142,7 @@ def _pull_and_record(
     """Run the pipeline; whatever happens, record the run in the ledger and emit the summary."""
     already = {table: set(ids) for table, ids in seen.items()}
     summary = RunSummary(cls.name, key.account, key.profile, window.start.isoformat(), window.end.isoformat())
-    code = ExitCode.INTERNAL
+    code: int = ExitCode.INTERNAL
     try:
         with (
             Board(enabled=not quiet and log_format == "text") as board,
@@ -154,6 +161,12 @@ def _pull_and_record(
         code = ExitCode.OK
     except CdrfetchError as error:
         code = error.exit_code
+        raise
+    except BrokenPipeError:
+        code = BROKEN_PIPE
+        raise
+    except KeyboardInterrupt:
+        code = INTERRUPTED
         raise
     finally:
         summary.finish(int(code))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cdrfetch.errors import ConfigError, UsageError
+from cdrfetch.keystore import KeyringError
 from cdrfetch.providers.base import Setting
 
 APP = "cdrfetch"
@@ -50,6 +51,7 @@ class Resolved(Mapping[str, Any]):
     config_path: Path | None
     entries: dict[str, Value] = field(default_factory=dict)
     missing: list[Setting] = field(default_factory=list)
+    keyring_problem: str | None = None  # why the keyring could not be read, if it was needed
 
     def __getitem__(self, name: str) -> Any:
         return self.entries[name].value if name in self.entries else None
@@ -72,10 +74,10 @@ class Resolved(Mapping[str, Any]):
         """Raise ConfigError naming the first missing required setting and how to supply it."""
         if self.missing:
             setting = self.missing[0]
-            raise ConfigError(
-                f"{self.provider}: setting {setting.name!r} is not set (profile {self.profile!r})",
-                how_to_supply(self.provider, setting),
-            )
+            message = f"{self.provider}: setting {setting.name!r} is not set (profile {self.profile!r})"
+            if setting.secret and self.keyring_problem:
+                message += f"; {self.keyring_problem}"
+            raise ConfigError(message, how_to_supply(self.provider, setting, keyring=not self.keyring_problem))
 
 
 def env_name(provider: str, key: str) -> str:
@@ -88,9 +90,11 @@ def keyring_user(profile: str, provider: str, key: str) -> str:
     return f"{profile}/{provider}/{key}"
 
 
-def how_to_supply(provider: str, setting: Setting) -> str:
-    """The hint for a missing setting."""
+def how_to_supply(provider: str, setting: Setting, *, keyring: bool = True) -> str:
+    """The hint for a missing setting (`keyring` False: the keyring is not usable here)."""
     env = env_name(provider, setting.name)
+    if setting.secret and not keyring:
+        return f"set {env} or {env}_FILE (the Docker/Kubernetes secret-file convention)"
     if setting.secret:
         return f"run `cdrfetch {provider} login`, or set {env} or {env}_FILE"
     return f"add `{setting.name}:` under `{provider}:` in the profile, or set {env}"
@@ -221,7 +225,10 @@ def resolve(
         )
     resolved = Resolved(provider, profile_name, path if path.exists() else None)
     for setting in settings:
-        found = _lookup(setting, provider, profile_name, path, own, overrides or {}, injected or {}, keyring_lookup)
+        try:
+            found = _lookup(setting, provider, profile_name, path, own, overrides or {}, injected or {}, keyring_lookup)
+        except KeyringError as error:  # only the last place a secret is looked for: it is simply not set
+            resolved.keyring_problem, found = error.message, None
         if found is None:
             if setting.is_required:
                 resolved.missing.append(setting)

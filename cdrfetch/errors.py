@@ -24,6 +24,11 @@ class ExitCode(IntEnum):
     CONFIG = 78  # missing or invalid configuration
 
 
+# Exit codes a shell reports for a process ended by a signal (128 + signal number).
+INTERRUPTED = 130  # Ctrl-C (SIGINT)
+BROKEN_PIPE = 141  # the reader of stdout went away (SIGPIPE)
+
+
 class CdrfetchError(Exception):
     """Base of every expected error: a message, a hint, an exit code.
 

@@ -23,6 +23,10 @@ HEADLESS_HINT = (
 T = TypeVar("T")
 
 
+class KeyringError(ConfigError):
+    """The keyring cannot be used here: no backend, locked, or failing."""
+
+
 def timeout_seconds() -> float:
     """How long a keyring call may take before it counts as hung."""
     return float(os.environ.get("CDRFETCH_KEYRING_TIMEOUT", "10"))
@@ -42,10 +46,10 @@ def backend_problem() -> str | None:
 
 
 def _call(action: Callable[[], T], what: str) -> T:
-    """Run a keyring call with a deadline, turning every failure into a ConfigError."""
+    """Run a keyring call with a deadline, turning every failure into a KeyringError."""
     problem = backend_problem()
     if problem:
-        raise ConfigError(f"keyring: {problem}", HEADLESS_HINT)
+        raise KeyringError(f"keyring: {problem}", HEADLESS_HINT)
     outcome: dict[str, Any] = {}
 
     def worker() -> None:
@@ -58,10 +62,10 @@ def _call(action: Callable[[], T], what: str) -> T:
     thread.start()
     thread.join(timeout_seconds())
     if thread.is_alive():
-        raise ConfigError(f"keyring: {what} did not answer within {timeout_seconds():g}s (locked?)", HEADLESS_HINT)
+        raise KeyringError(f"keyring: {what} did not answer within {timeout_seconds():g}s (locked?)", HEADLESS_HINT)
     if "error" in outcome:
         error = outcome["error"]
-        raise ConfigError(f"keyring: {what} failed: {type(error).__name__}", HEADLESS_HINT)
+        raise KeyringError(f"keyring: {what} failed: {type(error).__name__}", HEADLESS_HINT)
     return outcome["value"]  # type: ignore[no-any-return]
 
 

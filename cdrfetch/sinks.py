@@ -28,14 +28,19 @@ TEXT_FORMATS = ("csv", "jsonl", "json")
 
 def format_for(path: str | None, explicit: str | None) -> str:
     """The output format: `--format`, else the file suffix, else parquet (csv on stdout)."""
-    if explicit:
-        if explicit not in FORMATS:
-            raise UsageError(f"unknown format {explicit!r}", f"use one of {', '.join(FORMATS)}")
-        return explicit
-    suffix = Path(path).suffix.lstrip(".").lower() if path and path != "-" else ""
-    if suffix in FORMATS:
-        return suffix
-    return "csv" if path == "-" else "parquet"
+    if explicit and explicit not in FORMATS:
+        raise UsageError(f"unknown format {explicit!r}", f"use one of {', '.join(FORMATS)}")
+    if path == "-":
+        fmt = explicit or "csv"
+        _check_stdout(fmt)
+        return fmt
+    suffix = Path(path).suffix.lstrip(".").lower() if path else ""
+    return explicit or (suffix if suffix in FORMATS else "parquet")
+
+
+def _check_stdout(fmt: str) -> None:
+    if fmt not in TEXT_FORMATS:
+        raise UsageError(f"{fmt} cannot be written to stdout", "use -o FILE, or --format csv|jsonl|json")
 
 
 def as_text_columns(batch: pa.RecordBatch, *, keep_integers: bool = False) -> pa.RecordBatch:
@@ -187,6 +192,6 @@ SINKS: dict[str, type[Sink]] = {"parquet": ParquetSink, "csv": CsvSink, "jsonl":
 
 def open_sink(fmt: str, schema: pa.Schema, target: Path | None) -> Sink:
     """A sink for `fmt` writing `schema` rows to `target` (None: stdout, text formats only)."""
-    if target is None and fmt not in TEXT_FORMATS:
-        raise UsageError(f"{fmt} cannot be written to stdout", "use -o FILE, or --format csv|jsonl|json")
+    if target is None:
+        _check_stdout(fmt)
     return SINKS[fmt](schema, target)

@@ -117,14 +117,14 @@ def from_options(
         return Window(first.astimezone(UTC), last.astimezone(UTC), tz)
     today = now.astimezone(tz).date()
     keyword = (day or "day").strip().lower()
-    if keyword == "day":
+    if keyword in ("day", "yesterday"):
         return day_window(today - timedelta(days=1), tz, relative="day")
     if keyword == "today":
         return day_window(today, tz)
     try:
         return day_window(date.fromisoformat(keyword), tz)
     except ValueError:
-        raise UsageError(f"--date: cannot read {day!r}", "use day, today or YYYY-MM-DD") from None
+        raise UsageError(f"--date: cannot read {day!r}", "use day (or yesterday), today or YYYY-MM-DD") from None
 
 
 def split(window: Window, longest: timedelta | None) -> list[Window]:

@@ -28,7 +28,7 @@ def test_every_provider_group_has_the_same_commands(name: str) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--date", "yesterday"], "--date"),
+        (["--date", "last-week"], "--date"),
         (["--from", "2024-01-01"], "--from and --to go together"),
         (["--from", "2024-01-02", "--to", "2024-01-01"], "--to must be later"),
         (["--date", "2024-01-01", "--from", "2024-01-01", "--to", "2024-01-02"], "cannot be combined"),
@@ -45,6 +45,16 @@ def test_usage_errors_exit_2_with_one_line_and_a_hint(sandbox_args: list[str], a
     assert result.exit_code == ExitCode.USAGE, result.stderr
     assert needle in result.stderr and "hint:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--date", "last-week"], ["--from", "2024-01-02", "--to", "2024-01-01"], ["-o", "-", "--format", "parquet"]],
+)
+def test_usage_errors_come_before_settings_and_are_not_recorded_as_runs(args: list[str]) -> None:
+    result = run_cli("youlianyun", "pull", *args)  # no profile at all: settings would fail with 78
+    assert result.exit_code == ExitCode.USAGE, result.stderr
+    assert run_cli("runs", "--json").stdout.strip() == "[]"
 
 
 @pytest.fixture
@@ -105,3 +115,21 @@ def test_sandbox_serve_prints_a_working_profile(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_reader_closing_stdout_ends_the_run_with_141_and_no_traceback() -> None:
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "cdrfetch", "youlianyun", "pull", "--sandbox", "-q"]
+    command += ["--from", "2024-01-01", "--to", "2024-02-01", "-o", "-"]  # far more than a pipe buffer
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stdout is not None and run.stderr is not None
+    assert run.stdout.readline().startswith('"provider"')  # `| head -1`
+    run.stdout.close()
+    assert run.wait(60) == 141
+    (line,) = run.stderr.read().splitlines()
+    assert line == "cdrfetch: output pipe closed by the reader; the run was not recorded as complete"
+    (recorded,) = json.loads(run_cli("runs", "--json").stdout)
+    assert recorded["exit_code"] == 141 and recorded["records"] == {}

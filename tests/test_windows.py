@@ -23,6 +23,12 @@ def test_date_day_is_yesterday_in_the_profile_zone() -> None:
     assert window.label == "2024-03-09"
 
 
+def test_yesterday_is_another_name_for_day() -> None:
+    assert from_options(day="Yesterday", start=None, end=None, tz=SHANGHAI, now=NOW) == from_options(
+        day="day", start=None, end=None, tz=SHANGHAI, now=NOW
+    )
+
+
 def test_default_is_day_and_today_and_explicit_dates() -> None:
     assert from_options(day=None, start=None, end=None, tz=UTC, now=NOW).label == "2024-03-09"
     assert from_options(day="today", start=None, end=None, tz=UTC, now=NOW).label == "2024-03-10"
@@ -45,7 +51,7 @@ def test_iso_offsets_win_over_the_zone() -> None:
 
 @pytest.mark.parametrize(
     ("day", "start", "end"),
-    [("day", "2024-01-01", "2024-01-02"), (None, "2024-01-01", None), ("yesterday", None, None), (None, "x", "y")],
+    [("day", "2024-01-01", "2024-01-02"), (None, "2024-01-01", None), ("last week", None, None), (None, "x", "y")],
 )
 def test_bad_window_options_are_usage_errors(day: str | None, start: str | None, end: str | None) -> None:
     with pytest.raises(UsageError) as caught:
