@@ -4,6 +4,10 @@ Only the common case is handled here: a member of CALL rows with one column coun
 every time, no ITP lists, no inverted times and no control characters. Anything else returns None
 and the row-by-row parser (which names the line of a bad row and warns about oddities) takes over,
 so both paths produce the same rows; a property test holds them to that.
+
+The whole member is checked before any row is handed out (so the choice of path is made once),
+then normalized block by block as the caller reads, which keeps the normalized copy of a large
+export from sitting in memory all at once.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,33 +32,51 @@ TIME = r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$"
 _MAPPED = {name.lower() for name in CALL_MAPPED}
 _NULL = pa.scalar(None, pa.string())
 PART_MIN_ROWS = 50_000  # below this, threads cost more than they save
+BLOCK_ROWS = 200_000  # source rows normalized at once (bounds the memory of the intermediates)
+T = TypeVar("T")
 
 
 class _Fallback(Exception):
     """This member needs the row-by-row parser."""
 
 
-def calls_table(data: bytes, *, account: str, chunk_end: datetime) -> tuple[pa.Table, int, int] | None:
-    """(calls inside the window, CALL rows in the file, rows at/after the window end), or None.
+class CallsMember:
+    """A regular calls member, checked whole; `tables()` normalizes it block by block."""
+
+    def __init__(self, table: pa.Table, names: list[str], account: str, chunk_end: datetime) -> None:
+        self.table, self.names, self.account, self.chunk_end = table, names, account, chunk_end
+        counts = _in_parallel(table, lambda part: _checked(part, names, chunk_end))
+        self.rows_in_file = table.num_rows
+        self.after_window = sum(counts)
+
+    def tables(self) -> Iterator[pa.Table]:
+        """The calls inside the window, in file order, BLOCK_ROWS source rows at a time."""
+        for start in range(0, self.table.num_rows, BLOCK_ROWS):
+            block = self.table.slice(start, BLOCK_ROWS)
+            yield pa.concat_tables(_in_parallel(block, self._normalized))
+
+    def _normalized(self, part: pa.Table) -> pa.Table:
+        return _calls(part, self.names, self.account, self.chunk_end)
+
+
+def calls_member(data: bytes, *, account: str, chunk_end: datetime) -> CallsMember | None:
+    """The member read and checked for the column-wise path, or None for the row-by-row parser.
 
     `data` is the member's bytes without a BOM; anything but UTF-8 falls back to the row parser.
     """
     try:
         table, names = _read(data)
-        parts = _parts(table)
-        # Arrow's kernels release the GIL, so row ranges normalize in parallel on every core.
-        with ThreadPoolExecutor(len(parts)) as pool:
-            results = list(pool.map(lambda part: _calls(part, names, account, chunk_end), parts))
+        return CallsMember(table, names, account, chunk_end)
     except (_Fallback, UnicodeDecodeError, pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    kept = pa.concat_tables([result[0] for result in results])
-    return kept, sum(result[1] for result in results), sum(result[2] for result in results)
 
 
-def _parts(table: pa.Table) -> list[pa.Table]:
-    """The table cut into one row range per core (small tables stay whole)."""
+def _in_parallel(table: pa.Table, work: Callable[[pa.Table], T]) -> list[T]:
+    """`work` over row ranges of `table`, one per core (Arrow's kernels release the GIL)."""
     size = max(PART_MIN_ROWS, -(-table.num_rows // (os.cpu_count() or 1)))
-    return [table.slice(start, size) for start in range(0, table.num_rows, size)] or [table]
+    parts = [table.slice(start, size) for start in range(0, table.num_rows, size)] or [table]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return list(pool.map(work, parts))
 
 
 def _read(data: bytes) -> tuple[pa.Table, list[str]]:
@@ -92,25 +115,40 @@ def _plain_lines(data: bytes) -> int:
     return data.count(b"\n") + (not data.endswith(b"\n"))
 
 
-def _calls(table: pa.Table, names: list[str], account: str, chunk_end: datetime) -> tuple[pa.Table, int, int]:
-    column = _columns(table, names)
+def _checked(table: pa.Table, names: list[str], chunk_end: datetime) -> int:
+    """Rows starting at/after `chunk_end`; _Fallback unless every row suits the column-wise path."""
     kinds = pc.utf8_upper(pc.utf8_trim_whitespace(table.column(1)))
     if table.num_rows == 0 or not pc.all(pc.equal(kinds, "CALL")).as_py():
         raise _Fallback
+    column = _columns(table, names)
     uuid, start_text, end_text = column("callUuid"), column("startTime"), column("endTime")
     _require(pc.all(pc.invert(pc.match_substring(uuid, ","))))
     _require(pc.all(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(uuid)), 0)))
     _require(pc.all(pc.match_substring_regex(start_text, TIME)))
     _require(pc.all(pc.or_(pc.equal(end_text, ""), pc.match_substring_regex(end_text, TIME))))
-    start, end = _utc(start_text), _utc(pc.if_else(pc.equal(end_text, ""), pa.scalar(None, pa.string()), end_text))
-    millis = pc.subtract(pc.cast(end, pa.int64()), pc.cast(start, pa.int64()))
+    start, _, millis = _times(column)
     _require(pc.invert(pc.any(pc.less(millis, 0))))
-    arrays = _normalized(table, names, column, uuid, start, end, millis, account)
-    calls = pa.Table.from_arrays(arrays, schema=CALLS)
+    return int(pc.sum(pc.invert(_inside(start, chunk_end))).as_py() or 0)
+
+
+def _calls(table: pa.Table, names: list[str], account: str, chunk_end: datetime) -> pa.Table:
+    """The normalized calls of checked rows that start inside the window."""
+    column = _columns(table, names)
+    start, end, millis = _times(column)
+    arrays = _normalized(table, names, column, column("callUuid"), start, end, millis, account)
+    return pa.Table.from_arrays(arrays, schema=CALLS).filter(_inside(start, chunk_end))
+
+
+def _times(column: Any) -> tuple[Any, Any, Any]:
+    """(start, end, end - start in ms) in UTC; end is null where the cell is empty."""
+    end_text = column("endTime")
+    start, end = _utc(column("startTime")), _utc(pc.if_else(pc.equal(end_text, ""), _NULL, end_text))
+    return start, end, pc.subtract(pc.cast(end, pa.int64()), pc.cast(start, pa.int64()))
+
+
+def _inside(start: Any, chunk_end: datetime) -> Any:
     micros = pa.timestamp("us", tz="UTC")  # the window end may carry microseconds
-    inside = pc.less(pc.cast(start, micros), pa.scalar(chunk_end, micros))
-    kept = calls.filter(inside)
-    return kept, table.num_rows, table.num_rows - kept.num_rows
+    return pc.less(pc.cast(start, micros), pa.scalar(chunk_end, micros))
 
 
 def _columns(table: pa.Table, names: list[str]) -> Any:
@@ -134,7 +172,7 @@ def _utc(text: Any) -> Any:
 
 
 def _optional(values: Any) -> Any:
-    return pc.if_else(pc.equal(pc.utf8_trim_whitespace(values), ""), pa.scalar(None, pa.string()), values)
+    return pc.if_else(pc.equal(pc.utf8_trim_whitespace(values), ""), _NULL, values)
 
 
 def _normalized(

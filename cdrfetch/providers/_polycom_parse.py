@@ -16,11 +16,16 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdrfetch import archive
 from cdrfetch.errors import DataError
 from cdrfetch.records import extra_json
+
+if TYPE_CHECKING:  # pyarrow is imported only when a member is parsed
+    import pyarrow as pa
+
+    from cdrfetch.providers._polycom_fast import CallsMember
 
 CALL_COLUMNS = ("version", "type", "callType", "callUuid", "dialin", "startTime", "endTime", "origEndpoint")
 CONF_COLUMNS = (
@@ -52,13 +57,18 @@ class Export:
     """Everything one export zip held, after the to-date filter."""
 
     calls: list[dict[str, Any]] = field(default_factory=list)
-    call_tables: list[Any] = field(default_factory=list)  # pyarrow Tables from the column-wise path
+    columnwise: list[CallsMember] = field(default_factory=list)  # calls members read with Arrow
     conferences: list[dict[str, Any]] = field(default_factory=list)
     counts_line: str | None = None
     rows_in_file: dict[str, int] = field(default_factory=lambda: {"CALL": 0, "CONF": 0})
     unknown_types: dict[str, int] = field(default_factory=dict)
     after_window: int = 0  # rows starting at or after the chunk end (they belong to the next window)
     warnings: list[str] = field(default_factory=list)
+
+    def call_tables(self) -> Iterator[pa.Table]:
+        """The column-wise calls, normalized a block at a time as they are read."""
+        for member in self.columnwise:
+            yield from member.tables()
 
 
 def parse_time(text: str) -> tuple[datetime, bool]:
@@ -112,15 +122,14 @@ class ExportParser:
 
     def _columnwise(self, data: bytes) -> bool:
         """Parse a regular UTF-8 calls member with Arrow; False when it needs the row-by-row path."""
-        from cdrfetch.providers._polycom_fast import calls_table
+        from cdrfetch.providers._polycom_fast import calls_member
 
-        result = calls_table(data, account=self.account, chunk_end=self.chunk_end)
-        if result is None:
+        member = calls_member(data, account=self.account, chunk_end=self.chunk_end)
+        if member is None:
             return False
-        table, in_file, after = result
-        self.export.call_tables.append(table)
-        self.export.rows_in_file["CALL"] += in_file
-        self.export.after_window += after
+        self.export.columnwise.append(member)
+        self.export.rows_in_file["CALL"] += member.rows_in_file
+        self.export.after_window += member.after_window
         return True
 
     def check_counts(self) -> tuple[list[str], list[str]]:

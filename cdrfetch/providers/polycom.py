@@ -298,7 +298,7 @@ class Polycom(Provider):
         if export.after_window:
             self.client.log.debug("polycom: %d rows start at/after %s (next window)", export.after_window, chunk.end)
         tables = self.output_tables()
-        for table in export.call_tables:
+        for table in export.call_tables():
             yield from (Batch("calls", data) for data in table.to_batches(max_chunksize=BATCH_ROWS))
         yield from batches("calls", tables["calls"], export.calls)
         yield from batches("conferences", tables["conferences"], export.conferences)

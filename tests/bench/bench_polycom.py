@@ -6,6 +6,7 @@ Prints both timings and the ratio (ours / DuckDB); design.md §7 asks for at mos
 
 from __future__ import annotations
 
+import resource
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,7 @@ def ours(source: Path, target: Path) -> int:
     parser.member(source.name, source.read_bytes())
     schema = Polycom.output_tables()["calls"]
     with pq.ParquetWriter(target, schema) as writer:
-        for table in parser.export.call_tables:
+        for table in parser.export.call_tables():
             writer.write_table(table)
         for batch in batches("calls", schema, parser.export.calls):
             writer.write_batch(batch.data)
@@ -73,6 +74,10 @@ def duck(source: Path, target: Path) -> None:
     connection.execute(DUCK.replace("{src}", str(source)).replace("{dst}", str(target)))
 
 
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def timed(action: object, *args: Path) -> float:
     begin = time.perf_counter()
     action(*args)  # type: ignore[operator]
@@ -86,14 +91,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "calls.csv"
         write_csv(source, rows)
-        for _ in range(repeats):  # alternated, so a noisy moment hits both sides alike
+        before = peak_mib()
+        mine.append(timed(ours, source, Path(scratch) / "ours.parquet"))  # first: its peak RSS is ours alone
+        growth = peak_mib() - before
+        theirs.append(timed(duck, source, Path(scratch) / "duck.parquet"))
+        for _ in range(repeats - 1):  # alternated, so a noisy moment hits both sides alike
             mine.append(timed(ours, source, Path(scratch) / "ours.parquet"))
             theirs.append(timed(duck, source, Path(scratch) / "duck.parquet"))
+        size_mib = source.stat().st_size / 2**20
         counted = pq.read_metadata(Path(scratch) / "ours.parquet").num_rows
         assert counted == pq.read_metadata(Path(scratch) / "duck.parquet").num_rows
     ours_s, duck_s = statistics.median(mine), statistics.median(theirs)
     print(f"polycom calls CSV -> Parquet, {counted} rows, median of {repeats} alternated runs")
     print(f"  cdrfetch: {ours_s:.2f}s   duckdb: {duck_s:.2f}s   ratio: {ours_s / duck_s:.2f}x (target <= 1.5x)")
+    print(f"  peak RSS growth during the first cdrfetch run: {growth:.0f} MiB (CSV: {size_mib:.0f} MiB)")
 
 
 if __name__ == "__main__":

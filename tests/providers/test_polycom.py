@@ -788,6 +788,17 @@ def _call_cells(draw: st.DrawFn, width: int) -> list[str]:
     return lead + [draw(_CELL) for _ in range(width - len(lead))]
 
 
+@contextmanager
+def tiny_blocks(cores: int) -> Iterator[None]:
+    """Blocks of 3 rows over `cores` threads, so small members take the large-member code path."""
+    with (
+        mock.patch.object(_polycom_fast, "PART_MIN_ROWS", 1),
+        mock.patch.object(_polycom_fast, "BLOCK_ROWS", 3),
+        mock.patch("os.cpu_count", return_value=cores),
+    ):
+        yield
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.data(), st.integers(7, 12), st.booleans(), _INSTANT, st.integers(1, 3))
 def test_columnwise_and_row_paths_agree(
@@ -799,11 +810,12 @@ def test_columnwise_and_row_paths_agree(
     text = _csv_text([names[:width]] if header else [], rows)
     fast = ExportParser(account="dma", chunk_end=chunk_end)
     slow = ExportParser(account="dma", chunk_end=chunk_end, columnwise=False)
-    # tiny parts, so the row ranges normalized on separate threads are exercised too
-    with mock.patch.object(_polycom_fast, "PART_MIN_ROWS", 1), mock.patch("os.cpu_count", return_value=cores):
+    # tiny blocks and parts, so block-by-block reading on separate threads is exercised too
+    with tiny_blocks(cores):
         fast.member("calls.csv", text.encode())
+        fast_rows = _as_rows(fast)  # normalized lazily, so read inside the patch
     slow.member("calls.csv", text.encode())
-    assert _as_rows(fast) == _as_rows(slow)
+    assert fast_rows == _as_rows(slow)
     assert (fast.export.rows_in_file, fast.export.after_window) == (slow.export.rows_in_file, slow.export.after_window)
 
 
@@ -817,19 +829,20 @@ def test_the_columnwise_path_takes_the_emulators_calls(cores: int) -> None:
     text = zipfile.ZipFile(io.BytesIO(body)).read("calls.csv")
     fast = ExportParser(account="dma", chunk_end=WINDOW.end)
     slow = ExportParser(account="dma", chunk_end=WINDOW.end, columnwise=False)
-    with mock.patch.object(_polycom_fast, "PART_MIN_ROWS", 1), mock.patch("os.cpu_count", return_value=cores):
-        assert len(_polycom_fast._parts(pa.table({"n": range(10)}))) == cores
+    with tiny_blocks(cores):
+        assert _polycom_fast._in_parallel(pa.table({"n": range(10)}), len) == [10 // cores] * cores
         fast.member("calls.csv", text)
+        fast_rows = _as_rows(fast)  # normalized lazily, so read inside the patch
     slow.member("calls.csv", text)
-    assert fast.export.call_tables and not fast.export.calls  # the fast path did the work
-    assert _as_rows(fast) == _as_rows(slow)
+    assert fast.export.columnwise and not fast.export.calls  # the fast path did the work
+    assert fast_rows == _as_rows(slow)
 
 
 def _as_rows(parser: ExportParser) -> list[dict[str, Any]]:
     """Every call row of a parser, typed by the schema (the row path leaves absent columns out)."""
     from cdrfetch.records import CALLS
 
-    rows = [r for t in parser.export.call_tables for r in t.to_pylist()]
+    rows = [r for t in parser.export.call_tables() for r in t.to_pylist()]
     return rows + pa.Table.from_pylist(parser.export.calls, schema=CALLS).to_pylist()
 
 
