@@ -57,7 +57,7 @@ class Export:
     """Everything one export zip held, after the to-date filter."""
 
     calls: list[dict[str, Any]] = field(default_factory=list)
-    columnwise: list[CallsMember] = field(default_factory=list)  # calls members read with Arrow
+    arrow_calls: list[CallsMember] = field(default_factory=list)  # calls members read with Arrow
     conferences: list[dict[str, Any]] = field(default_factory=list)
     counts_line: str | None = None
     rows_in_file: dict[str, int] = field(default_factory=lambda: {"CALL": 0, "CONF": 0})
@@ -67,7 +67,7 @@ class Export:
 
     def call_tables(self) -> Iterator[pa.Table]:
         """The column-wise calls, normalized a block at a time as they are read."""
-        for member in self.columnwise:
+        for member in self.arrow_calls:
             yield from member.tables()
 
 
@@ -127,7 +127,7 @@ class ExportParser:
         member = calls_member(data, account=self.account, chunk_end=self.chunk_end)
         if member is None:
             return False
-        self.export.columnwise.append(member)
+        self.export.arrow_calls.append(member)
         self.export.rows_in_file["CALL"] += member.rows_in_file
         self.export.after_window += member.after_window
         return True

@@ -834,7 +834,7 @@ def test_the_columnwise_path_takes_the_emulators_calls(cores: int) -> None:
         fast.member("calls.csv", text)
         fast_rows = _as_rows(fast)  # normalized lazily, so read inside the patch
     slow.member("calls.csv", text)
-    assert fast.export.columnwise and not fast.export.calls  # the fast path did the work
+    assert fast.export.arrow_calls and not fast.export.calls  # the fast path did the work
     assert fast_rows == _as_rows(slow)
 
 
