@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cdrfetch import archive
 from cdrfetch.errors import DataError
@@ -24,8 +24,6 @@ from cdrfetch.records import extra_json
 
 if TYPE_CHECKING:  # pyarrow is imported only when a member is parsed
     import pyarrow as pa
-
-    from cdrfetch.providers._polycom_fast import CallsMember
 
 CALL_COLUMNS = ("version", "type", "callType", "callUuid", "dialin", "startTime", "endTime", "origEndpoint")
 CONF_COLUMNS = (
@@ -50,6 +48,7 @@ CALL_MAPPED = {"callType", "callUuid", "startTime", "endTime", "origEndpoint", "
 CONF_MAPPED = {"confType", "cluster", "confUUID", "startTime", "endTime", "userID", "roomID", "classOfService"}
 _TIME = re.compile(r"^(-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$")
 _NO_CLUSTER = {"", "none", "0", "-"}
+COUNTS_MAX_BYTES = 64 << 10  # a member this small may be the one-line counts member
 
 
 @dataclass
@@ -57,18 +56,12 @@ class Export:
     """Everything one export zip held, after the to-date filter."""
 
     calls: list[dict[str, Any]] = field(default_factory=list)
-    arrow_calls: list[CallsMember] = field(default_factory=list)  # calls members read with Arrow
     conferences: list[dict[str, Any]] = field(default_factory=list)
     counts_line: str | None = None
     rows_in_file: dict[str, int] = field(default_factory=lambda: {"CALL": 0, "CONF": 0})
     unknown_types: dict[str, int] = field(default_factory=dict)
     after_window: int = 0  # rows starting at or after the chunk end (they belong to the next window)
     warnings: list[str] = field(default_factory=list)
-
-    def call_tables(self) -> Iterator[pa.Table]:
-        """The column-wise calls, normalized a block at a time as they are read."""
-        for member in self.arrow_calls:
-            yield from member.tables()
 
 
 def parse_time(text: str) -> tuple[datetime, bool]:
@@ -105,31 +98,46 @@ class ExportParser:
         self.columnwise = columnwise
         self.export = Export()
 
-    def member(self, name: str, data: bytes) -> None:
-        """Classify one member by content and parse it: Arrow for regular calls, else row by row."""
-        counts_file = name.lower().endswith(".txt")
-        if self.columnwise and not counts_file and self._columnwise(data.removeprefix(codecs.BOM_UTF8)):
-            return
-        text, encoding = archive.decode(data, name)
-        if encoding == "gbk":
-            self.export.warnings.append(f"{name} is not UTF-8; read as GBK")
-        stripped = text.strip()
-        one_line = "\n" not in stripped and "\r" not in stripped
-        if counts_file or (stripped and one_line and _is_counts_line(stripped)):
-            self.export.counts_line = " ".join(line.strip() for line in stripped.splitlines() if line.strip())
-            return
-        _Member(self, name).parse(text)
+    def member(self, name: str, handle: BinaryIO) -> Iterator[pa.Table]:
+        """Classify one member (a seekable binary file) by content and parse it.
 
-    def _columnwise(self, data: bytes) -> bool:
-        """Parse a regular UTF-8 calls member with Arrow; False when it needs the row-by-row path."""
-        from cdrfetch.providers._polycom_fast import calls_member
+        Yields the calls read column-wise, a block at a time; rows read one by one (irregular
+        members, conferences) land in `self.export` instead.
+        """
+        from cdrfetch.providers import _polycom_fast as fast
 
-        member = calls_member(data, account=self.account, chunk_end=self.chunk_end)
-        if member is None:
+        start = handle.tell()
+        head = handle.read(COUNTS_MAX_BYTES)
+        if name.lower().endswith(".txt"):
+            text, _ = archive.decode(head + handle.read(), name)
+            self.export.counts_line = " ".join(line.strip() for line in text.splitlines() if line.strip())
+            return
+        if len(head) < COUNTS_MAX_BYTES and self._counts_line(head.removeprefix(codecs.BOM_UTF8)):
+            return
+        handle.seek(start + (len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0))
+        if not self.columnwise:
+            rest: fast.Leftover | None = fast.Leftover(handle.read(), 0, None)
+        else:
+            reader = fast.CallsReader(handle, account=self.account, chunk_end=self.chunk_end)
+            yield from reader.tables()
+            self.export.rows_in_file["CALL"] += reader.rows
+            self.export.after_window += reader.after_window
+            rest = reader.leftover
+        if rest is not None:
+            text, encoding = archive.decode(rest.data, name)
+            if encoding == "gbk":
+                self.export.warnings.append(f"{name} is not UTF-8; read as GBK")
+            _Member(self, name, header=rest.header, first_line=rest.line).parse(text)
+
+    def _counts_line(self, data: bytes) -> bool:
+        """Whether a small member is the counts line (then it is kept in `self.export`)."""
+        try:
+            stripped = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
             return False
-        self.export.arrow_calls.append(member)
-        self.export.rows_in_file["CALL"] += member.rows_in_file
-        self.export.after_window += member.after_window
+        if not stripped or "\n" in stripped or "\r" in stripped or not _is_counts_line(stripped):
+            return False
+        self.export.counts_line = stripped
         return True
 
     def check_counts(self) -> tuple[list[str], list[str]]:
@@ -164,11 +172,13 @@ def _is_counts_line(line: str) -> bool:
 class _Member:
     """One CSV member: header detection, then one row at a time."""
 
-    def __init__(self, parser: ExportParser, name: str) -> None:
+    def __init__(self, parser: ExportParser, name: str, *, header: list[str] | None, first_line: int) -> None:
+        """`header`: column names already known; `first_line`: lines of the member before the text."""
         self.parser = parser
         self.export = parser.export
         self.name = name
-        self.header: list[str] | None = None
+        self.header = header
+        self.first_line = first_line
         self.naive_warned = False
 
     def parse(self, text: str) -> None:
@@ -180,7 +190,7 @@ class _Member:
             if cells[0].strip().lower() == "version":
                 self.header = [cell.strip() for cell in cells]
                 continue
-            self.row(reader.line_num, cells)
+            self.row(self.first_line + reader.line_num, cells)
 
     def row(self, number: int, cells: list[str]) -> None:
         """Route one row by its `type` cell; a bad mandatory value names this member and line."""

@@ -1,15 +1,19 @@
-"""Polycom DMA export zip: integrity check and safe extraction (via cdrfetch.archive) into rows."""
+"""Polycom DMA export zip: integrity check, safe extraction (via cdrfetch.archive), rows streamed out."""
 
 from __future__ import annotations
 
 import tempfile
 import zipfile
+from collections.abc import Generator, Mapping
 from datetime import datetime
 from pathlib import Path
+
+import pyarrow as pa
 
 from cdrfetch import archive
 from cdrfetch.errors import DataError
 from cdrfetch.providers._polycom_parse import Export, ExportParser
+from cdrfetch.records import BATCH_ROWS, Batch, batches
 
 
 def check_zip(path: Path, what: str) -> None:
@@ -25,15 +29,22 @@ def check_zip(path: Path, what: str) -> None:
         raise DataError(f"{what}: member {broken} of the zip fails its CRC check", "run again later", retryable=True)
 
 
-def read_export(path: Path, *, account: str, chunk_end: datetime) -> tuple[Export, list[str], list[str]]:
-    """Rows of every member, the excluded clusters, and warnings for the run summary."""
+def read_export(
+    path: Path, tables: Mapping[str, pa.Schema], *, account: str, chunk_end: datetime
+) -> Generator[Batch, None, tuple[Export, list[str], list[str]]]:
+    """Yields every member's rows as batches of `tables`; returns the export (with its counts),
+    the excluded clusters, and warnings for the run summary."""
     parser = ExportParser(account=account, chunk_end=chunk_end)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         members = archive.extract(path, Path(scratch), name="polycom export zip")
         for member in sorted(members, key=_order):
-            parser.member(member.name, member.path.read_bytes())
-    warnings, excluded = parser.check_counts()
+            with open(member.path, "rb") as handle:
+                for table in parser.member(member.name, handle):
+                    yield from (Batch("calls", data) for data in table.to_batches(max_chunksize=BATCH_ROWS))
     export = parser.export
+    yield from batches("calls", tables["calls"], export.calls)
+    yield from batches("conferences", tables["conferences"], export.conferences)
+    warnings, excluded = parser.check_counts()
     if export.unknown_types:
         kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(export.unknown_types.items()))
         warnings.append(f"rows of unknown type not written: {kinds}")

@@ -287,9 +287,9 @@ class Polycom(Provider):
 
     def _parse(self, path: Path, chunk: Window) -> Iterator[Batch]:
         from cdrfetch.providers._polycom_zip import read_export
-        from cdrfetch.records import BATCH_ROWS, Batch, batches
 
-        export, excluded, warnings = read_export(path, account=self.account, chunk_end=chunk.end)
+        reading = read_export(path, self.output_tables(), account=self.account, chunk_end=chunk.end)
+        export, excluded, warnings = yield from reading
         for message in warnings:
             self.client.warn(f"polycom: {chunk.label}: {message}")
         if excluded:
@@ -297,11 +297,6 @@ class Polycom(Provider):
         self.client.summary.notes["counts_line"] = export.counts_line
         if export.after_window:
             self.client.log.debug("polycom: %d rows start at/after %s (next window)", export.after_window, chunk.end)
-        tables = self.output_tables()
-        for table in export.call_tables():
-            yield from (Batch("calls", data) for data in table.to_batches(max_chunksize=BATCH_ROWS))
-        yield from batches("calls", tables["calls"], export.calls)
-        yield from batches("conferences", tables["conferences"], export.conferences)
 
     def _partial(self, reason: str) -> None:
         self.client.warn("polycom: " + reason)

@@ -37,10 +37,9 @@ def write_csv(path: Path, rows: int) -> None:
 
 def ours(source: Path, target: Path) -> int:
     parser = ExportParser(account="dma.example.com", chunk_end=datetime(2100, 1, 1, tzinfo=timezone.utc))
-    parser.member(source.name, source.read_bytes())
     schema = Polycom.output_tables()["calls"]
-    with pq.ParquetWriter(target, schema) as writer:
-        for table in parser.export.call_tables():
+    with pq.ParquetWriter(target, schema) as writer, open(source, "rb") as handle:
+        for table in parser.member(source.name, handle):
             writer.write_table(table)
         for batch in batches("calls", schema, parser.export.calls):
             writer.write_batch(batch.data)

@@ -8,6 +8,7 @@ at the run summary, the progress reports and the log.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -587,8 +588,7 @@ def test_any_offset_round_trips_to_the_same_instant(local: datetime, minutes: in
 def test_call_rows_tolerate_any_trailing_columns(tail: list[str]) -> None:
     lead = ["1", "CALL", "VMR", "uuid-1", "TRUE", "2024-01-01T10:00:00.000+01:00", "", "sip:a@x"]
     parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
-    parser.member("calls.csv", _csv_line(lead + tail).encode())
-    (row,) = parser.export.calls
+    (row,) = _as_rows(parser, feed(parser, "calls.csv", _csv_line(lead + tail).encode()))  # either path
     assert row["record_id"] == "uuid-1:2024-01-01T09:00:00Z" and row["direction"] == "inbound"
     extra = json.loads(row["extra"])
     assert {k for k in extra if k.startswith("col_")} == {f"col_{9 + i}" for i, v in enumerate(tail) if v.strip()}
@@ -596,8 +596,10 @@ def test_call_rows_tolerate_any_trailing_columns(tail: list[str]) -> None:
 
 def test_missing_trailing_columns_become_null() -> None:
     parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
-    parser.member(
-        "c.csv", b"1,CALL,PT-PT,u-2,FALSE,2024-01-01T10:00:00Z\r\n1,CONF,AD-HOC,c1,conf-9,2024-01-01T10:00:00Z\n"
+    feed(
+        parser,
+        "c.csv",
+        b"1,CALL,PT-PT,u-2,FALSE,2024-01-01T10:00:00Z\r\n1,CONF,AD-HOC,c1,conf-9,2024-01-01T10:00:00Z\n",
     )
     (call,) = parser.export.calls
     (conf,) = parser.export.conferences
@@ -609,7 +611,7 @@ def test_missing_trailing_columns_become_null() -> None:
 def test_header_names_win_over_positions_in_any_case() -> None:
     text = "Version,TYPE,startTime,callUuid,destEndpoint,origEndpoint\n1,CALL,2024-01-01T10:00:00Z,u-3,sip:b,sip:a\n"
     parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
-    parser.member("x.csv", text.encode())
+    feed(parser, "x.csv", text.encode())
     (call,) = parser.export.calls
     assert (call["call_id"], call["caller"], call["callee"]) == ("u-3", "sip:a", "sip:b")
 
@@ -625,13 +627,13 @@ def test_header_names_win_over_positions_in_any_case() -> None:
 def test_missing_mandatory_values_name_member_and_line(line: str, where: str) -> None:
     parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
     with pytest.raises(DataError) as caught:
-        parser.member("calls.csv", f"1,CALL,VMR,ok,TRUE,2024-01-01T10:00:00Z\n\n{line}\n".encode())
+        feed(parser, "calls.csv", f"1,CALL,VMR,ok,TRUE,2024-01-01T10:00:00Z\n\n{line}\n".encode())
     assert "calls.csv line 3" in caught.value.message and where in caught.value.message
 
 
 def test_negative_duration_is_null_with_a_warning() -> None:
     parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
-    parser.member("calls.csv", b"1,CALL,VMR,u,TRUE,2024-01-01T10:00:00Z,2024-01-01T09:00:00Z\n")
+    feed(parser, "calls.csv", b"1,CALL,VMR,u,TRUE,2024-01-01T10:00:00Z,2024-01-01T09:00:00Z\n")
     assert parser.export.calls[0]["duration_s"] is None and parser.export.warnings
 
 
@@ -760,7 +762,6 @@ def test_export_that_keeps_vanishing_is_69(tmp_path: Path) -> None:
 
 def _csv_line(cells: list[str]) -> str:
     import csv
-    import io
 
     out = io.StringIO()
     csv.writer(out).writerow(cells)
@@ -790,10 +791,10 @@ def _call_cells(draw: st.DrawFn, width: int) -> list[str]:
 
 @contextmanager
 def tiny_blocks(cores: int) -> Iterator[None]:
-    """Blocks of 3 rows over `cores` threads, so small members take the large-member code path."""
+    """Blocks of about a row over `cores` threads, so small members take the large-member code path."""
     with (
         mock.patch.object(_polycom_fast, "PART_MIN_ROWS", 1),
-        mock.patch.object(_polycom_fast, "BLOCK_ROWS", 3),
+        mock.patch.object(_polycom_fast, "BLOCK_BYTES", 150),
         mock.patch("os.cpu_count", return_value=cores),
     ):
         yield
@@ -812,10 +813,8 @@ def test_columnwise_and_row_paths_agree(
     slow = ExportParser(account="dma", chunk_end=chunk_end, columnwise=False)
     # tiny blocks and parts, so block-by-block reading on separate threads is exercised too
     with tiny_blocks(cores):
-        fast.member("calls.csv", text.encode())
-        fast_rows = _as_rows(fast)  # normalized lazily, so read inside the patch
-    slow.member("calls.csv", text.encode())
-    assert fast_rows == _as_rows(slow)
+        fast_rows = _as_rows(fast, feed(fast, "calls.csv", text.encode()))
+    assert fast_rows == _as_rows(slow, feed(slow, "calls.csv", text.encode()))
     assert (fast.export.rows_in_file, fast.export.after_window) == (slow.export.rows_in_file, slow.export.after_window)
 
 
@@ -823,7 +822,6 @@ def test_columnwise_and_row_paths_agree(
 def test_the_columnwise_path_takes_the_emulators_calls(cores: int) -> None:
     emulator = PolycomEmulator()
     body, _ = data.export_zip(emulator, WINDOW.start, WINDOW.end)
-    import io
     import zipfile
 
     text = zipfile.ZipFile(io.BytesIO(body)).read("calls.csv")
@@ -831,24 +829,61 @@ def test_the_columnwise_path_takes_the_emulators_calls(cores: int) -> None:
     slow = ExportParser(account="dma", chunk_end=WINDOW.end, columnwise=False)
     with tiny_blocks(cores):
         assert _polycom_fast._in_parallel(pa.table({"n": range(10)}), len) == [10 // cores] * cores
-        fast.member("calls.csv", text)
-        fast_rows = _as_rows(fast)  # normalized lazily, so read inside the patch
-    slow.member("calls.csv", text)
-    assert fast.export.arrow_calls and not fast.export.calls  # the fast path did the work
-    assert fast_rows == _as_rows(slow)
+        tables = feed(fast, "calls.csv", text)
+    assert len(tables) > 1 and not fast.export.calls  # the fast path did the work, block by block
+    assert _as_rows(fast, tables) == _as_rows(slow, feed(slow, "calls.csv", text))
 
 
-def _as_rows(parser: ExportParser) -> list[dict[str, Any]]:
+_GOOD = "1,CALL,VMR,u{},TRUE,2024-01-01T10:00:00Z,2024-01-01T11:05:00+01:00,sip:a@x\r\n"
+
+
+def test_an_irregular_row_sends_its_block_and_the_rest_row_by_row() -> None:
+    itp = '1,CALL,ITP,"u-a,u-b",TRUE,2024-01-01T11:00:00Z\r\n'  # ITP lists are read row by row
+    text = ("".join(_GOOD.format(i) for i in range(6)) + itp + "".join(_GOOD.format(i) for i in range(6, 9))).encode()
+    fast = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
+    with tiny_blocks(2):
+        tables = feed(fast, "calls.csv", text)
+    slow = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC), columnwise=False)
+    assert tables and fast.export.calls  # both paths took part
+    assert _as_rows(fast, tables) == _as_rows(slow, feed(slow, "calls.csv", text))
+    assert fast.export.rows_in_file == slow.export.rows_in_file == {"CALL": 10, "CONF": 0}
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_a_bad_row_after_regular_blocks_names_its_line(header: bool) -> None:
+    head = "version,type,callType,callUuid,dialin,startTime,endTime,origEndpoint\r\n" if header else ""
+    text = head + "".join(_GOOD.format(i) for i in range(9)) + "1,CALL,VMR,,TRUE,2024-01-01T10:00:00Z\r\n"
+    parser = ExportParser(account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
+    with tiny_blocks(2), pytest.raises(DataError) as caught:
+        feed(parser, "calls.csv", text.encode())
+    assert f"calls.csv line {10 + header}: callUuid is empty" in caught.value.message
+
+
+def drain(generator: Any) -> tuple[list[Any], Any]:
+    """(what a generator yields, what it returns)."""
+    items = []
+    while True:
+        try:
+            items.append(next(generator))
+        except StopIteration as finished:
+            return items, finished.value
+
+
+def feed(parser: ExportParser, name: str, data: bytes) -> list[pa.Table]:
+    """Parse one member given as bytes; the calls tables it read column-wise."""
+    return list(parser.member(name, io.BytesIO(data)))
+
+
+def _as_rows(parser: ExportParser, tables: list[pa.Table]) -> list[dict[str, Any]]:
     """Every call row of a parser, typed by the schema (the row path leaves absent columns out)."""
     from cdrfetch.records import CALLS
 
-    rows = [r for t in parser.export.call_tables() for r in t.to_pylist()]
+    rows = [r for t in tables for r in t.to_pylist()]
     return rows + pa.Table.from_pylist(parser.export.calls, schema=CALLS).to_pylist()
 
 
 def _csv_text(head: list[list[str]], rows: list[list[str]]) -> str:
     import csv
-    import io
 
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerows(head + rows)
@@ -904,6 +939,8 @@ def test_gbk_members_are_read_with_a_warning_and_utf8_bom_is_stripped(tmp_path: 
             "conferences.csv", "\ufeffversion,type,confUUID,startTime\r\n1,CONF,c-1,2024-01-01T10:00:00Z\r\n"
         )
         bundle.writestr("counts.txt", "1 calls, 1 conferences, excluded clusters: none")
-    export, excluded, warnings = read_export(archive, account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
+    reading = read_export(archive, Polycom.output_tables(), account="dma", chunk_end=datetime(2030, 1, 1, tzinfo=UTC))
+    batches, (export, excluded, warnings) = drain(reading)
     assert export.calls[0]["caller"] == "会议室" and export.conferences[0]["conf_id"] == "c-1"
+    assert [(b.table, b.data.num_rows) for b in batches] == [("calls", 1), ("conferences", 1)]
     assert excluded == [] and warnings == ["calls.csv is not UTF-8; read as GBK"]
