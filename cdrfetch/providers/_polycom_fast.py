@@ -1,164 +1,38 @@
-"""Column-wise parsing of a regular Polycom calls member with Arrow (a million rows in seconds).
+"""Column-wise normalization of regular Polycom CALL rows with Arrow (a million rows in seconds).
 
-Only the common case is handled here: CALL rows with one column count, offsets on every time, no
-ITP lists, no inverted times and no control characters. The member is read in blocks of whole
-lines, so memory stays flat however large the export. The first block that is not regular, and
-everything after it, goes to the row-by-row parser (which names the line of a bad row and warns
-about oddities); both paths produce the same rows, and a property test holds them to that.
+Regular means: CALL rows with one column count, offsets on every time, no ITP lists, no inverted
+times and no control characters. `checked` raises Irregular for anything else, and the caller
+hands such rows to the row-by-row parser (which names the line of a bad row and warns about
+oddities); both paths produce the same rows, and a property test holds them to that.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyarrow import csv as pacsv
 
-from cdrfetch.providers._polycom_parse import CALL_COLUMNS, CALL_MAPPED
+from cdrfetch.providers._polycom_parse import CALL_MAPPED
 from cdrfetch.records import CALLS
 
-_CONTROL = bytes(c for c in range(32) if c != 10)  # \r is allowed only as part of \r\n
 TIME = r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$"
 _MAPPED = {name.lower() for name in CALL_MAPPED}
 _NULL = pa.scalar(None, pa.string())
 PART_MIN_ROWS = 50_000  # below this, threads cost more than they save
-BLOCK_BYTES = 32 << 20  # member bytes read at once (bounds the memory of a large export)
 T = TypeVar("T")
 
 
-class _Fallback(Exception):
-    """This block needs the row-by-row parser."""
+class Irregular(Exception):
+    """These rows need the row-by-row parser."""
 
 
-@dataclass
-class Leftover:
-    """What the column-wise path hands to the row parser: the member from one block on."""
-
-    data: bytes
-    line: int  # lines of the member before `data`
-    header: list[str] | None  # the names of the member's header row, if it has one
-
-
-@dataclass
-class _Done:
-    """One block, read: its calls inside the window and what it held."""
-
-    calls: pa.Table
-    rows: int  # CALL rows
-    after_window: int  # of them, starting at/after the chunk end
-    lines: int  # lines of the member it covered
-
-
-class CallsReader:
-    """Normalizes a member block by block while its rows are regular (see the module docstring).
-
-    After `tables()` is exhausted, `leftover` is what the row parser must read (None: nothing),
-    and `rows` / `after_window` count the CALL rows read here and those at/after the chunk end.
-    """
-
-    def __init__(self, handle: BinaryIO, *, account: str, chunk_end: datetime) -> None:
-        """`handle`: the member (seekable), positioned at its first byte after any BOM."""
-        self.lines = _Lines(handle)
-        self.account, self.chunk_end = account, chunk_end
-        self.names: list[str] = []
-        self.header = False
-        self.rows = self.after_window = 0
-        self.leftover: Leftover | None = None
-
-    def tables(self) -> Iterator[pa.Table]:
-        """The calls inside the window, a block at a time.
-
-        The next block is worked on in the background while the caller handles the current one.
-        """
-        line = 0
-        in_flight: list[tuple[bytes, Future[_Done]]] = []  # at most two blocks, in file order
-        with ThreadPoolExecutor(1, thread_name_prefix="polycom-block") as ahead:
-            for index, block in enumerate(self.lines.blocks()):
-                if index == 0:  # the first block holds at least the whole first line
-                    self.names, self.header = _layout(block)
-                in_flight.append((block, ahead.submit(self._work, block, int(self.header and index == 0))))
-                if len(in_flight) == 2:
-                    line = yield from self._finish(in_flight, line)
-                    if self.leftover:
-                        return
-            while in_flight and not self.leftover:
-                line = yield from self._finish(in_flight, line)
-
-    def _finish(self, in_flight: list[tuple[bytes, Future[_Done]]], line: int) -> Generator[pa.Table, None, int]:
-        """Yield the oldest block's calls (or hand it and the rest to the row parser); lines so far."""
-        block, work = in_flight[0]
-        try:
-            done = work.result()
-        except (_Fallback, pa.ArrowInvalid, pa.ArrowTypeError):  # invalid UTF-8 is ArrowInvalid too
-            rest = b"".join([block, *(later for later, _ in in_flight[1:]), self.lines.rest()])
-            self.leftover = Leftover(rest, line, self.names if self.header else None)
-            return line
-        in_flight.pop(0)
-        self.rows += done.rows
-        self.after_window += done.after_window
-        if done.calls.num_rows:
-            yield done.calls
-        return line + done.lines
-
-    def _work(self, block: bytes, skip: int) -> _Done:
-        """Read, check and normalize one block; _Fallback unless all its rows are regular."""
-        table = _read(block, self.names, skip)
-        if not table.num_rows:  # the header row alone
-            return _Done(CALLS.empty_table(), 0, 0, skip)
-        after = sum(_in_parallel(table, lambda part: _checked(part, self.names, self.chunk_end)))
-        calls = pa.concat_tables(_in_parallel(table, self._normalized))
-        return _Done(calls, table.num_rows, after, table.num_rows + skip)
-
-    def _normalized(self, part: pa.Table) -> pa.Table:
-        return _calls(part, self.names, self.account, self.chunk_end)
-
-
-class _Lines:
-    """A member's bytes in blocks of whole lines (the last one may lack its line end)."""
-
-    def __init__(self, handle: BinaryIO) -> None:
-        self.handle = handle
-
-    def blocks(self) -> Iterator[bytes]:
-        while data := self.handle.read(BLOCK_BYTES):
-            if len(data) == BLOCK_BYTES:  # more may follow: end the block at a line end
-                cut = data.rfind(b"\n") + 1
-                if not cut:  # one line longer than a block
-                    data += self.handle.readline()
-                elif cut < len(data):
-                    self.handle.seek(cut - len(data), io.SEEK_CUR)  # the partial line starts the next block
-                    data = data[:cut]
-            yield data
-
-    def rest(self) -> bytes:
-        """Everything after the last block handed out."""
-        return self.handle.read()
-
-
-def _layout(first: bytes) -> tuple[list[str], bool]:
-    """(column names, whether the first line is a header row); no names: not for this path."""
-    end = first.find(b"\n")
-    try:
-        cells = next(csv.reader([first[: end if end >= 0 else len(first)].decode("utf-8")]), [])
-    except UnicodeDecodeError:
-        return [], False
-    if not first or first[:1] in b"\r\n" or len(cells) < 3:
-        return [], False
-    if cells[0].strip().lower() == "version":
-        return [c.strip() for c in cells], True
-    return [*CALL_COLUMNS, *(f"col_{i + 1}" for i in range(8, len(cells)))][: len(cells)], False
-
-
-def _in_parallel(table: pa.Table, work: Callable[[pa.Table], T]) -> list[T]:
+def in_parallel(table: pa.Table, work: Callable[[pa.Table], T]) -> list[T]:
     """`work` over row ranges of `table`, one per core (Arrow's kernels release the GIL)."""
     size = max(PART_MIN_ROWS, -(-table.num_rows // (os.cpu_count() or 1)))
     parts = [table.slice(start, size) for start in range(0, table.num_rows, size)] or [table]
@@ -166,42 +40,11 @@ def _in_parallel(table: pa.Table, work: Callable[[pa.Table], T]) -> list[T]:
         return list(pool.map(work, parts))
 
 
-def _read(block: bytes, names: list[str], skip: int) -> pa.Table:
-    """All cells of a block of whole lines as strings, `skip` header lines left out."""
-    if not names:
-        raise _Fallback
-    width = len(names)
-    with ThreadPoolExecutor(1) as pool:
-        # The byte scans hold the GIL and Arrow's threaded CSV reader does not: run them side by side.
-        lines = pool.submit(_plain_lines, block)
-        table = pacsv.read_csv(
-            pa.py_buffer(block),
-            read_options=pacsv.ReadOptions(column_names=[f"f{i}" for i in range(width)], skip_rows=skip),
-            convert_options=pacsv.ConvertOptions(
-                column_types={f"f{i}": pa.string() for i in range(width)}, strings_can_be_null=False
-            ),
-        )
-        if lines.result() != table.num_rows + skip:
-            raise _Fallback
-    return table
-
-
-def _plain_lines(data: bytes) -> int:
-    """The line count, or -1 when a control character other than a line end appears.
-
-    Control characters would need JSON escapes in `extra`, and a line break inside a quoted value
-    would make the line count differ from the row count (which is how such values are caught).
-    """
-    if len(data) - len(data.translate(None, _CONTROL)) != data.count(b"\r\n"):
-        return -1
-    return data.count(b"\n") + (not data.endswith(b"\n"))
-
-
-def _checked(table: pa.Table, names: list[str], chunk_end: datetime) -> int:
-    """Rows starting at/after `chunk_end`; _Fallback unless every row suits the column-wise path."""
+def checked(table: pa.Table, names: list[str], chunk_end: datetime) -> int:
+    """Rows starting at/after `chunk_end`; Irregular unless every row suits the column-wise path."""
     kinds = pc.utf8_upper(pc.utf8_trim_whitespace(table.column(1)))
     if table.num_rows == 0 or not pc.all(pc.equal(kinds, "CALL")).as_py():
-        raise _Fallback
+        raise Irregular
     column = _columns(table, names)
     uuid, start_text, end_text = column("callUuid"), column("startTime"), column("endTime")
     _require(pc.all(pc.invert(pc.match_substring(uuid, ","))))
@@ -213,11 +56,11 @@ def _checked(table: pa.Table, names: list[str], chunk_end: datetime) -> int:
     return int(pc.sum(pc.invert(_inside(start, chunk_end))).as_py() or 0)
 
 
-def _calls(table: pa.Table, names: list[str], account: str, chunk_end: datetime) -> pa.Table:
+def normalized(table: pa.Table, names: list[str], account: str, chunk_end: datetime) -> pa.Table:
     """The normalized calls of checked rows that start inside the window."""
     column = _columns(table, names)
     start, end, millis = _times(column)
-    arrays = _normalized(table, names, column, column("callUuid"), start, end, millis, account)
+    arrays = _arrays(table, names, column, column("callUuid"), start, end, millis, account)
     return pa.Table.from_arrays(arrays, schema=CALLS).filter(_inside(start, chunk_end))
 
 
@@ -245,7 +88,7 @@ def _columns(table: pa.Table, names: list[str]) -> Any:
 
 def _require(condition: Any) -> None:
     if not condition.as_py():
-        raise _Fallback
+        raise Irregular
 
 
 def _utc(text: Any) -> Any:
@@ -257,7 +100,7 @@ def _optional(values: Any) -> Any:
     return pc.if_else(pc.equal(pc.utf8_trim_whitespace(values), ""), _NULL, values)
 
 
-def _normalized(
+def _arrays(
     table: pa.Table, names: list[str], column: Any, uuid: Any, start: Any, end: Any, millis: Any, account: str
 ) -> list[Any]:
     rows = table.num_rows

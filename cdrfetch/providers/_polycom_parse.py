@@ -104,7 +104,7 @@ class ExportParser:
         Yields the calls read column-wise, a block at a time; rows read one by one (irregular
         members, conferences) land in `self.export` instead.
         """
-        from cdrfetch.providers import _polycom_fast as fast
+        from cdrfetch.providers import _polycom_blocks as blocks
 
         start = handle.tell()
         head = handle.read(COUNTS_MAX_BYTES)
@@ -116,9 +116,9 @@ class ExportParser:
             return
         handle.seek(start + (len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0))
         if not self.columnwise:
-            rest: fast.Leftover | None = fast.Leftover(handle.read(), 0, None)
+            rest: blocks.Leftover | None = blocks.Leftover(handle.read(), 0, None)
         else:
-            reader = fast.CallsReader(handle, account=self.account, chunk_end=self.chunk_end)
+            reader = blocks.CallsReader(handle, account=self.account, chunk_end=self.chunk_end)
             yield from reader.tables()
             self.export.rows_in_file["CALL"] += reader.rows
             self.export.after_window += reader.after_window

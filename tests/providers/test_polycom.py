@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from cdrfetch.client import Client, Progress
 from cdrfetch.config import resolve
 from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
-from cdrfetch.providers import _polycom_fast
+from cdrfetch.providers import _polycom_blocks, _polycom_fast
 from cdrfetch.providers._polycom_parse import ExportParser, excluded_clusters, parse_time, utc_text
 from cdrfetch.providers._polycom_status import Verdict, etag_notes, parse_status, rebase
 from cdrfetch.providers.polycom import Polycom
@@ -794,7 +794,7 @@ def tiny_blocks(cores: int) -> Iterator[None]:
     """Blocks of about a row over `cores` threads, so small members take the large-member code path."""
     with (
         mock.patch.object(_polycom_fast, "PART_MIN_ROWS", 1),
-        mock.patch.object(_polycom_fast, "BLOCK_BYTES", 150),
+        mock.patch.object(_polycom_blocks, "BLOCK_BYTES", 150),
         mock.patch("os.cpu_count", return_value=cores),
     ):
         yield
@@ -828,7 +828,7 @@ def test_the_columnwise_path_takes_the_emulators_calls(cores: int) -> None:
     fast = ExportParser(account="dma", chunk_end=WINDOW.end)
     slow = ExportParser(account="dma", chunk_end=WINDOW.end, columnwise=False)
     with tiny_blocks(cores):
-        assert _polycom_fast._in_parallel(pa.table({"n": range(10)}), len) == [10 // cores] * cores
+        assert _polycom_fast.in_parallel(pa.table({"n": range(10)}), len) == [10 // cores] * cores
         tables = feed(fast, "calls.csv", text)
     assert len(tables) > 1 and not fast.export.calls  # the fast path did the work, block by block
     assert _as_rows(fast, tables) == _as_rows(slow, feed(slow, "calls.csv", text))
