@@ -103,6 +103,12 @@ def extra_json(fields: Mapping[str, Any]) -> str:
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def table_batches(table: str, data: pa.Table) -> Iterator[Batch]:
+    """An Arrow table's rows as batches of at most BATCH_ROWS rows."""
+    for batch in data.to_batches(max_chunksize=BATCH_ROWS):
+        yield Batch(table, batch)
+
+
 def batches(table: str, schema: pa.Schema, rows: Iterable[Mapping[str, Any]]) -> Iterator[Batch]:
     """Group row dicts into record batches of at most BATCH_ROWS rows (streamed)."""
     pending: list[Mapping[str, Any]] = []

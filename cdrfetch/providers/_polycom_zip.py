@@ -13,7 +13,7 @@ import pyarrow as pa
 from cdrfetch import archive
 from cdrfetch.errors import DataError
 from cdrfetch.providers._polycom_parse import Export, ExportParser
-from cdrfetch.records import BATCH_ROWS, Batch, batches
+from cdrfetch.records import Batch, batches, table_batches
 
 
 def check_zip(path: Path, what: str) -> None:
@@ -40,7 +40,7 @@ def read_export(
         for member in sorted(members, key=_order):
             with open(member.path, "rb") as handle:
                 for table in parser.member(member.name, handle):
-                    yield from (Batch("calls", data) for data in table.to_batches(max_chunksize=BATCH_ROWS))
+                    yield from table_batches("calls", table)
     export = parser.export
     yield from batches("calls", tables["calls"], export.calls)
     yield from batches("conferences", tables["conferences"], export.conferences)

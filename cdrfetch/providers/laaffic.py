@@ -82,14 +82,12 @@ class Laaffic(Provider):
         """Every record of `chunk`, de-duplicated on callid, in the server's order."""
         import pyarrow as pa
 
-        from cdrfetch.records import BATCH_ROWS, CALLS, Batch
+        from cdrfetch.records import CALLS, table_batches
 
         kept, fresh = self._fresh(self._pull(chunk))
         self._seen.update(fresh)
         if kept:
-            table = pa.Table.from_batches(kept, schema=CALLS).combine_chunks()
-            for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-                yield Batch("calls", batch)
+            yield from table_batches("calls", pa.Table.from_batches(kept, schema=CALLS).combine_chunks())
 
     def check(self) -> str:
         """Query page 1 of yesterday (local) and report what the key can see."""
