@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from cdrfetch.client import Client
     from cdrfetch.config import Resolved
     from cdrfetch.records import Batch
+    from cdrfetch.sandbox.server import Emulator
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
 
 
 class Provider(abc.ABC):
-    """Base of every provider. Subclasses are exported as `PROVIDER` from their module."""
+    """Base of every provider: a built-in exports its subclass as `PROVIDER` from `<package>/provider.py`."""
 
     name: ClassVar[str]  # CLI group, config section, `provider` column: "huawei-cec"
     title: ClassVar[str]  # human name: "Huawei CEC (CC-FS)"
@@ -135,6 +136,15 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def fetch(self, chunk: Window) -> Iterator[Batch]:
         """Yield normalized batches for `[chunk.start, chunk.end)`; one chunk, fully or not at all."""
+
+    @classmethod
+    def emulator_class(cls) -> type[Emulator]:
+        """The provider's emulator: `EMULATOR` of the `emulator` module beside the provider module."""
+        import importlib
+
+        package = cls.__module__.rpartition(".")[0]
+        emulator: type[Emulator] = importlib.import_module(f"{package}.emulator").EMULATOR
+        return emulator
 
     def check(self) -> str:
         """Make one cheap authenticated request; return what it proved (for `doctor`)."""

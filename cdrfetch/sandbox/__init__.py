@@ -1,22 +1,22 @@
-"""Built-in emulators of every provider, for `--sandbox`, `sandbox serve` and the tests.
+"""The sandbox: the HTTP(S) server the provider emulators run on, and how to start one.
 
-Each module `cdrfetch/sandbox/<provider module>.py` exports `EMULATOR = <Emulator subclass>`.
+Each provider's emulator lives beside it (`cdrfetch/providers/<module>/emulator/`, or a plugin's
+own `emulator` module) and exports `EMULATOR = <Emulator subclass>`; see `Provider.emulator_class`.
+What is shared here (server, synthetic data, TLS) is protocol-neutral.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from cdrfetch.providers import module_name
 from cdrfetch.sandbox.server import Emulator, SandboxServer
 
 
 def emulator_class(provider: str) -> type[Emulator]:
     """The emulator class of `provider`."""
-    module = importlib.import_module(f"{__name__}.{module_name(provider)}")
-    emulator: type[Emulator] = module.EMULATOR
-    return emulator
+    from cdrfetch import providers
+
+    return providers.load(provider).emulator_class()
 
 
 def serve(provider: str, **knobs: Any) -> SandboxServer:

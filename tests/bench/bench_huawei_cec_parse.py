@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cdrfetch import archive, records
-from cdrfetch.providers import _huawei_cec_columns as cols
-from cdrfetch.providers._huawei_cec_parse import Context, parse_members
+from cdrfetch.providers.huawei_cec import columns as cols
+from cdrfetch.providers.huawei_cec.parse import Context, parse_members
 from cdrfetch.windows import zone
 
 AK = "bench-ak"

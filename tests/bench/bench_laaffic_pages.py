@@ -26,8 +26,8 @@ from typing import Any
 
 from cdrfetch.client import Client
 from cdrfetch.config import resolve
-from cdrfetch.providers.laaffic import Laaffic
-from cdrfetch.sandbox.laaffic import LaafficEmulator
+from cdrfetch.providers.laaffic.emulator import LaafficEmulator
+from cdrfetch.providers.laaffic.provider import Laaffic
 from cdrfetch.sandbox.server import SandboxServer
 from cdrfetch.summary import RunSummary
 from cdrfetch.windows import Window, zone
@@ -80,7 +80,7 @@ def floor(profile: dict[str, Any], window: Window, concurrency: int) -> float:
 
     import requests
 
-    from cdrfetch.providers._laaffic_protocol import CONTENT_TYPE, LaafficAuth, query_body
+    from cdrfetch.providers.laaffic.protocol import CONTENT_TYPE, LaafficAuth, query_body
 
     session = requests.Session()
     auth = LaafficAuth(profile["api_key"], profile["api_secret"], clock)

@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pyarrow.parquet as pq
 
-from cdrfetch.providers._polycom_parse import ExportParser
-from cdrfetch.providers.polycom import Polycom
+from cdrfetch.providers.polycom.emulator import data
+from cdrfetch.providers.polycom.parse import ExportParser
+from cdrfetch.providers.polycom.provider import Polycom
 from cdrfetch.records import batches
-from cdrfetch.sandbox import _polycom_data as data
 
 
 def write_csv(path: Path, rows: int) -> None:

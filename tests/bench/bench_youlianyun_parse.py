@@ -26,7 +26,7 @@ ROUNDS = 3
 
 def generate(path: Path, rows: int) -> None:
     """Write the bill file with the emulator's row generator and writer (default layout)."""
-    from cdrfetch.sandbox import _youlianyun_files as files
+    from cdrfetch.providers.youlianyun.emulator import files
 
     bill = files.day_rows(0, SID, APP, DAY, rows, rows)
     with open(path, "w", encoding="utf-8", newline="") as out:
@@ -50,7 +50,7 @@ def ours(source: Path, target: Path) -> tuple[float, int]:
     """Parse + write Parquet with the provider's parser; (seconds, rows)."""
     import pyarrow.parquet as pq
 
-    from cdrfetch.providers._youlianyun_parse import DayParser
+    from cdrfetch.providers.youlianyun.parse import DayParser
     from cdrfetch.records import CALLS
     from cdrfetch.windows import zone
 
@@ -124,7 +124,7 @@ def main() -> None:
         import duckdb  # noqa: F401  (imports are not part of either timing)
         import pyarrow.parquet  # noqa: F401
 
-        import cdrfetch.providers._youlianyun_parse  # noqa: F401
+        import cdrfetch.providers.youlianyun.parse  # noqa: F401
 
         base = max(peak_mb(), rss_mb())
         mine, count = ours(source, mine_out)

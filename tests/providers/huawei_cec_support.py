@@ -13,8 +13,8 @@ import pyarrow as pa
 
 from cdrfetch.client import Client, Progress, utc_now
 from cdrfetch.errors import CdrfetchError
-from cdrfetch.providers.huawei_cec import HuaweiCec
-from cdrfetch.sandbox.huawei_cec import HuaweiCecEmulator
+from cdrfetch.providers.huawei_cec.emulator import HuaweiCecEmulator
+from cdrfetch.providers.huawei_cec.provider import HuaweiCec
 from cdrfetch.sandbox.server import SandboxServer
 from cdrfetch.summary import RunSummary
 from cdrfetch.windows import Window

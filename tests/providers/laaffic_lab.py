@@ -11,8 +11,8 @@ from typing import Any
 
 from cdrfetch.client import Client
 from cdrfetch.config import resolve
-from cdrfetch.providers.laaffic import Laaffic
-from cdrfetch.sandbox.laaffic import LaafficEmulator
+from cdrfetch.providers.laaffic.emulator import LaafficEmulator
+from cdrfetch.providers.laaffic.provider import Laaffic
 from cdrfetch.sandbox.server import ExpectedCall, SandboxServer
 from cdrfetch.summary import RunSummary
 from cdrfetch.windows import Window, zone

@@ -17,11 +17,10 @@ from hypothesis import strategies as st
 
 from cdrfetch import archive, records
 from cdrfetch.errors import AuthError, ConfigError, DataError, ExitCode, TemporaryError
-from cdrfetch.providers import _huawei_cec_columns as cols
-from cdrfetch.providers._huawei_cec_auth import AuthV2, authorization, canonical_request, enc, hmac_hex, host_header
-from cdrfetch.providers._huawei_cec_parse import Context, member_kind, parse_members
-from cdrfetch.sandbox import _huawei_cec_export as export
-from cdrfetch.sandbox.huawei_cec import HuaweiCecEmulator
+from cdrfetch.providers.huawei_cec import columns as cols
+from cdrfetch.providers.huawei_cec.emulator import HuaweiCecEmulator, export
+from cdrfetch.providers.huawei_cec.parse import Context, member_kind, parse_members
+from cdrfetch.providers.huawei_cec.signing import AuthV2, authorization, canonical_request, enc, hmac_hex, host_header
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
 from cdrfetch.windows import Window, zone
 from tests.helpers import read_rows, run_cli

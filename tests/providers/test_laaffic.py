@@ -20,11 +20,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cdrfetch.errors import AuthError, ConfigError, DataError, ExitCode, TemporaryError, UnavailableError
-from cdrfetch.providers import _laaffic_parse as parse
-from cdrfetch.providers import _laaffic_protocol as proto
-from cdrfetch.providers.laaffic import Laaffic
-from cdrfetch.sandbox._laaffic_data import PLATFORM_TZ
-from cdrfetch.sandbox.laaffic import LaafficEmulator
+from cdrfetch.providers.laaffic import parse
+from cdrfetch.providers.laaffic import protocol as proto
+from cdrfetch.providers.laaffic.emulator import LaafficEmulator
+from cdrfetch.providers.laaffic.emulator.data import PLATFORM_TZ
+from cdrfetch.providers.laaffic.provider import Laaffic
 from cdrfetch.sandbox.server import Emulator
 from cdrfetch.windows import Window, zone
 from tests.providers.contract import ProviderContract

@@ -28,12 +28,11 @@ from hypothesis import strategies as st
 from cdrfetch.client import Client, Progress
 from cdrfetch.config import resolve
 from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
-from cdrfetch.providers import _polycom_blocks, _polycom_fast
-from cdrfetch.providers._polycom_parse import ExportParser, excluded_clusters, parse_time, utc_text
-from cdrfetch.providers._polycom_status import Verdict, etag_notes, parse_status, rebase
-from cdrfetch.providers.polycom import Polycom
-from cdrfetch.sandbox import _polycom_data as data
-from cdrfetch.sandbox.polycom import NO_ROLE_USER, PolycomEmulator
+from cdrfetch.providers.polycom import blocks, columnwise
+from cdrfetch.providers.polycom.emulator import NO_ROLE_USER, PolycomEmulator, data
+from cdrfetch.providers.polycom.parse import ExportParser, excluded_clusters, parse_time, utc_text
+from cdrfetch.providers.polycom.provider import Polycom
+from cdrfetch.providers.polycom.status import Verdict, etag_notes, parse_status, rebase
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
 from cdrfetch.summary import RunSummary
 from cdrfetch.windows import Window
@@ -793,8 +792,8 @@ def _call_cells(draw: st.DrawFn, width: int) -> list[str]:
 def tiny_blocks(cores: int) -> Iterator[None]:
     """Blocks of about a row over `cores` threads, so small members take the large-member code path."""
     with (
-        mock.patch.object(_polycom_fast, "PART_MIN_ROWS", 1),
-        mock.patch.object(_polycom_blocks, "BLOCK_BYTES", 150),
+        mock.patch.object(columnwise, "PART_MIN_ROWS", 1),
+        mock.patch.object(blocks, "BLOCK_BYTES", 150),
         mock.patch("os.cpu_count", return_value=cores),
     ):
         yield
@@ -828,7 +827,7 @@ def test_the_columnwise_path_takes_the_emulators_calls(cores: int) -> None:
     fast = ExportParser(account="dma", chunk_end=WINDOW.end)
     slow = ExportParser(account="dma", chunk_end=WINDOW.end, columnwise=False)
     with tiny_blocks(cores):
-        assert _polycom_fast.in_parallel(pa.table({"n": range(10)}), len) == [10 // cores] * cores
+        assert columnwise.in_parallel(pa.table({"n": range(10)}), len) == [10 // cores] * cores
         tables = feed(fast, "calls.csv", text)
     assert len(tables) > 1 and not fast.export.calls  # the fast path did the work, block by block
     assert _as_rows(fast, tables) == _as_rows(slow, feed(slow, "calls.csv", text))
@@ -930,7 +929,7 @@ def test_check_in_legacy_mode_exports_an_empty_window(tmp_path: Path) -> None:
 def test_gbk_members_are_read_with_a_warning_and_utf8_bom_is_stripped(tmp_path: Path) -> None:
     import zipfile
 
-    from cdrfetch.providers._polycom_zip import read_export
+    from cdrfetch.providers.polycom.export import read_export
 
     archive = tmp_path / "export.zip"
     with zipfile.ZipFile(archive, "w") as bundle:

@@ -21,12 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, ExitCode, UnavailableError
-from cdrfetch.providers import _youlianyun_codes as codes
-from cdrfetch.providers.youlianyun import YoulianyunAuth, signature, timestamp
+from cdrfetch.providers.youlianyun import codes
+from cdrfetch.providers.youlianyun.emulator import APP_ID, SID, TOKEN, YoulianyunEmulator, files
+from cdrfetch.providers.youlianyun.provider import YoulianyunAuth, signature, timestamp
 from cdrfetch.records import record_id
-from cdrfetch.sandbox import _youlianyun_files as files
 from cdrfetch.sandbox.server import Emulator, SandboxServer
-from cdrfetch.sandbox.youlianyun import APP_ID, SID, TOKEN, YoulianyunEmulator
 from cdrfetch.windows import Window, from_options
 from tests.providers.contract import ProviderContract
 from tests.providers.youlianyun_harness import (
@@ -681,9 +680,9 @@ def test_dst_gap_and_repeat_resolve_with_fold_0(tmp_path: Path, stamps: list[str
 
 
 def test_occurrence_index_spans_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cdrfetch.providers import _youlianyun_read
+    from cdrfetch.providers.youlianyun import read
 
-    monkeypatch.setattr(_youlianyun_read, "BATCH_ROWS", 3)  # the exact reader yields blocks of 3 rows
+    monkeypatch.setattr(read, "BATCH_ROWS", 3)  # the exact reader yields blocks of 3 rows
     row = "1,2,2015-10-12 10:00:00,5,0\n"
     other = "1,2,2015-10-12 10:00:01,5,0\n"
     rows = parsed(tmp_path, "\n" + HEAD + "1,2,2015-10-12 9:00:00,5,0\n" + (row + other) * 4)  # blank first line
@@ -735,10 +734,10 @@ def _stamp_text(value: datetime, padded: bool) -> str:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=bill_cases())
 def test_parser_matches_an_independent_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Any) -> None:
-    from cdrfetch.providers import _youlianyun_read
+    from cdrfetch.providers.youlianyun import read
 
-    monkeypatch.setattr(_youlianyun_read, "_ARROW_BLOCK", 160)  # many small blocks in both readers:
-    monkeypatch.setattr(_youlianyun_read, "BATCH_ROWS", 4)  # the occurrence index must cross them
+    monkeypatch.setattr(read, "_ARROW_BLOCK", 160)  # many small blocks in both readers:
+    monkeypatch.setattr(read, "BATCH_ROWS", 4)  # the occurrence index must cross them
     rows, delimiter, newline, encoding, header, padded, lead = case
     cells = [(c, e, _stamp_text(s, padded), "" if d is None else str(d), t) for c, e, s, d, t in rows]
     lines = [delimiter.join(HEAD.strip().split(","))] if header else []

@@ -14,12 +14,11 @@ import pyarrow as pa
 
 from cdrfetch.client import Client
 from cdrfetch.config import Resolved, Value
-from cdrfetch.providers._youlianyun_parse import DayParser
-from cdrfetch.providers.youlianyun import Youlianyun
+from cdrfetch.providers.youlianyun.emulator import APP_ID, SID, YoulianyunEmulator, files
+from cdrfetch.providers.youlianyun.parse import DayParser
+from cdrfetch.providers.youlianyun.provider import Youlianyun
 from cdrfetch.records import CALLS
-from cdrfetch.sandbox import _youlianyun_files as files
 from cdrfetch.sandbox.server import ExpectedCall, Request, SandboxServer
-from cdrfetch.sandbox.youlianyun import APP_ID, SID, YoulianyunEmulator
 from cdrfetch.summary import RunSummary
 from cdrfetch.windows import Window, day_window, zone
 

@@ -17,8 +17,8 @@ from typing import BinaryIO
 import pyarrow as pa
 from pyarrow import csv as pacsv
 
-from cdrfetch.providers._polycom_fast import Irregular, checked, in_parallel, normalized
-from cdrfetch.providers._polycom_parse import CALL_COLUMNS
+from cdrfetch.providers.polycom.columnwise import Irregular, checked, in_parallel, normalized
+from cdrfetch.providers.polycom.parse import CALL_COLUMNS
 from cdrfetch.records import CALLS
 
 _CONTROL = bytes(c for c in range(32) if c != 10)  # \r is allowed only as part of \r\n

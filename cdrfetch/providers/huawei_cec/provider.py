@@ -20,11 +20,11 @@ import requests
 
 from cdrfetch import archive, http, records
 from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
-from cdrfetch.providers import _huawei_cec_codes as codes
-from cdrfetch.providers import _huawei_cec_columns as cols
-from cdrfetch.providers._huawei_cec_auth import DEFAULT_SIGNED, AuthV2
-from cdrfetch.providers._huawei_cec_parse import Context, member_kind, parse_members
 from cdrfetch.providers.base import Provider, Setting
+from cdrfetch.providers.huawei_cec import codes
+from cdrfetch.providers.huawei_cec import columns as cols
+from cdrfetch.providers.huawei_cec.parse import Context, member_kind, parse_members
+from cdrfetch.providers.huawei_cec.signing import DEFAULT_SIGNED, AuthV2
 from cdrfetch.windows import Window, split, zone
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cdrfetch.providers._polycom_parse import CALL_MAPPED
+from cdrfetch.providers.polycom.parse import CALL_MAPPED
 from cdrfetch.records import CALLS
 
 TIME = r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$"

@@ -19,8 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cdrfetch.sandbox import _polycom_data as data
-from cdrfetch.sandbox import _polycom_http as http
+from cdrfetch.providers.polycom.emulator import data, http
 from cdrfetch.sandbox import tls
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from cdrfetch.errors import CdrfetchError, ConfigError, DataError, TemporaryError, UnavailableError
 from cdrfetch.http import fail_on_status
-from cdrfetch.providers import _laaffic_parse as parse
-from cdrfetch.providers import _laaffic_protocol as proto
 from cdrfetch.providers.base import Provider, Setting
+from cdrfetch.providers.laaffic import parse
+from cdrfetch.providers.laaffic import protocol as proto
 from cdrfetch.windows import Window, day_window, zone
 
 if TYPE_CHECKING:

@@ -77,7 +77,7 @@ class Status:
 
 
 def _instant(text: str) -> datetime:
-    from cdrfetch.providers._polycom_parse import parse_time
+    from cdrfetch.providers.polycom.parse import parse_time
 
     return parse_time(text)[0]
 

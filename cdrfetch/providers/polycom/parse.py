@@ -104,7 +104,7 @@ class ExportParser:
         Yields the calls read column-wise, a block at a time; rows read one by one (irregular
         members, conferences) land in `self.export` instead.
         """
-        from cdrfetch.providers import _polycom_blocks as blocks
+        from cdrfetch.providers.polycom import blocks
 
         start = handle.tell()
         head = handle.read(COUNTS_MAX_BYTES)

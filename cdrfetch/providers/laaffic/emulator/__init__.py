@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from cdrfetch.sandbox import _laaffic_data as synth
+from cdrfetch.providers.laaffic.emulator import data as synth
 from cdrfetch.sandbox.data import rng
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window

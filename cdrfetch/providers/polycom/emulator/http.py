@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cdrfetch.sandbox import _polycom_data as data
+from cdrfetch.providers.polycom.emulator import data
 from cdrfetch.sandbox.server import Reply
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cdrfetch.providers._huawei_cec_auth import authorization
-from cdrfetch.sandbox import _huawei_cec_export as export
+from cdrfetch.providers.huawei_cec.emulator import export
+from cdrfetch.providers.huawei_cec.signing import authorization
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window, zone
 

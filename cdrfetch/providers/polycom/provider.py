@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from cdrfetch.errors import CdrfetchError, ConfigError, TemporaryError, UnavailableError
-from cdrfetch.providers import _polycom_status as st
 from cdrfetch.providers.base import Provider, Setting
+from cdrfetch.providers.polycom import status as st
 from cdrfetch.windows import Window, split
 
 if TYPE_CHECKING:
@@ -277,7 +277,7 @@ class Polycom(Provider):
         except CdrfetchError as error:
             error.retryable = False  # the core already retried the transfer; only a broken zip downloads again
             raise
-        from cdrfetch.providers._polycom_zip import check_zip
+        from cdrfetch.providers.polycom.export import check_zip
 
         check_zip(path, what)
         self.client.summary.notes.update(st.etag_notes(headers.get("etag")))
@@ -286,7 +286,7 @@ class Polycom(Provider):
     # -- parsing -----------------------------------------------------------------------------------
 
     def _parse(self, path: Path, chunk: Window) -> Iterator[Batch]:
-        from cdrfetch.providers._polycom_zip import read_export
+        from cdrfetch.providers.polycom.export import read_export
 
         reading = read_export(path, self.output_tables(), account=self.account, chunk_end=chunk.end)
         export, excluded, warnings = yield from reading

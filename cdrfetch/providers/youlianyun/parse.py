@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdrfetch.errors import DataError
-from cdrfetch.providers._youlianyun_read import (
+from cdrfetch.providers.youlianyun.read import (
     FIELDS,
     Irregular,
     Layout,

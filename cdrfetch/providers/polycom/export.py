@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from cdrfetch import archive
 from cdrfetch.errors import DataError
-from cdrfetch.providers._polycom_parse import Export, ExportParser
+from cdrfetch.providers.polycom.parse import Export, ExportParser
 from cdrfetch.records import Batch, batches, table_batches
 
 

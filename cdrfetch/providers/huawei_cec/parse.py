@@ -20,7 +20,7 @@ import pyarrow.csv as pcsv
 
 from cdrfetch import archive, records
 from cdrfetch.errors import DataError
-from cdrfetch.providers import _huawei_cec_columns as cols
+from cdrfetch.providers.huawei_cec import columns as cols
 
 PROVIDER = "huawei-cec"
 BLOCK_BYTES = 1 << 20  # Arrow reads ahead dozens of blocks; 1 MiB keeps that to tens of MiB

@@ -18,8 +18,8 @@ from requests.auth import AuthBase
 
 from cdrfetch import archive, http
 from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, UnavailableError
-from cdrfetch.providers import _youlianyun_codes as codes
 from cdrfetch.providers.base import Provider, Setting
+from cdrfetch.providers.youlianyun import codes
 from cdrfetch.windows import Window, day_window, zone
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class Youlianyun(Provider):
 
     def fetch(self, chunk: Window) -> Iterator[Batch]:
         """Request the day's bill link(s), download, verify and parse them."""
-        from cdrfetch.providers._youlianyun_parse import DayParser
+        from cdrfetch.providers.youlianyun.parse import DayParser
         from cdrfetch.records import Batch
 
         day = chunk.start.astimezone(zone(SHANGHAI)).date()
