@@ -54,12 +54,16 @@ class Client:
         log: logging.Logger,
         summary: RunSummary,
         clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         progress: Callable[[str, float | None], Progress] = lambda what, total: Progress(),
     ) -> None:
         self.log = log
         self.summary = summary
+        # Wall time signs requests; monotonic time measures every wait. Tests inject all three
+        # together (cdrfetch.testing.FakeTime) and fast-forward instead of sleeping.
         self.clock = clock
+        self.monotonic = monotonic
         self.sleep = sleep
         self.progress = progress
         self.timeout = float(settings["timeout"])
@@ -130,13 +134,13 @@ class Client:
         Gives up with TemporaryError (exit 75) after `poll_timeout` seconds; `timeout_hint` tells
         the user how to resume (e.g. the provider's job id).
         """
-        deadline = time.monotonic() + self.poll_timeout
+        deadline = self.monotonic() + self.poll_timeout
         interval = self.poll_interval
         while True:
             result = check()
             if result is not None:
                 return result
-            if time.monotonic() + interval > deadline:
+            if self.monotonic() + interval > deadline:
                 raise TemporaryError(f"{what}: not ready after {self.poll_timeout:g}s", timeout_hint)
             self.sleep(interval)
             interval = min(interval * 1.5, 30.0)

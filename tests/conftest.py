@@ -1,72 +1,16 @@
-"""Test isolation: loopback-only network, a private config/data dir, an in-memory keyring."""
+"""Test isolation (cdrfetch.testing.fixtures: loopback-only network, private dirs, in-memory keyring)
+and the reproducible property-test profile."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import keyring
-import pytest
 from hypothesis import settings
 
-from tests.helpers import MemoryKeyring
+pytest_plugins = ["cdrfetch.testing.fixtures"]
 
 # The suite's property tests run a fixed, reproducible set of examples, so a CI result never depends
 # on the luck of the draw. `HYPOTHESIS_PROFILE=explore pytest` searches afresh with many more.
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("explore", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-
-class NonLoopbackConnection(AssertionError):
-    """A test tried to reach the network beyond 127.0.0.1."""
-
-
-_real_connect = socket.socket.connect
-
-
-def _loopback_only(self: socket.socket, address: Any) -> Any:
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        host = address[0]
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if not loopback:
-            raise NonLoopbackConnection(f"tests may only connect to loopback, not {host}")
-    return _real_connect(self, address)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def network_guard() -> Iterator[None]:
-    """Fail any connection that is not to a loopback address."""
-    socket.socket.connect = _loopback_only  # type: ignore[method-assign]
-    yield
-    socket.socket.connect = _real_connect  # type: ignore[method-assign]
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    """No CDRFETCH_* or proxy variables from the caller; private config and data dirs; fresh keyring."""
-    for name in list(os.environ):
-        if name.startswith("CDRFETCH_") or name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    backend = MemoryKeyring()
-    previous = keyring.get_keyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
-
-
-@pytest.fixture
-def memory_keyring(isolated_env: MemoryKeyring) -> MemoryKeyring:
-    """The in-memory keyring installed for this test."""
-    return isolated_env

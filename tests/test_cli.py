@@ -8,7 +8,7 @@ import pytest
 
 from cdrfetch import __version__, providers
 from cdrfetch.errors import ExitCode
-from tests.helpers import run_cli
+from cdrfetch.testing.harness import run_cli
 
 
 def test_version_and_help() -> None:

@@ -9,7 +9,7 @@ from cdrfetch import keystore
 from cdrfetch.config import keyring_user, parse_overrides, resolve
 from cdrfetch.errors import ConfigError, UsageError
 from cdrfetch.providers.base import COMMON_SETTINGS, Setting
-from tests.helpers import MemoryKeyring
+from cdrfetch.testing.harness import MemoryKeyring
 
 SETTINGS = (
     Setting("base_url", "API root", default="https://api.example"),

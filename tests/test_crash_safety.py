@@ -17,8 +17,8 @@ from cdrfetch import providers
 from cdrfetch.ledger import Ledger
 from cdrfetch.sandbox import emulator_class
 from cdrfetch.sandbox.server import ExpectedCall
+from cdrfetch.testing.harness import read_table
 from cdrfetch.windows import Window, zone
-from tests.helpers import read_table
 
 CRASHPOINTS = ["chunk-spooled", "before-rename", "before-ledger"]
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.conftest import NonLoopbackConnection
+from cdrfetch.testing.fixtures import NonLoopbackConnection
 
 
 def test_non_loopback_connections_fail_before_leaving_the_machine() -> None:

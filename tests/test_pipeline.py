@@ -17,8 +17,8 @@ from cdrfetch.errors import AuthError, ExitCode, PartialResultError, Unavailable
 from cdrfetch.pipeline import output_targets, pull
 from cdrfetch.providers.base import Provider, Setting
 from cdrfetch.summary import RunSummary
+from cdrfetch.testing.harness import read_rows
 from cdrfetch.windows import Window
-from tests.helpers import read_rows
 
 UTC = timezone.utc
 START = datetime(2024, 1, 1, tzinfo=UTC)

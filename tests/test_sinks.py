@@ -12,7 +12,7 @@ import pytest
 from cdrfetch.errors import UsageError
 from cdrfetch.records import CALLS, extra_json
 from cdrfetch.sinks import format_for, open_sink
-from tests.helpers import read_rows
+from cdrfetch.testing.harness import read_rows
 
 UTC = timezone.utc
 

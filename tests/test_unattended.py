@@ -18,7 +18,7 @@ from cdrfetch.errors import ExitCode
 from cdrfetch.ledger import Key, Ledger
 from cdrfetch.sandbox import emulator_class
 from cdrfetch.sandbox.server import SandboxServer
-from tests.helpers import MemoryKeyring, read_table, run_cli, write_profile
+from cdrfetch.testing.harness import MemoryKeyring, read_table, run_cli, write_profile
 
 PROVIDER = "youlianyun"
 SID = "1784fd62ae354a1eca54f8b34e5a9baf"

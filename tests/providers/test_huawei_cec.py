@@ -22,9 +22,9 @@ from cdrfetch.providers.huawei_cec.emulator import HuaweiCecEmulator, export
 from cdrfetch.providers.huawei_cec.parse import Context, member_kind, parse_members
 from cdrfetch.providers.huawei_cec.signing import AuthV2, authorization, canonical_request, enc, hmac_hex, host_header
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
+from cdrfetch.testing.contract import ProviderContract
+from cdrfetch.testing.harness import read_rows, run_cli
 from cdrfetch.windows import Window, zone
-from tests.helpers import read_rows, run_cli
-from tests.providers.contract import ProviderContract
 from tests.providers.huawei_cec_support import WINDOW, count, provider_for, pull
 
 UTC = timezone.utc

@@ -26,8 +26,8 @@ from cdrfetch.providers.laaffic.emulator import LaafficEmulator
 from cdrfetch.providers.laaffic.emulator.data import PLATFORM_TZ
 from cdrfetch.providers.laaffic.provider import Laaffic
 from cdrfetch.sandbox.server import Emulator
+from cdrfetch.testing.contract import ProviderContract
 from cdrfetch.windows import Window, zone
-from tests.providers.contract import ProviderContract
 from tests.providers.laaffic_lab import NOW, SHANGHAI, UTC, Lab, Ticking, as_expected, days, fixed, local, oracle
 
 KEY, SECRET = "bDqJFiq9", "7bz1lzh9"

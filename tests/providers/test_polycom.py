@@ -35,8 +35,8 @@ from cdrfetch.providers.polycom.provider import Polycom
 from cdrfetch.providers.polycom.status import Verdict, etag_notes, parse_status, rebase
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
 from cdrfetch.summary import RunSummary
+from cdrfetch.testing.contract import ProviderContract
 from cdrfetch.windows import Window
-from tests.providers.contract import ProviderContract
 
 UTC = timezone.utc
 WINDOW = Window(datetime(2024, 3, 4, 16, tzinfo=UTC), datetime(2024, 3, 5, 16, tzinfo=UTC))
@@ -519,7 +519,7 @@ def test_emulator_serves_one_export_at_a_time() -> None:
 def test_cli_writes_the_side_table_beside_the_calls(tmp_path: Path, memory_keyring: Any) -> None:
     import yaml
 
-    from tests.helpers import read_table, run_cli
+    from cdrfetch.testing.harness import read_table, run_cli
 
     with dma() as server:
         profile = server.emulator.profile(server.url)
@@ -539,7 +539,7 @@ def test_cli_writes_the_side_table_beside_the_calls(tmp_path: Path, memory_keyri
 def test_partial_result_exits_3_unless_allow_partial(tmp_path: Path, memory_keyring: Any) -> None:
     import yaml
 
-    from tests.helpers import run_cli
+    from cdrfetch.testing.harness import run_cli
 
     with dma(warn_status="WARN_CDR_RESULTS_INCOMPLETE") as server:
         profile = server.emulator.profile(server.url)

@@ -26,8 +26,8 @@ from cdrfetch.providers.youlianyun.emulator import APP_ID, SID, TOKEN, Youlianyu
 from cdrfetch.providers.youlianyun.provider import YoulianyunAuth, signature, timestamp
 from cdrfetch.records import record_id
 from cdrfetch.sandbox.server import Emulator, SandboxServer
+from cdrfetch.testing.contract import ProviderContract
 from cdrfetch.windows import Window, from_options
-from tests.providers.contract import ProviderContract
 from tests.providers.youlianyun_harness import (
     SHANGHAI,
     VECTOR_NOW,

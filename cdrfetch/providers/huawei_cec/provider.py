@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -55,7 +54,7 @@ class Job:
 
     response_id: str
     issued: datetime
-    started: float = field(default_factory=time.monotonic)
+    started: float  # the client's monotonic time when the export was requested
     name: str | None = None
     checks: int = 0
 
@@ -139,7 +138,7 @@ class HuaweiCec(Provider):
             self.client.log.info("huawei-cec: no records in %s (0300012)", chunk.label)
             return
         self.client.summary.notes.setdefault("response_ids", {})[chunk.label] = response_id
-        members = self._wait(Job(response_id, issued))
+        members = self._wait(Job(response_id, issued, self.client.monotonic()))
         for member in members:
             if member_kind(member.name) is None:
                 self.client.log.debug("huawei-cec: ignoring archive member %s", member.name)
@@ -212,7 +211,7 @@ class HuaweiCec(Provider):
         """billFileName candidates: the date in `tz`; from half the timeout also UTC and +-1 day (§2.3)."""
         stem = "_" + job.response_id.replace("-", "") + ".zip"
         local = job.issued.astimezone(self.zone.tz).date()
-        if job.name or time.monotonic() - job.started < self.client.poll_timeout / 2:
+        if job.name or self.client.monotonic() - job.started < self.client.poll_timeout / 2:
             return [job.name or f"{local:%Y%m%d}{stem}"]
         days = [local, _utc_date(job.issued), local - timedelta(days=1), local + timedelta(days=1)]
         unique = list(dict.fromkeys(days))

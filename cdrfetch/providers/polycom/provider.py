@@ -10,7 +10,6 @@ starting at or after the chunk end are dropped here: they belong to the next win
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -159,7 +158,7 @@ class Polycom(Provider):
     def _step(self, chunk: Window, job: _Job, progress: Any) -> st.Status | None:
         """One poll: POST when due, else read the status and decide."""
         if not job.started:
-            if time.monotonic() >= job.next_post:
+            if self.client.monotonic() >= job.next_post:
                 job.started = self._generate(chunk)
                 job.busy = job.busy or not job.started
                 if not job.started:
@@ -194,7 +193,7 @@ class Polycom(Provider):
     def _busy(self, job: _Job) -> None:
         self.client.log.info("polycom: another CDR export is running; next try in %gs", self._busy_interval)
         job.started, job.busy, job.stale = False, True, 0
-        job.next_post = time.monotonic() + self._busy_interval
+        job.next_post = self.client.monotonic() + self._busy_interval
 
     @property
     def _busy_interval(self) -> float:

@@ -63,12 +63,12 @@ class Knobs:
 
     credentials: dict[str, str] = {"sandbox-ak": "sandbox-sk"}  # noqa: RUF012 (copied per instance)
     data_tz = "UTC"
-    file_date_tz = "UTC"
+    file_date_tz: str | None = None  # zone of the file-name date; None: data_tz, the server's own zone
     file_date_offset_days = 0
     max_skew = 900.0
     clock_offset = 0.0
     lock_after, lock_window, lock_duration = 5, 600.0, 600.0
-    ready_after, ready_after_polls = 1.5, 1
+    ready_after, ready_after_polls = 0.3, 1
     never_ready = empty = False
     throttle_query = throttle_download = 0
     truncate_zip: str | None = None  # "short" | "lying"
@@ -134,7 +134,7 @@ class HuaweiCecEmulator(Knobs, Emulator):
         ak = self.ak
         return {
             "base_url": base_url, "ak": ak, "sk": self.credentials[ak], "tz": self.data_tz,
-            "backoff": 0.05, "poll_interval": 0.2, "poll_timeout": 60.0, "flow_backoff": 0.05,
+            "backoff": 0.05, "poll_interval": 0.1, "poll_timeout": 60.0, "flow_backoff": 0.05,
         }  # fmt: skip
 
     def expected_calls(self, window: Window) -> list[ExpectedCall]:
@@ -225,7 +225,8 @@ class HuaweiCecEmulator(Knobs, Emulator):
             self.counter += 1
             digest = hashlib.sha256(f"{self.seed}|{ak}|{begin}|{end}|{self.counter}".encode()).hexdigest()[:32]
             created = self.now()
-            day = created.astimezone(zone(self.file_date_tz)).date() + timedelta(days=self.file_date_offset_days)
+            local = created.astimezone(zone(self.file_date_tz or self.data_tz))
+            day = local.date() + timedelta(days=self.file_date_offset_days)
             self.jobs[f"{day:%Y%m%d}_{digest}.zip"] = Job(ak, begin, end, data_type, created, f"{day:%Y%m%d}_{digest}")
         return "-".join((digest[:8], digest[8:12], digest[12:16], digest[16:20], digest[20:]))
 

@@ -58,7 +58,7 @@ class PolycomEmulator(Emulator):
     name = "polycom"
     # Knobs (spec §8.5): plain attributes, settable from tests or as constructor keywords.
     never_ready: bool = False
-    phase_seconds: float = 0.5
+    phase_seconds: float = 0.1  # per export phase: short, so a sandbox pull shows the phases without waiting on them
     busy_mode: str = "status"  # "status" | "409" | "503"
     foreign_export_seconds: float = 0.0
     stale_complete: bool = False

@@ -22,8 +22,8 @@ from cdrfetch import providers, records
 from cdrfetch.errors import ExitCode
 from cdrfetch.sandbox import emulator_class
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
+from cdrfetch.testing.harness import MemoryKeyring, read_rows, read_table, run_cli, write_profile
 from cdrfetch.windows import Window
-from tests.helpers import MemoryKeyring, read_rows, read_table, run_cli, write_profile
 
 FORMATS = ("parquet", "csv", "jsonl", "json")
 
