@@ -9,7 +9,6 @@ path, listed headers and raw body; 401 on mismatch, and 403 for an address that 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 import ssl
@@ -18,8 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cdrfetch.providers.huawei_cec.emulator import export
-from cdrfetch.providers.huawei_cec.signing import authorization
+from cdrfetch.providers.huawei_cec.emulator import auth, export
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window, zone
 
@@ -27,7 +25,6 @@ QUERY = "/CCFS/resource/ccfs/queryBillData"
 DOWNLOAD = "/CCFS/resource/ccfs/downloadBillFile"
 OCTET = "Application/Octet-stream;charset=UTF-8"
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
-TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 FILE = re.compile(r"^(\d{8})_([0-9a-f]{32})\.zip$")
 DESC = {
     "0300001": "The value of {} cannot be null.",
@@ -168,24 +165,7 @@ class HuaweiCecEmulator(Knobs, Emulator):
 
     def verify(self, request: Request, now: datetime) -> bool:
         """Recompute the auth-v2 signature from exactly what was received."""
-        parts = (request.header("Authorization") or "").split("/")
-        if len(parts) != 5 or parts[0] != "auth-v2" or parts[1] not in self.credentials or not TS.match(parts[2]):
-            return False
-        stamp = datetime.strptime(parts[2], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-        names = parts[3].split(";")
-        if abs((now - stamp).total_seconds()) > self.max_skew or "host" not in names:
-            return False
-        if any(request.header(name) is None for name in names):
-            return False
-        try:
-            body = request.body.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-        headers = {name: request.header(name) or "" for name in names}
-        query = {k: v[0] for k, v in request.query.items()} or None
-        wanted = authorization(parts[1], self.credentials[parts[1]], parts[2], request.method, request.path,
-                               headers, body, query)  # fmt: skip
-        return hmac.compare_digest(wanted, "/".join(parts))
+        return auth.verify(request, self.credentials, now, self.max_skew)
 
     # -- queryBillData ------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Acme Voice call records for cdrfetch (an example provider plugin)."""
