@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,27 +43,9 @@ CALLS = pa.schema(
     ]
 )
 
-COLUMN_DOCS: dict[str, str] = {
-    "provider": "provider name",
-    "account": "account the row belongs to (accountSid / Api-Key / AK / DMA host)",
-    "record_id": "unique, deterministic id of this row (same data -> same id on every pull)",
-    "call_id": "provider's call id (groups legs); record_id when the provider has none",
-    "start_time": "start, converted to UTC",
-    "end_time": "end, UTC",
-    "duration_s": "talk/connected seconds",
-    "billed_duration_s": "charged seconds",
-    "caller": "calling party, verbatim",
-    "callee": "called party, verbatim",
-    "direction": "inbound / outbound / internal / unknown",
-    "call_type": "provider's native type, verbatim",
-    "status": "hangup reason / release cause / SIP code, verbatim",
-    "cost": "amount charged",
-    "currency": "ISO code",
-    "country": "destination country",
-    "recording_url": "recording location",
-    "extra": "JSON object: every provider field not mapped above, under its own name",
-}
-
+# built once: json.dumps with options builds an encoder per call
+_EXTRA = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 _SIDE_KEYS = ("provider", "account", "record_id", "start_time", "end_time")
 
 
@@ -99,8 +81,14 @@ def first_sightings(ids: list[str], seen: set[str]) -> list[bool]:
 
 
 def extra_json(fields: Mapping[str, Any]) -> str:
-    """The `extra` column value: compact JSON, insertion order, non-ASCII kept readable."""
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=str)
+    """The `extra` column value: compact JSON, insertion order, non-ASCII kept readable.
+
+    All-text objects (the usual case) are joined directly, which is several times faster than the
+    encoder and gives the same text; tabular.json_objects builds the same text column-wise.
+    """
+    if all(type(value) is str for value in fields.values()):
+        return "{" + ",".join([_quote(name) + ":" + _quote(value) for name, value in fields.items()]) + "}"
+    return _EXTRA.encode(fields)
 
 
 def table_batches(table: str, data: pa.Table) -> Iterator[Batch]:

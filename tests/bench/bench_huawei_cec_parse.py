@@ -55,7 +55,7 @@ def write_csv(path: Path, rows: int) -> None:
 
 def ours(source: Path, target: Path) -> int:
     """The provider's parser (streamed blocks of BATCH_ROWS) into a Parquet writer."""
-    ctx = Context(AK, cols.Zone(zone(TZ)), lambda message: None)
+    ctx = Context(AK, zone(TZ), lambda message: None)
     rows = 0
     with pq.ParquetWriter(target, records.CALLS) as writer:
         for batch in parse_members([archive.Member("bench_call.csv", source)], ctx):

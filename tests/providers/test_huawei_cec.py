@@ -457,7 +457,7 @@ def _row(**cells: str) -> list[str]:
 
 def _parse(member: archive.Member, tz: str = "UTC", account: str = "ak") -> tuple[list[dict[str, Any]], list[str]]:
     warnings: list[str] = []
-    batches = list(parse_members([member], Context(account, cols.Zone(zone(tz)), warnings.append)))
+    batches = list(parse_members([member], Context(account, zone(tz), warnings.append)))
     return [row for b in batches for row in b.data.to_pylist()], warnings
 
 
@@ -573,4 +573,4 @@ def test_header_only_empty_and_foreign_members_give_no_rows(tmp_path: Path) -> N
     (tmp_path / "e_record.csv").write_bytes(b"")
     (tmp_path / "readme.txt").write_text("not a member we read", encoding="utf-8")
     members = [archive.Member(p.name, p) for p in sorted(tmp_path.iterdir())]
-    assert list(parse_members(members, Context("ak", cols.Zone(UTC), print))) == []
+    assert list(parse_members(members, Context("ak", UTC, print))) == []

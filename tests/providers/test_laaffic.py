@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -19,6 +18,7 @@ import requests
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from cdrfetch.concurrency import Gate
 from cdrfetch.errors import AuthError, ConfigError, DataError, ExitCode, TemporaryError, UnavailableError
 from cdrfetch.providers.laaffic import parse
 from cdrfetch.providers.laaffic import protocol as proto
@@ -415,54 +415,14 @@ def test_persistent_throttling_exits_temporary(lab: Lab) -> None:
     assert caught.value.exit_code == 75 and len(emulator.received) == 4  # 1 + retries (3)
 
 
-def test_concurrency_climbs_back_after_calm_answers() -> None:
-    gate = proto.Gate(4)
-    gate.enter()
-    assert gate.leave(throttled=True) == 2
-    changes = []
-    for _ in range(3 * proto.Gate.RECOVER_AFTER):
-        gate.enter()
-        changes.append(gate.leave(throttled=False))
-    # +1 after each RECOVER_AFTER calm answers, never above the configured bound
-    assert [c for c in changes if c is not None] == [3, 4]
-    assert changes.index(3) == proto.Gate.RECOVER_AFTER - 1 and gate.limit == 4
-    gate.enter()
-    assert gate.leave(throttled=True) == 2  # and a new throttle halves it again
-
-
 def test_a_pull_recovers_its_concurrency_after_throttling(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(proto.Gate, "RECOVER_AFTER", 2)
+    monkeypatch.setattr(Gate, "RECOVER_AFTER", 2)
     emulator = lab.start(heavy_dates=(date(2024, 3, 3),), heavy_count=1150)
     emulator.override_next(1, "-15")
     provider = lab.provider(concurrency=4)
     assert as_expected(lab.pull(provider, MARCH)) == oracle(emulator, MARCH)
     assert any("concurrency lowered to 2" in w for w in provider.client.summary.warnings)
     assert provider.gate.limit == 4
-
-
-def test_a_throttled_worker_pauses_every_worker() -> None:
-    gate = proto.Gate(4)
-    gate.enter()
-    assert gate.leave(throttled=True) == 2
-    entered = threading.Event()
-
-    def other() -> None:
-        gate.enter()
-        entered.set()
-        gate.leave(throttled=False)
-        gate.done()
-
-    worker = threading.Thread(target=other)
-    worker.start()
-    assert not entered.wait(0.2)  # held shut while the throttled worker backs off
-    gate.enter()  # the throttled worker comes back for its retry: the pause ends
-    assert entered.wait(5)
-    gate.leave(throttled=False)
-    gate.done()
-    worker.join(5)
-    gate.abort()
-    with pytest.raises(proto.Cancelled):
-        gate.enter()
 
 
 # --- status codes ----------------------------------------------------------------------------------------------

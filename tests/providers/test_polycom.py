@@ -25,10 +25,11 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cdrfetch import tabular
 from cdrfetch.client import Client, Progress
 from cdrfetch.config import resolve
 from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
-from cdrfetch.providers.polycom import blocks, columnwise
+from cdrfetch.providers.polycom import blocks
 from cdrfetch.providers.polycom.emulator import NO_ROLE_USER, PolycomEmulator, data
 from cdrfetch.providers.polycom.parse import ExportParser, excluded_clusters, parse_time, utc_text
 from cdrfetch.providers.polycom.provider import Polycom
@@ -792,7 +793,7 @@ def _call_cells(draw: st.DrawFn, width: int) -> list[str]:
 def tiny_blocks(cores: int) -> Iterator[None]:
     """Blocks of about a row over `cores` threads, so small members take the large-member code path."""
     with (
-        mock.patch.object(columnwise, "PART_MIN_ROWS", 1),
+        mock.patch.object(tabular, "PART_MIN_ROWS", 1),
         mock.patch.object(blocks, "BLOCK_BYTES", 150),
         mock.patch("os.cpu_count", return_value=cores),
     ):
@@ -827,7 +828,7 @@ def test_the_columnwise_path_takes_the_emulators_calls(cores: int) -> None:
     fast = ExportParser(account="dma", chunk_end=WINDOW.end)
     slow = ExportParser(account="dma", chunk_end=WINDOW.end, columnwise=False)
     with tiny_blocks(cores):
-        assert columnwise.in_parallel(pa.table({"n": range(10)}), len) == [10 // cores] * cores
+        assert tabular.in_parallel(pa.table({"n": range(10)}), len) == [10 // cores] * cores
         tables = feed(fast, "calls.csv", text)
     assert len(tables) > 1 and not fast.export.calls  # the fast path did the work, block by block
     assert _as_rows(fast, tables) == _as_rows(slow, feed(slow, "calls.csv", text))

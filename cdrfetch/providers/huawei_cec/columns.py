@@ -6,23 +6,19 @@ mirrors each mandatory rule so an error can be traced back to its line.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo
+from datetime import datetime, tzinfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdrfetch import records
+from cdrfetch.tabular import blank_to_null, json_objects, local_to_utc
 
 PROVIDER = "huawei-cec"
 NAIVE_MS = pa.timestamp("ms")
 _STR = pa.string()
-_END = 1 << 62  # a slice start past any cell: append
-_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f\\"]')
 _DIRECTION_CODES = ("0", "6", "7", "40", "41", "42", "43", "44", "45")
 _DIRECTIONS = pa.array(["inbound", "internal", *["outbound"] * 7])
 
@@ -56,29 +52,10 @@ RECORDINGS = records.side_table(
 )
 
 
-@dataclass(frozen=True)
-class Zone:
-    """The `tz` setting as a tzinfo and as the zone name Arrow understands."""
-
-    tz: tzinfo
-
-    @property
-    def arrow(self) -> str:
-        """`UTC`, an IANA key, or a fixed `+HH:MM` offset."""
-        if isinstance(self.tz, ZoneInfo):
-            return self.tz.key
-        offset = self.tz.utcoffset(None) or timedelta(0)
-        if offset == timedelta(0):
-            return "UTC"
-        minutes = int(offset.total_seconds() // 60)
-        sign = "-" if minutes < 0 else "+"
-        return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
 class BadRow(Exception):
     """A mandatory value is missing; `check(row, zone)` is True for a raw CSV row failing the same rule."""
 
-    def __init__(self, reason: str, check: Callable[[list[str], Zone], bool]) -> None:
+    def __init__(self, reason: str, check: Callable[[list[str], tzinfo], bool]) -> None:
         super().__init__(reason)
         self.reason = reason
         self.check = check
@@ -98,51 +75,19 @@ def py_time(text: str) -> datetime | None:
     return value if value is None or value.tzinfo is None else None
 
 
-def blank_to_null(values: pa.Array) -> pa.Array:
-    """Empty cells as nulls."""
-    return pc.if_else(pc.equal(values, ""), pa.scalar(None, _STR), values)
-
-
-def times(values: pa.Array, zone: Zone) -> pa.Array:
+def times(values: pa.Array, zone: tzinfo) -> pa.Array:
     """Cells in `zone` -> timestamp[ms, UTC]; empty or unreadable cells -> null."""
     cells = blank_to_null(values)
     try:
         naive = pc.cast(cells, NAIVE_MS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         naive = pa.array([None if c is None else py_time(c) for c in cells.to_pylist()], NAIVE_MS)
-    if zone.arrow == "UTC":
-        return naive.cast(records.UTC_MS)
-    try:
-        return pc.assume_timezone(naive, zone.arrow, ambiguous="earliest", nonexistent="raise").cast(records.UTC_MS)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a local time in a DST gap, or no tz database
-        local = [None if t is None else t.replace(tzinfo=zone.tz).astimezone(timezone.utc) for t in naive.to_pylist()]
-        return pa.array(local, records.UTC_MS)
-
-
-def _member(name: str, values: pa.Array) -> pa.Array:
-    """`,"name":<JSON string>` per row, null for empty cells; escapes identical to json.dumps(ensure_ascii=False)."""
-    key = "," + json.dumps(name, ensure_ascii=False) + ":"
-    cells = blank_to_null(values)
-    data = cells.buffers()[2]
-    # one C-speed scan of the column's character data; escaping is rare, so it takes the slow path
-    if data is not None and _NEEDS_ESCAPE.search(memoryview(data)):
-        literals = [None if v is None else json.dumps(v, ensure_ascii=False) for v in cells.to_pylist()]
-        return _wrap(pa.array(literals, _STR), key, "")
-    return _wrap(cells, key + '"', '"')
-
-
-def _wrap(values: pa.Array, before: str, after: str) -> pa.Array:
-    """before + value + after (null stays null); slice replacement beats binary_join_element_wise ~2x."""
-    return pc.binary_replace_slice(pc.binary_replace_slice(values, 0, 0, before), _END, _END, after)
+    return local_to_utc(naive, zone)
 
 
 def extra_column(fields: Sequence[tuple[str, pa.Array]], rows: int) -> pa.Array:
-    """The `extra` JSON object of each row from (name, cells) pairs, empty cells left out (records.extra_json)."""
-    if not fields:
-        return pa.repeat(pa.scalar("{}"), rows)
-    parts = [_member(name, values) for name, values in fields]
-    joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
-    return _wrap(pc.binary_replace_slice(joined, 0, 1, ""), "{", "}")  # drop the leading comma
+    """The `extra` JSON object of each row from (name, cells) pairs, empty cells left out."""
+    return json_objects([(name, blank_to_null(values)) for name, values in fields], rows)
 
 
 def direction(call_type: pa.Array) -> pa.Array:
@@ -163,18 +108,18 @@ def developer_field(
     return [("developer", pc.if_else(other, cells, pa.scalar("", _STR)))]
 
 
-def require(ok: pa.Array, reason: str, check: Callable[[list[str], Zone], bool]) -> None:
+def require(ok: pa.Array, reason: str, check: Callable[[list[str], tzinfo], bool]) -> None:
     """Raise BadRow when any row fails a mandatory rule."""
     if not pc.all(ok).as_py():
         raise BadRow(reason, check)
 
 
-def _no_start(row: list[str], zone: Zone) -> bool:
+def _no_start(row: list[str], zone: tzinfo) -> bool:
     return all(py_time(cell(row, i)) is None for i in (11, 7, 9))
 
 
 def normalize_calls(
-    c: dict[str, pa.Array], rows: int, account: str, zone: Zone, warn: Callable[[str], None], name: str
+    c: dict[str, pa.Array], rows: int, account: str, zone: tzinfo, warn: Callable[[str], None], name: str
 ) -> pa.RecordBatch:
     """§6.1: one block of `_call` cells -> `calls`."""
     call_id = c["call_id"]
@@ -219,7 +164,7 @@ def _duration(begin: pa.Array, end: pa.Array, warn: Callable[[str], None], name:
 
 
 def normalize_recordings(
-    c: dict[str, pa.Array], rows: int, account: str, zone: Zone, warn: Callable[[str], None], name: str
+    c: dict[str, pa.Array], rows: int, account: str, zone: tzinfo, warn: Callable[[str], None], name: str
 ) -> pa.RecordBatch:
     """§6.2: one block of `_record` cells -> `recordings`."""
     call_id, file_name = c["call_id"], c["file_name"]
@@ -244,7 +189,7 @@ def normalize_recordings(
     return pa.RecordBatch.from_arrays(columns, schema=RECORDINGS)
 
 
-Normalizer = Callable[[dict[str, pa.Array], int, str, Zone, Callable[[str], None], str], pa.RecordBatch]
+Normalizer = Callable[[dict[str, pa.Array], int, str, tzinfo, Callable[[str], None], str], pa.RecordBatch]
 
 
 @dataclass(frozen=True)
@@ -263,7 +208,7 @@ class Table:
         return names
 
     def normalize(
-        self, c: dict[str, pa.Array], rows: int, account: str, zone: Zone, warn: Callable[[str], None], name: str
+        self, c: dict[str, pa.Array], rows: int, account: str, zone: tzinfo, warn: Callable[[str], None], name: str
     ) -> pa.RecordBatch:
         """Pad missing trailing columns with empty cells, then normalize."""
         empty = pa.repeat(pa.scalar("", _STR), rows)

@@ -13,6 +13,7 @@ import csv
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,6 +22,7 @@ import pyarrow.csv as pcsv
 from cdrfetch import archive, records
 from cdrfetch.errors import DataError
 from cdrfetch.providers.huawei_cec import columns as cols
+from cdrfetch.tabular import rebatch
 
 PROVIDER = "huawei-cec"
 BLOCK_BYTES = 1 << 20  # Arrow reads ahead dozens of blocks; 1 MiB keeps that to tens of MiB
@@ -32,7 +34,7 @@ class Context:
     """What normalization needs besides the cells: the account, the zone and a warning sink."""
 
     account: str
-    zone: cols.Zone
+    zone: tzinfo
     warn: Callable[[str], None]
 
 
@@ -68,7 +70,7 @@ def parse_member(member: archive.Member, table: str, ctx: Context) -> Iterator[p
         return
     odd: list[tuple[int | None, str]] = []
     reader = _open(member.path, encoding, layout, odd)
-    for block in _rebatch(reader):
+    for block in rebatch(reader):
         yield _normalize(member, spec, ctx, dict(zip(layout.names, block.columns, strict=True)), block.num_rows)
     yield from _odd_rows(member, spec, ctx, layout, odd)
 
@@ -116,22 +118,6 @@ def _open(path: Path, encoding: str, layout: Layout, odd: list[tuple[int | None,
             quoted_strings_can_be_null=False,
         ),
     )
-
-
-def _rebatch(reader: pcsv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
-    """Arrow cuts blocks by bytes; downstream gets blocks of exactly BATCH_ROWS rows (the last shorter)."""
-    pending: list[pa.RecordBatch] = []
-    size = 0
-    for batch in reader:
-        pending.append(batch)
-        size += batch.num_rows
-        while size >= records.BATCH_ROWS:
-            table = pa.Table.from_batches(pending)
-            yield table.slice(0, records.BATCH_ROWS).combine_chunks().to_batches()[0]
-            rest = table.slice(records.BATCH_ROWS)
-            pending, size = rest.to_batches(), rest.num_rows
-    if size:
-        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
 
 def _odd_rows(

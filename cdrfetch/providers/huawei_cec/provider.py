@@ -98,7 +98,7 @@ class HuaweiCec(Provider):
         super().__init__(settings, client)
         self._validate()
         self.base_url = str(self.config["base_url"]).rstrip("/")
-        self.zone = cols.Zone(zone(str(self.config["tz"])))
+        self.zone = zone(str(self.config["tz"]))
         self.auth = AuthV2(
             str(self.config["ak"]),
             str(self.config["sk"]),
@@ -179,7 +179,7 @@ class HuaweiCec(Provider):
         return self._result(payload, "queryBillData", attempts)
 
     def _local(self, moment: datetime) -> str:
-        return moment.astimezone(self.zone.tz).strftime("%Y-%m-%d %H:%M:%S")
+        return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
 
     # -- wait and download --------------------------------------------------------------------
 
@@ -210,7 +210,7 @@ class HuaweiCec(Provider):
     def _names(self, job: Job) -> list[str]:
         """billFileName candidates: the date in `tz`; from half the timeout also UTC and +-1 day (§2.3)."""
         stem = "_" + job.response_id.replace("-", "") + ".zip"
-        local = job.issued.astimezone(self.zone.tz).date()
+        local = job.issued.astimezone(self.zone).date()
         if job.name or self.client.monotonic() - job.started < self.client.poll_timeout / 2:
             return [job.name or f"{local:%Y%m%d}{stem}"]
         days = [local, _utc_date(job.issued), local - timedelta(days=1), local + timedelta(days=1)]

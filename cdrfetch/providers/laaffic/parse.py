@@ -9,12 +9,13 @@ seconds / milliseconds; all become UTC truncated to milliseconds.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
+
+from cdrfetch.records import extra_json
 
 UTC = timezone.utc
 CENTS = Decimal("0.000001")
@@ -44,9 +45,6 @@ _TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d{2}:?\d{2})?",
 )
 _NAIVE = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d")  # the common shape, read fast
-# the `extra` encoding of records.extra_json, built once (json.dumps with options builds one per call)
-_EXTRA = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-_quote: Callable[[str], str] = json.encoder.encode_basestring
 _INTEGER = re.compile(r"[+-]?\d+(?:\.0*)?")
 
 
@@ -259,15 +257,8 @@ class RecordParser:
         row["call_type"] = None if source is None else str(source)
         row["currency"] = _currency(row["currency"], row["cost"])
         row["country"] = row["country"] or text(_lookup(extra, "ccode"))
-        row["extra"] = _extra_json(extra)
+        row["extra"] = extra_json(extra)
         return row
-
-
-def _extra_json(extra: dict[str, Any]) -> str:
-    """records.extra_json's text; all-text objects (the usual case) are joined directly, faster."""
-    if all(type(value) is str for value in extra.values()):
-        return "{" + ",".join([_quote(name) + ":" + _quote(value) for name, value in extra.items()]) + "}"
-    return _EXTRA.encode(extra)
 
 
 def to_row(record: Any, *, account: str, tz: tzinfo) -> dict[str, Any]:

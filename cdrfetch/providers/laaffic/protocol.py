@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -120,72 +119,3 @@ def status_error(status: str, reason: str, what: str, request: str) -> CdrfetchE
 def is_throttle(error: CdrfetchError) -> bool:
     """True for the answers that ask every worker to slow down (-15, HTTP 429)."""
     return isinstance(error, Throttled) or error.http_status == 429
-
-
-class Cancelled(Exception):
-    """Another page of the chunk failed; stop before sending more."""
-
-
-class Gate:
-    """Bounds the page requests in flight; throttling pauses every worker and lowers the bound.
-
-    A throttled worker holds the gate shut while the core's retry loop backs it off; it reopens
-    when that worker comes back for its next attempt (or ends). So all workers pause together
-    without the provider sleeping. The bound halves on each throttled answer and climbs back by
-    one after every `RECOVER_AFTER` answers in a row without throttling (additive increase,
-    multiplicative decrease), so one busy minute does not slow a long pull for good.
-    """
-
-    RECOVER_AFTER = 50
-
-    def __init__(self, limit: int) -> None:
-        self.ceiling = self.limit = limit
-        self._active = 0
-        self._calm = 0  # answers in a row without throttling
-        self._held: set[int] = set()
-        self._aborted = False
-        self._cond = threading.Condition()
-
-    def enter(self) -> None:
-        """Wait for a free slot and no pause in force (raises Cancelled after `abort`)."""
-        me = threading.get_ident()
-        with self._cond:
-            self._held.discard(me)
-            self._cond.notify_all()
-            while not self._aborted and (self._active >= self.limit or self._held):
-                self._cond.wait()
-            if self._aborted:
-                raise Cancelled
-            self._active += 1
-
-    def leave(self, throttled: bool) -> int | None:
-        """Free the slot and adapt the bound; the new bound when it changed, else None.
-
-        After throttling, everyone pauses and the bound halves; after enough calm answers it grows.
-        """
-        with self._cond:
-            self._active -= 1
-            before = self.limit
-            if throttled:
-                self._held.add(threading.get_ident())
-                self._calm = 0
-                self.limit = max(1, self.limit // 2)
-            elif self.limit < self.ceiling:
-                self._calm += 1
-                if self._calm >= self.RECOVER_AFTER:
-                    self._calm = 0
-                    self.limit += 1
-            self._cond.notify_all()
-            return self.limit if self.limit != before else None
-
-    def done(self) -> None:
-        """The calling worker is finished (its pause, if any, ends)."""
-        with self._cond:
-            self._held.discard(threading.get_ident())
-            self._cond.notify_all()
-
-    def abort(self, aborted: bool = True) -> None:
-        """Make waiting and future `enter` calls raise Cancelled (False: reopen for the next chunk)."""
-        with self._cond:
-            self._aborted = aborted
-            self._cond.notify_all()

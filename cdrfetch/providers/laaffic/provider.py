@@ -8,15 +8,14 @@ Records are de-duplicated on `callid` across pages and chunks. See specs/laaffic
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from cdrfetch.concurrency import Gate, prompt_thread_switches
 from cdrfetch.errors import CdrfetchError, ConfigError, DataError, TemporaryError, UnavailableError
 from cdrfetch.http import fail_on_status
 from cdrfetch.providers.base import Provider, Setting
@@ -70,7 +69,7 @@ class Laaffic(Provider):
         self.concurrency = _positive(settings, "concurrency")
         self.url = str(settings["base_url"]).rstrip("/") + "/number/record/queryPage"
         self.auth = proto.LaafficAuth(str(settings["api_key"]), str(settings["api_secret"]), client.clock)
-        self.gate = proto.Gate(self.concurrency)
+        self.gate = Gate(self.concurrency)
         self.parser = parse.RecordParser(self.account, self.tz)
         self._seen: set[str] = set()  # callids already yielded in this run (dedup across chunks)
 
@@ -156,7 +155,7 @@ class Laaffic(Provider):
         """Fetch pages concurrently (bounded by the gate); parse each as it arrives."""
         self.gate.abort(False)
         workers = min(self.concurrency, len(numbers))
-        with _prompt_thread_switches(), ThreadPoolExecutor(workers, thread_name_prefix="laaffic-page") as pool:
+        with prompt_thread_switches(), ThreadPoolExecutor(workers, thread_name_prefix="laaffic-page") as pool:
             futures: dict[Future[dict[str, Any]], int] = {
                 pool.submit(self._worker, chunk, number): number for number in numbers
             }
@@ -289,22 +288,6 @@ def _largest_total(passes: list[dict[int, Page]]) -> int:
 
 def _largest_pages(passes: list[dict[int, Page]]) -> int:
     return max(page.pages for pages in passes for page in pages.values())
-
-
-@contextmanager
-def _prompt_thread_switches() -> Iterator[None]:
-    """While pages are in flight, let a worker whose answer arrived take the GIL within 0.5 ms.
-
-    The main thread parses pages while the workers wait on sockets; with the default 5 ms switch
-    interval every worker woken by its answer could wait that long for the parser, which added
-    about 10% to a paged pull. Restored afterwards: the setting is process-wide.
-    """
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(min(previous, 0.0005))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
 
 
 PROVIDER = Laaffic

@@ -17,9 +17,10 @@ from typing import BinaryIO
 import pyarrow as pa
 from pyarrow import csv as pacsv
 
-from cdrfetch.providers.polycom.columnwise import Irregular, checked, in_parallel, normalized
+from cdrfetch.providers.polycom.columnwise import checked, normalized
 from cdrfetch.providers.polycom.parse import CALL_COLUMNS
 from cdrfetch.records import CALLS
+from cdrfetch.tabular import Irregular, in_parallel
 
 _CONTROL = bytes(c for c in range(32) if c != 10)  # \r is allowed only as part of \r\n
 BLOCK_BYTES = 32 << 20  # member bytes read at once (bounds the memory of a large export)

@@ -8,36 +8,19 @@ oddities); both paths produce the same rows, and a property test holds them to t
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdrfetch.providers.polycom.parse import CALL_MAPPED
 from cdrfetch.records import CALLS
+from cdrfetch.tabular import Irregular, blank, json_objects
 
 TIME = r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$"
 _MAPPED = {name.lower() for name in CALL_MAPPED}
 _NULL = pa.scalar(None, pa.string())
-PART_MIN_ROWS = 50_000  # below this, threads cost more than they save
-T = TypeVar("T")
-
-
-class Irregular(Exception):
-    """These rows need the row-by-row parser."""
-
-
-def in_parallel(table: pa.Table, work: Callable[[pa.Table], T]) -> list[T]:
-    """`work` over row ranges of `table`, one per core (Arrow's kernels release the GIL)."""
-    size = max(PART_MIN_ROWS, -(-table.num_rows // (os.cpu_count() or 1)))
-    parts = [table.slice(start, size) for start in range(0, table.num_rows, size)] or [table]
-    with ThreadPoolExecutor(len(parts)) as pool:
-        return list(pool.map(work, parts))
 
 
 def checked(table: pa.Table, names: list[str], chunk_end: datetime) -> int:
@@ -97,7 +80,7 @@ def _utc(text: Any) -> Any:
 
 
 def _optional(values: Any) -> Any:
-    return pc.if_else(pc.equal(pc.utf8_trim_whitespace(values), ""), _NULL, values)
+    return pc.if_else(blank(values), _NULL, values)
 
 
 def _arrays(
@@ -132,58 +115,7 @@ def _arrays(
 
 
 def _extra(table: pa.Table, names: list[str]) -> Any:
-    """`{"name":"value",...}` of the non-empty unmapped cells, in column order, in one string join.
-
-    A column with no blank cell (the common case) joins in as literal pieces around the column
-    itself, so no per-column string is built. The first such column anchors the commas: the pairs
-    before it carry a trailing comma and the pairs after it a leading one, so a blank cell (an
-    empty piece) never leaves a stray comma and nothing needs trimming afterwards.
-    """
-    pairs = []  # (key prefix, escaped cells, blank mask or None when no cell is blank)
-    for name, cells in zip(names, table.columns, strict=True):
-        if name.lower() in _MAPPED:
-            continue
-        blank = _blank(cells)
-        if pc.all(blank).as_py():
-            continue
-        key = json.dumps(name, ensure_ascii=False) + ':"'
-        pairs.append((key, _escaped(cells), blank if pc.any(blank).as_py() else None))
-    if not pairs:
-        return pa.array(["{}"] * table.num_rows, pa.string())
-    anchor = next((i for i, (_, _, blank) in enumerate(pairs) if blank is None), None)
-    if anchor is None:  # every column has blank cells: let the join skip the absent pairs
-        present = [pc.if_else(blank, _NULL, pc.binary_join_element_wise(k, v, '"', "")) for k, v, blank in pairs]
-        return pc.binary_join_element_wise(
-            "{", pc.binary_join_element_wise(*present, ",", null_handling="skip"), "}", ""
-        )
-    parts: list[Any] = ["{"]
-    for i, (key, value, blank) in enumerate(pairs):
-        head, tail = ("," if i > anchor else "") + key, '"' + ("," if i < anchor else "")
-        if blank is None:
-            parts += [head, value, tail]
-        else:
-            parts.append(pc.if_else(blank, "", pc.binary_join_element_wise(head, value, tail, "")))
-    return pc.binary_join_element_wise(*parts, "}", "")
-
-
-def _escaped(cells: Any) -> Any:
-    """The cells as JSON string contents (no control characters reach this path)."""
-    if _may_contain(cells, b"\\"):
-        cells = pc.replace_substring(cells, "\\", "\\\\")
-    if _may_contain(cells, b'"'):
-        cells = pc.replace_substring(cells, '"', '\\"')
-    return cells
-
-
-def _may_contain(cells: pa.ChunkedArray, needle: bytes) -> bool:
-    """Whether any cell may hold `needle`: one byte search of the value buffers, no per-cell work.
-
-    A sliced array's buffer can hold bytes of cells outside the slice; such a false hit only costs
-    an escape pass that changes nothing.
-    """
-    return any(needle in chunk.buffers()[2].to_pybytes() for chunk in cells.chunks if chunk.buffers()[2] is not None)
-
-
-def _blank(cells: Any) -> Any:
-    """Cells that are empty or only whitespace (what `str.strip()` empties)."""
-    return pc.or_(pc.equal(pc.utf8_length(cells), 0), pc.utf8_is_space(cells))
+    """`{"name":"value",...}` of the non-blank unmapped cells, in column order."""
+    pairs = zip(names, table.columns, strict=True)
+    members = [(name, _optional(cells)) for name, cells in pairs if name.lower() not in _MAPPED]
+    return json_objects(members, table.num_rows)

@@ -1,6 +1,6 @@
 """Youlianyun bill files -> normalized `calls` batches (spec §5, §6), streamed and columnar.
 
-Raw blocks come from _youlianyun_read (fast Arrow reader, exact csv-module reader with line
+Raw blocks come from `read` (fast Arrow reader, exact csv-module reader with line
 numbers). Blocks are normalized with pyarrow.compute; only SHA-1 runs per row, in one tight loop,
 while a worker thread converts the next block.
 """
@@ -8,15 +8,13 @@ while a worker thread converts the next block.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, tzinfo
 from operator import methodcaller
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,19 +22,19 @@ import pyarrow.compute as pc
 from cdrfetch.errors import DataError
 from cdrfetch.providers.youlianyun.read import (
     FIELDS,
-    Irregular,
     Layout,
     RawBlock,
     arrow_blocks,
     python_blocks,
     sniff_layout,
 )
-from cdrfetch.records import BATCH_ROWS, CALLS
+from cdrfetch.records import BATCH_ROWS, CALLS, extra_json
+from cdrfetch.tabular import Irregular, blank_to_null, columnwise_then_exact, json_objects, local_to_utc
 from cdrfetch.windows import Window
 
 TYPE_LABELS = {"0": "direct", "1": "free", "2": "callback"}
+_TYPES, _LABELS = pa.array(list(TYPE_LABELS)), pa.array(list(TYPE_LABELS.values()))
 PROVIDER = "youlianyun"
-EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 _STAMP = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})[ T](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,6}))?")
 _DURATION = re.compile(r"\d+(?:\.0*)?")
 _HEX = methodcaller("hexdigest")
@@ -58,22 +56,17 @@ class DayParser:
         self.account_sid, self.app_id, self.tz, self.keep = account_sid, app_id, tz, keep
         self.occurrences = Occurrences()
         self.rows = 0  # data rows seen (before the window filter)
-        base = {"appId": app_id}
-        self._extra_by_type = pa.array([_json({**base, "type_label": label}) for label in TYPE_LABELS.values()])
-        self._extra_plain = _json(base)
 
     def parse(self, path: Path, name: str) -> Iterator[pa.RecordBatch]:
         """Yield `calls` batches (at most BATCH_ROWS rows) of one decoded member file."""
         layout = sniff_layout(path, name)
         done = [0]
-        if layout.regular:
-            try:
-                yield from self._fast(path, layout, name, done)
-                return
-            except Irregular:
-                pass
-        for raw in python_blocks(path, layout, done[0], name):
-            yield from _slices(self._finish(self._prepare(raw, name)))
+
+        def exact() -> Iterator[pa.RecordBatch]:
+            for raw in python_blocks(path, layout, done[0], name):
+                yield from _slices(self._finish(self._prepare(raw, name)))
+
+        yield from columnwise_then_exact(self._fast(path, layout, name, done), exact) if layout.regular else exact()
 
     def _fast(self, path: Path, layout: Layout, name: str, done: list[int]) -> Iterator[pa.RecordBatch]:
         """Arrow reader; the next block is read and converted on a worker thread (Arrow releases the
@@ -104,10 +97,10 @@ class DayParser:
             "start_time": start,
             "end_time": pc.add(start, pc.cast(pc.multiply(duration, 1000), pa.duration("ms"))),
             "duration_s": duration,
-            "caller": _nullable(cells["ClientId"]),
-            "callee": _nullable(cells["Callee"]),
+            "caller": blank_to_null(cells["ClientId"]),
+            "callee": blank_to_null(cells["Callee"]),
             "direction": pa.repeat(pa.scalar("unknown"), count),
-            "call_type": _nullable(cells["type"]),
+            "call_type": blank_to_null(cells["type"]),
             "extra": self._extras(cells["type"], raw.extras),
         }
         return _Ready(columns, self._hash_keys(cells), start)
@@ -135,24 +128,21 @@ class DayParser:
         naive = _strict(text, pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="ms", error_is_null=True))
         if naive.null_count:
             naive = _patch_stamps(text, naive, lines, name)
-        try:
-            return pc.assume_timezone(naive, timezone=_zone_name(self.tz), ambiguous="earliest", nonexistent="raise")
-        except (pa.ArrowInvalid, ValueError):
-            return pa.array([_local(value, self.tz) for value in naive.to_pylist()], CALLS.field("start_time").type)
+        return local_to_utc(naive, self.tz)
 
     def _extras(self, kind: pa.Array, extras: list[tuple[str, pa.Array]]) -> pa.Array:
-        if extras:
-            columns = [(n, c.to_pylist()) for n, c in extras]
-            return pa.array([self._extra_row(k, i, columns) for i, k in enumerate(kind.to_pylist())], pa.string())
-        index = pc.index_in(kind, value_set=pa.array(list(TYPE_LABELS)))
-        return pc.fill_null(pc.take(self._extra_by_type, index), self._extra_plain)
+        """`{"appId":..,"type_label":..,<extra columns>}`; a label only for the documented types."""
+        labels = pc.take(_LABELS, pc.index_in(kind, value_set=_TYPES))
+        members = {"appId": pa.repeat(pa.scalar(self.app_id), len(kind)), "type_label": labels}
+        if {"appId", "type_label"} & {name for name, _ in extras}:  # a bill column of the same name wins
+            return pa.array([self._extra_row(i, members, extras) for i in range(len(kind))], pa.string())
+        return json_objects([*members.items(), *extras], len(kind))
 
-    def _extra_row(self, kind: str, row: int, columns: list[tuple[str, list[str]]]) -> str:
-        fields: dict[str, Any] = {"appId": self.app_id}
-        if kind in TYPE_LABELS:
-            fields["type_label"] = TYPE_LABELS[kind]
-        fields.update((n, values[row]) for n, values in columns)
-        return _json(fields)
+    @staticmethod
+    def _extra_row(row: int, members: dict[str, pa.Array], extras: list[tuple[str, pa.Array]]) -> str:
+        fields = {name: cells[row].as_py() for name, cells in members.items() if cells[row].is_valid}
+        fields.update((name, cells[row].as_py()) for name, cells in extras)
+        return extra_json(fields)
 
 
 class Occurrences:
@@ -232,15 +222,6 @@ def _slices(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         yield batch.slice(offset, BATCH_ROWS)
 
 
-def _nullable(cells: pa.Array) -> pa.Array:
-    """Empty cells become null (optional fields)."""
-    return pc.if_else(pc.equal(cells, ""), pa.scalar(None, pa.string()), cells)
-
-
-def _json(fields: dict[str, Any]) -> str:
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-
-
 def _where(lines: list[int] | None, row: int, name: str) -> str:
     if lines is None:
         raise Irregular  # the exact reader will say which line
@@ -289,7 +270,7 @@ def _stamp(cell: str, lines: list[int] | None, row: int, name: str) -> datetime:
 
 def _durations(text: pa.Array, lines: list[int] | None, name: str) -> pa.Array:
     """Whole seconds; empty -> null; '35.0' accepted; negative or non-numeric -> DataError."""
-    cells = _nullable(text)
+    cells = blank_to_null(text)
     try:
         values = pc.cast(cells, pa.int64())
         if (pc.min(values).as_py() or 0) >= 0:
@@ -308,18 +289,3 @@ def _seconds(cell: str | None, lines: list[int] | None, row: int, name: str) -> 
         f"{_where(lines, row, name)}: duration {cell!r} is not a non-negative number of seconds",
         "the bill file is damaged or in an unknown layout",
     )
-
-
-def _zone_name(tz: tzinfo) -> str:
-    """The zone as Arrow names it: an IANA key or a fixed '+HH:MM' offset."""
-    key = getattr(tz, "key", None)
-    if key:
-        return str(key)
-    offset = datetime(2000, 1, 1, tzinfo=tz).utcoffset() or timedelta(0)
-    minutes = int(offset.total_seconds() // 60)
-    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def _local(value: datetime | None, tz: tzinfo) -> datetime | None:
-    """Naive local -> aware UTC with fold=0 (Python's rule for gaps and repeats)."""
-    return None if value is None else value.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)

@@ -20,16 +20,13 @@ import pyarrow.csv as pacsv
 from cdrfetch import archive
 from cdrfetch.errors import DataError
 from cdrfetch.records import BATCH_ROWS
+from cdrfetch.tabular import Irregular
 
 FIELDS = ("ClientId", "Callee", "startTime", "duration", "type")
 ALIASES = {"clientid": "ClientId", "fromclient": "ClientId", "callee": "Callee", "to": "Callee"}
 ALIASES |= {"starttime": "startTime", "duration": "duration", "type": "type"}
 KNOWN = {*ALIASES, "bill"}
 _ARROW_BLOCK = 1 << 22  # bytes per Arrow CSV block (~60k rows of a typical bill file)
-
-
-class Irregular(Exception):
-    """The fast reader met something only the exact reader handles."""
 
 
 @dataclass(frozen=True)
