@@ -1,7 +1,8 @@
 """Downloaded files: container sniffing, safe extraction, text decoding, delimiter sniffing.
 
 Providers get archives from servers we do not control, so extraction never trusts a member name
-(zip-slip), never trusts declared sizes (bombs), and reports damage as a DataError naming the file.
+(zip-slip), never trusts declared sizes (bombs), and reports damage as a DataError naming the file:
+retryable for transfer damage (a fresh download may be whole), never for a refusal (bombs, escapes).
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def _extract_zip(path: Path, dest: Path, name: str, budget: int) -> list[Member]
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
-        raise DataError(f"{name}: not a readable zip archive", "the download is damaged; run again") from None
+        raise DataError(
+            f"{name}: not a readable zip archive", "the download is damaged; run again", retryable=True
+        ) from None
     with archive:
         infos = sorted((i for i in archive.infolist() if not i.is_dir()), key=lambda i: i.filename)
         if len(infos) > MAX_MEMBERS:
@@ -93,7 +96,7 @@ def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, 
         source = archive.open(info)
     except (zipfile.BadZipFile, NotImplementedError, zlib.error, EOFError) as exc:
         raise DataError(
-            f"{name}: damaged archive ({type(exc).__name__})", "the download is damaged; run again"
+            f"{name}: damaged archive ({type(exc).__name__})", "the download is damaged; run again", retryable=True
         ) from None
     with source:
         return _copy(source, target, budget, name)
@@ -113,7 +116,7 @@ def _copy(source: _Readable, target: Path, budget: int, name: str) -> int:
         if isinstance(exc, DataError):
             raise
         raise DataError(
-            f"{name}: damaged archive ({type(exc).__name__})", "the download is damaged; run again"
+            f"{name}: damaged archive ({type(exc).__name__})", "the download is damaged; run again", retryable=True
         ) from None
     return written
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import requests
 import urllib3
@@ -25,6 +27,8 @@ from cdrfetch.errors import CdrfetchError, TemporaryError, UnavailableError
 from cdrfetch.summary import RunSummary
 
 T = TypeVar("T")
+D = TypeVar("D")
+DAMAGED_DOWNLOADS = 2  # a file that arrives damaged is downloaded again at most this many times
 MAX_DELAY = 300.0  # never sleep longer than this between attempts, whatever Retry-After says
 CHUNK_BYTES = 1 << 16
 
@@ -42,6 +46,26 @@ class Progress:
 
     def close(self) -> None:
         """The step is over."""
+
+
+@dataclass
+class Verified(Generic[T]):
+    """A checked download (`value`: what `verify` made of it) and the scratch directory holding its files.
+
+    Use as a context manager: the directory and everything unpacked into it go when the block ends.
+    """
+
+    value: T
+    directory: Path
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> T:
+        return self.value
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Client:
@@ -88,6 +112,22 @@ class Client:
         self.log.warning("%s", message)
         self.summary.warn(message)
 
+    def note(self, name: str, value: Any, *, chunk: str | None = None) -> None:
+        """Keep a fact in the run summary's notes (per chunk label when `chunk` is given)."""
+        if chunk is None:
+            self.summary.notes[name] = value
+        else:
+            self.summary.notes.setdefault(name, {})[chunk] = value
+
+    def partial(self, reason: str) -> None:
+        """The provider itself says the data is incomplete: a warning, and exit 3 unless `allow_partial`."""
+        self.warn(reason)
+        self.summary.partial(reason)
+
+    def scratch(self) -> Path:
+        """A fresh directory under the run's temp dir (removed with it at the latest)."""
+        return Path(tempfile.mkdtemp(dir=self.workdir))
+
     def send(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
         """One HTTP attempt (see http.send); use inside `retry` with your own checks.
 
@@ -104,7 +144,8 @@ class Client:
         """Call `attempt` until it succeeds or raises a non-retryable error or the budget is spent.
 
         `attempt` raises a CdrfetchError with `retryable=True` to ask for another try; the delay
-        is exponential with jitter, or the server's `retry_after` when it gave one.
+        is exponential with jitter, or the server's `retry_after` when it gave one. The error that
+        spends the budget leaves with `retryable=False`, so no caller retries it again.
         """
         for number in range(self.retries + 1):
             try:
@@ -113,6 +154,7 @@ class Client:
                 if not error.retryable or number == self.retries:
                     if error.retryable:
                         error.message += f" (gave up after {number + 1} attempts)"
+                        error.retryable = False
                     raise
                 delay = self._delay(number, error.retry_after)
                 with self._count_lock:  # providers may retry from several threads at once
@@ -145,30 +187,66 @@ class Client:
             self.sleep(interval)
             interval = min(interval * 1.5, 30.0)
 
-    def download(
-        self, url: str, *, what: str, suffix: str = "", hints: Mapping[int, str] | None = None, **kwargs: Any
-    ) -> Path:
-        """Stream `url` into a temp file, bytes exactly as sent (retried; truncation is a failure).
+    def verified_download(
+        self, download: Callable[[Path], D], verify: Callable[[D, Path], T], *, what: str
+    ) -> Verified[T]:
+        """`download(directory)` into a fresh scratch directory, then `verify(downloaded, directory)`.
 
-        Non-2xx answers raise via http.fail_on_status with `hints` (error.http_status is set).
+        `verify` unpacks and checks the file; when it finds damage (a retryable CdrfetchError) the
+        attempt's files are deleted at once and the file is downloaded again, at most DAMAGED_DOWNLOADS
+        times. Transport failures are retried inside `download` (see `download` and `retry`); a
+        refusal that is not damage (a bomb, a wrong token in strict mode) is never downloaded again.
         """
-        return self.retry(lambda: self._download_once(url, what, suffix, hints, kwargs), what=what)
+        for attempt in range(DAMAGED_DOWNLOADS + 1):
+            directory = self.scratch()
+            try:
+                return Verified(verify(download(directory), directory), directory)
+            except CdrfetchError as error:
+                shutil.rmtree(directory, ignore_errors=True)
+                if not error.retryable or attempt == DAMAGED_DOWNLOADS:
+                    error.retryable = False  # the budget for this file is spent: callers must not loop again
+                    raise
+                self.log.warning("%s; downloading %s again", error.message, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def download(
+        self,
+        url: str,
+        *,
+        what: str,
+        suffix: str = "",
+        hints: Mapping[int, str] | None = None,
+        into: Path | None = None,
+        **kwargs: Any,
+    ) -> Path:
+        """Stream `url` into a temp file (in `into`, else the run's temp dir), bytes exactly as sent.
+
+        Retried on transport failures; truncation is one. Non-2xx answers raise via
+        http.fail_on_status with `hints` (error.http_status is set).
+        """
+        return self.retry(lambda: self._download_once(url, what, suffix, hints, into, kwargs), what=what)
 
     def _download_once(
-        self, url: str, what: str, suffix: str, hints: Mapping[int, str] | None, kwargs: dict[str, Any]
+        self,
+        url: str,
+        what: str,
+        suffix: str,
+        hints: Mapping[int, str] | None,
+        into: Path | None,
+        kwargs: dict[str, Any],
     ) -> Path:
         response = self.send("GET", url, what=what, stream=True, **kwargs)
         with response:
             http.fail_on_status(response, what, hints)
-            return self.save(response, what=what, suffix=suffix)
+            return self.save(response, what=what, suffix=suffix, into=into)
 
-    def save(self, response: requests.Response, *, what: str, suffix: str = "") -> Path:
+    def save(self, response: requests.Response, *, what: str, suffix: str = "", into: Path | None = None) -> Path:
         """Stream a (stream=True) response body into a temp file, bytes exactly as sent.
 
         A dropped connection or fewer bytes than Content-Length raise a retryable error, so the
         caller's `retry` downloads again; for downloads that are not a plain GET (e.g. a POST).
         """
-        handle, name = tempfile.mkstemp(dir=self.workdir, suffix=suffix)
+        handle, name = tempfile.mkstemp(dir=into or self.workdir, suffix=suffix)
         target = Path(name)
         received = 0
         try:

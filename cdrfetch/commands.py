@@ -155,7 +155,7 @@ def _pull_and_record(
                 window,
                 output=options.output,
                 fmt=fmt,
-                allow_partial=options.allow_partial,
+                allow_partial=options.allow_partial or bool(settings["allow_partial"]),
                 seen=seen,
             )
         code = ExitCode.OK

@@ -26,7 +26,9 @@ Rules every provider follows (they live here, once, and are not repeated in each
 * It drops a row only where its spec documents the provider's filter; everything else inside the
   chunk is kept (a guess about an undocumented filter loses data). The core removes duplicate
   `record_id`s within a run.
-* It reports run facts (warnings, counts, partial results, ETags) through `client.summary`.
+* It reports run facts through the client: `client.warn` (warnings), `client.note` (facts such as
+  job ids or ETags) and `client.partial` (the provider says its data is incomplete: exit 3 unless
+  `allow_partial`). It never writes the run summary itself.
 * Module top level imports are light: the CLI discovers providers without importing them, but
   `cdrfetch <provider> --help` does import the provider module.
 """
@@ -83,6 +85,7 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
     Setting("ca_bundle", "PEM file of CA certificates to trust for this provider", required=False),
     Setting("insecure", "skip TLS verification (never in production)", default=False, kind=bool),
     Setting("lookback", "how far --since-last reaches back before the last run, for late records", default="1h"),
+    Setting("allow_partial", "exit 0 when the provider reports partial data (still warned)", default=False, kind=bool),
 )
 
 

@@ -8,12 +8,11 @@ Per chunk of at most 3 days: POST queryBillData -> responseId; poll downloadBill
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import requests
 
@@ -27,7 +26,7 @@ from cdrfetch.providers.huawei_cec.signing import DEFAULT_SIGNED, AuthV2
 from cdrfetch.windows import Window, split, zone
 
 if TYPE_CHECKING:
-    from cdrfetch.client import Client
+    from cdrfetch.client import Client, Verified
     from cdrfetch.config import Resolved
 
 QUERY = "/CCFS/resource/ccfs/queryBillData"
@@ -37,7 +36,6 @@ FLOW_DELAY_MAX = 300.0
 QUERY_FLOW_TRIES = 5  # queryBillData under flow control (0300009): at most this many tries (spec §7.3)
 DOWNLOAD_TIMEOUT = 300.0  # seconds to wait for a large zip (spec §7.3)
 DOWNLOAD_WHAT = "downloadBillFile"
-BAD_ARCHIVE_RETRIES = 2
 AUTH_RETRIES = 1  # spec §3.7: one re-signed retry after a 401, then stop (the server locks the IP)
 AUTH_HINT = (
     "check `ak` and `sk`, the system clock (auth-v2 timestamps expire), "
@@ -65,7 +63,6 @@ class Attempts:
 
     auth: int = 0
     flow: int = 0
-    archive: int = 0
 
 
 class HuaweiCec(Provider):
@@ -137,18 +134,20 @@ class HuaweiCec(Provider):
         if response_id is None:
             self.client.log.info("huawei-cec: no records in %s (0300012)", chunk.label)
             return
-        self.client.summary.notes.setdefault("response_ids", {})[chunk.label] = response_id
-        members = self._wait(Job(response_id, issued, self.client.monotonic()))
-        for member in members:
-            if member_kind(member.name) is None:
-                self.client.log.debug("huawei-cec: ignoring archive member %s", member.name)
-        if members and not any(member_kind(member.name) for member in members):
-            self.client.warn(f"huawei-cec: export {response_id} holds no _call or _record member")
-        yield from parse_members(members, Context(str(self.config["ak"]), self.zone, self.client.warn))
+        self.client.note("response_ids", response_id, chunk=chunk.label)
+        with self._wait(Job(response_id, issued, self.client.monotonic())) as members:
+            for member in members:
+                if member_kind(member.name) is None:
+                    self.client.log.debug("huawei-cec: ignoring archive member %s", member.name)
+            if members and not any(member_kind(member.name) for member in members):
+                self.client.warn(f"huawei-cec: export {response_id} holds no _call or _record member")
+            yield from parse_members(members, Context(str(self.config["ak"]), self.zone, self.client.warn))
 
     def check(self) -> str:
         """Ask for a file that cannot exist: 0300011 proves the signature was accepted."""
-        self._download_round("19700101_" + "0" * 32 + ".zip")
+        found = self._download_round("19700101_" + "0" * 32 + ".zip")
+        if found is not None:
+            found.close()
         return f"auth-v2 signature accepted by {self.base_url} for ak {self.config['ak']}"
 
     # -- generate -----------------------------------------------------------------------------
@@ -183,7 +182,7 @@ class HuaweiCec(Provider):
 
     # -- wait and download --------------------------------------------------------------------
 
-    def _wait(self, job: Job) -> list[archive.Member]:
+    def _wait(self, job: Job) -> Verified[list[archive.Member]]:
         """Poll downloadBillFile until the zip (or 0300012) arrives; exit 75 with the id on timeout."""
         progress = self.client.progress("huawei-cec export", None)
         hint = (
@@ -197,7 +196,7 @@ class HuaweiCec(Provider):
         finally:
             progress.close()
 
-    def _poll_round(self, job: Job, update: Callable[..., None]) -> list[archive.Member] | None:
+    def _poll_round(self, job: Job, update: Callable[..., None]) -> Verified[list[archive.Member]] | None:
         job.checks += 1
         update(status=f"CC-FS is generating the export (check {job.checks})")
         for name in self._names(job):
@@ -217,12 +216,26 @@ class HuaweiCec(Provider):
         unique = list(dict.fromkeys(days))
         return [f"{day:%Y%m%d}{stem}" for day in unique]
 
-    def _download_round(self, name: str) -> list[archive.Member] | None:
-        """One download (retried on 5xx, flow control, damaged archives): members, [] if empty, None if not ready."""
-        attempts = Attempts()
-        return self.client.retry(lambda: self._download_once(name, attempts), what="downloadBillFile")
+    def _download_round(self, name: str) -> Verified[list[archive.Member]] | None:
+        """One download (retried on 5xx and flow control; a damaged zip is fetched again).
 
-    def _download_once(self, name: str, attempts: Attempts) -> list[archive.Member] | None:
+        The members ([] when CC-FS says there are no records), or None while the file is not ready.
+        """
+        verified = self.client.verified_download(
+            lambda directory: self._download_once(name, directory),
+            lambda got, directory: archive.extract(got, directory, name=name) if isinstance(got, Path) else got,
+            what=f"downloadBillFile {name}",
+        )
+        if verified.value is None:
+            verified.close()
+            return None
+        return cast("Verified[list[archive.Member]]", verified)
+
+    def _download_once(self, name: str, directory: Path) -> Path | list[archive.Member] | None:
+        attempts = Attempts()
+        return self.client.retry(lambda: self._download_attempt(name, attempts, directory), what=DOWNLOAD_WHAT)
+
+    def _download_attempt(self, name: str, attempts: Attempts, directory: Path) -> Path | list[archive.Member] | None:
         timeout = max(self.client.timeout, DOWNLOAD_TIMEOUT)
         response = self._post(
             DOWNLOAD, {"billFileName": name}, attempts, what=DOWNLOAD_WHAT, stream=True, timeout=timeout
@@ -230,7 +243,7 @@ class HuaweiCec(Provider):
         with response:
             if "json" in response.headers.get("Content-Type", "").lower():
                 return self._download_code(self._json(response, "downloadBillFile"), attempts)
-            path = self.client.save(response, what=f"downloadBillFile {name}", suffix=".zip")
+            path = self.client.save(response, what=f"downloadBillFile {name}", suffix=".zip", into=directory)
         with open(path, "rb") as handle:
             head = handle.read(200)
         if head.lstrip().startswith(b"{"):  # a JSON error served with the wrong content type
@@ -241,7 +254,7 @@ class HuaweiCec(Provider):
                 "a proxy may be answering instead of CC-FS; check `base_url`",
                 retryable=True,
             )
-        return self._extract(path, name, attempts)
+        return path
 
     def _download_code(self, payload: dict[str, Any], attempts: Attempts) -> list[archive.Member] | None:
         code = codes.result_code(payload)
@@ -251,16 +264,6 @@ class HuaweiCec(Provider):
             raise DataError("downloadBillFile: result 0 without a zip", "report this CC-FS answer")
         self._result(payload, "downloadBillFile", attempts)  # raises for every code but 0300012
         return []
-
-    def _extract(self, path: Path, name: str, attempts: Attempts) -> list[archive.Member]:
-        """Safe extraction (CRC checked while copying); a damaged archive is downloaded again."""
-        target = Path(tempfile.mkdtemp(dir=self.client.workdir))
-        try:
-            return archive.extract(path, target, name=name)
-        except DataError as error:
-            attempts.archive += 1
-            error.retryable = attempts.archive <= BAD_ARCHIVE_RETRIES
-            raise
 
     # -- shared request and result handling ---------------------------------------------------
 

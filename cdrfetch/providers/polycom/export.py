@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import zipfile
 from collections.abc import Generator, Mapping
 from datetime import datetime
@@ -16,8 +15,8 @@ from cdrfetch.providers.polycom.parse import Export, ExportParser
 from cdrfetch.records import Batch, batches, table_batches
 
 
-def check_zip(path: Path, what: str) -> None:
-    """A readable zip whose members pass their CRC check; retryable DataError otherwise."""
+def check_zip(path: Path, what: str) -> Path:
+    """`path`, a readable zip whose members pass their CRC check; retryable DataError otherwise."""
     if archive.sniff(path) != archive.ZIP:
         raise DataError(f"{what}: the answer is not a zip archive", "run again later", retryable=True)
     try:
@@ -27,20 +26,20 @@ def check_zip(path: Path, what: str) -> None:
         raise DataError(f"{what}: the zip archive is damaged or cut short", "run again later", retryable=True) from None
     if broken is not None:
         raise DataError(f"{what}: member {broken} of the zip fails its CRC check", "run again later", retryable=True)
+    return path
 
 
 def read_export(
-    path: Path, tables: Mapping[str, pa.Schema], *, account: str, chunk_end: datetime
+    path: Path, directory: Path, tables: Mapping[str, pa.Schema], *, account: str, chunk_end: datetime
 ) -> Generator[Batch, None, tuple[Export, list[str], list[str]]]:
-    """Yields every member's rows as batches of `tables`; returns the export (with its counts),
-    the excluded clusters, and warnings for the run summary."""
+    """Yields every member's rows (unpacked into `directory`) as batches of `tables`; returns the
+    export (with its counts), the excluded clusters, and warnings for the run summary."""
     parser = ExportParser(account=account, chunk_end=chunk_end)
-    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-        members = archive.extract(path, Path(scratch), name="polycom export zip")
-        for member in sorted(members, key=_order):
-            with open(member.path, "rb") as handle:
-                for table in parser.member(member.name, handle):
-                    yield from table_batches("calls", table)
+    members = archive.extract(path, directory, name="polycom export zip")
+    for member in sorted(members, key=_order):
+        with open(member.path, "rb") as handle:
+            for table in parser.member(member.name, handle):
+                yield from table_batches("calls", table)
     export = parser.export
     yield from batches("calls", tables["calls"], export.calls)
     yield from batches("conferences", tables["conferences"], export.conferences)

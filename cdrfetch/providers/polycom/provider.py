@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from cdrfetch.errors import CdrfetchError, ConfigError, TemporaryError, UnavailableError
 from cdrfetch.providers.base import Provider, Setting
+from cdrfetch.providers.polycom import export
 from cdrfetch.providers.polycom import status as st
 from cdrfetch.windows import Window, split
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import requests
 
-    from cdrfetch.client import Client
+    from cdrfetch.client import Client, Verified
     from cdrfetch.config import Resolved
     from cdrfetch.records import Batch
 
@@ -60,9 +61,6 @@ class Polycom(Provider):
         Setting("username", "DMA local or AD user allowed to export CDRs"),
         Setting("password", "password of `username` (Basic auth)", secret=True),
         Setting("legacy", "use the deprecated one-shot GET /billing (RPRM, older DMA)", default=False, kind=bool),
-        Setting(
-            "allow_partial", "truncated results or excluded clusters exit 0 (still warned)", default=False, kind=bool
-        ),
         Setting("max_window_days", "days per export", default=1, kind=int),
         Setting("poll_interval", "first delay between status checks", default=5.0, kind=float),
         Setting("poll_timeout", "seconds to wait for one export, busy waiting included", default=1800.0, kind=float),
@@ -109,21 +107,22 @@ class Polycom(Provider):
 
     def fetch(self, chunk: Window) -> Iterator[Batch]:
         """Export, download and parse one chunk."""
-        path = self._legacy(chunk) if self.config["legacy"] else self._export(chunk, regenerate=True)
-        yield from self._parse(path, chunk)
+        download = self._legacy(chunk) if self.config["legacy"] else self._export(chunk, regenerate=True)
+        with download as path:
+            yield from self._parse(path, download.directory, chunk)
 
     def check(self) -> str:
         """Read the billing status, or (legacy) export an empty window: proves credentials and role."""
         if self.config["legacy"]:
             now = _date(self.client.clock())
-            self._download(f"{self.base_url}/billing?from-date={now}&to-date={now}", "polycom billing (legacy)")
+            self._download(f"{self.base_url}/billing?from-date={now}&to-date={now}", "polycom billing (legacy)").close()
             return f"legacy billing export allowed for {self.config['username']}"
         status = self._status()
         return f"billing status readable as {self.config['username']} (statusType {status.status_type})"
 
     # -- the asynchronous export -------------------------------------------------------------------
 
-    def _export(self, chunk: Window, *, regenerate: bool) -> Path:
+    def _export(self, chunk: Window, *, regenerate: bool) -> Verified[Path]:
         job = _Job()
         progress = self.client.progress(f"polycom export {chunk.label}", None)
         try:
@@ -244,16 +243,20 @@ class Polycom(Provider):
 
     # -- downloads ---------------------------------------------------------------------------------
 
-    def _legacy(self, chunk: Window) -> Path:
+    def _legacy(self, chunk: Window) -> Verified[Path]:
         query = f"from-date={_date(chunk.start)}&to-date={_date(chunk.end)}"
         timeout = float(self.config["legacy_timeout"] or 600.0)
         return self._download(f"{self.base_url}/billing?{query}", "polycom billing (legacy)", timeout=timeout)
 
-    def _download(self, url: str, what: str, **kwargs: Any) -> Path:
-        """The zip, checked (re-downloaded when broken); its ETag goes to the run summary."""
-        return self.client.retry(lambda: self._download_checked(url, what, kwargs), what=what)
+    def _download(self, url: str, what: str, **kwargs: Any) -> Verified[Path]:
+        """The zip, checked (downloaded again when broken); its ETag goes to the run summary."""
+        return self.client.verified_download(
+            lambda directory: self._download_into(directory, url, what, kwargs),
+            lambda path, directory: export.check_zip(path, what),
+            what=what,
+        )
 
-    def _download_checked(self, url: str, what: str, kwargs: dict[str, Any]) -> Path:
+    def _download_into(self, directory: Path, url: str, what: str, kwargs: dict[str, Any]) -> Path:
         headers: dict[str, str] = {}
 
         def keep_etag(response: requests.Response, *args: Any, **more: Any) -> None:
@@ -266,6 +269,7 @@ class Polycom(Provider):
                 what=what,
                 suffix=".zip",
                 hints=hints,
+                into=directory,
                 auth=self.auth,
                 headers={"Accept": st.ZIP_TYPES},
                 hooks={"response": keep_etag},
@@ -273,34 +277,25 @@ class Polycom(Provider):
             )
         except ConfigError as error:
             raise _tls(error) from None
-        except CdrfetchError as error:
-            error.retryable = False  # the core already retried the transfer; only a broken zip downloads again
-            raise
-        from cdrfetch.providers.polycom.export import check_zip
-
-        check_zip(path, what)
-        self.client.summary.notes.update(st.etag_notes(headers.get("etag")))
+        for name, value in st.etag_notes(headers.get("etag")).items():
+            self.client.note(name, value)
         return path
 
     # -- parsing -----------------------------------------------------------------------------------
 
-    def _parse(self, path: Path, chunk: Window) -> Iterator[Batch]:
-        from cdrfetch.providers.polycom.export import read_export
-
-        reading = read_export(path, self.output_tables(), account=self.account, chunk_end=chunk.end)
-        export, excluded, warnings = yield from reading
+    def _parse(self, path: Path, directory: Path, chunk: Window) -> Iterator[Batch]:
+        reading = export.read_export(path, directory, self.output_tables(), account=self.account, chunk_end=chunk.end)
+        parsed, excluded, warnings = yield from reading
         for message in warnings:
             self.client.warn(f"polycom: {chunk.label}: {message}")
         if excluded:
             self._partial(f"{chunk.label}: clusters excluded from the export (unreachable): {', '.join(excluded)}")
-        self.client.summary.notes["counts_line"] = export.counts_line
-        if export.after_window:
-            self.client.log.debug("polycom: %d rows start at/after %s (next window)", export.after_window, chunk.end)
+        self.client.note("counts_line", parsed.counts_line)
+        if parsed.after_window:
+            self.client.log.debug("polycom: %d rows start at/after %s (next window)", parsed.after_window, chunk.end)
 
     def _partial(self, reason: str) -> None:
-        self.client.warn("polycom: " + reason)
-        if not self.config["allow_partial"]:
-            self.client.summary.partial(reason)
+        self.client.partial("polycom: " + reason)
 
     def _negotiated(self, method: str, url: str, what: str, headers: dict[str, str]) -> requests.Response:
         """A request with the vendor media types; once more with `Accept: */*` if they are refused."""

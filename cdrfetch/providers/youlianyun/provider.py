@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from requests.auth import AuthBase
 
@@ -25,6 +25,7 @@ from cdrfetch.windows import Window, day_window, zone
 if TYPE_CHECKING:
     import requests
 
+    from cdrfetch.client import Verified
     from cdrfetch.records import Batch
 
 UTC8 = timezone(timedelta(hours=8))  # the signing zone, whatever `tz` says (§3.1)
@@ -32,6 +33,7 @@ SHANGHAI = "Asia/Shanghai"
 HEADERS = {"Accept": "application/json", "Content-Type": "application/json;charset=utf-8"}
 RELINK_STATUSES = (403, 404, 410)  # the link or token went stale: ask billList for a fresh one (§4.3)
 _WHITESPACE = str.maketrans("", "", " \t\r\n\f\v")
+Member = tuple[str, Path]  # (display name, decoded file)
 
 
 def timestamp(instant: datetime) -> str:
@@ -111,9 +113,10 @@ class Youlianyun(Provider):
         if len(links) > 1:
             self.client.warn(f"{day}: billList returned {len(links)} files; all are read as that day's data")
         for index in range(len(links)):
-            for name, member in self._members(asked, links, index, day):
-                for data in parser.parse(member, name):
-                    yield Batch("calls", data)
+            with self._members(asked, links, index, day) as members:
+                for name, member in members:
+                    for data in parser.parse(member, name):
+                        yield Batch("calls", data)
 
     def check(self) -> str:
         """Ask for yesterday's bill link (proves account, token, app and clock)."""
@@ -146,33 +149,33 @@ class Youlianyun(Provider):
 
     # --- download --------------------------------------------------------------------------
 
-    def _members(self, asked: str, links: list[tuple[str, str]], index: int, day: date) -> list[tuple[str, Path]]:
-        """Download link `index` and unpack it; a damaged, empty or (strict) mismatching file gets one more try."""
+    def _members(self, asked: str, links: list[tuple[str, str]], index: int, day: date) -> Verified[list[Member]]:
+        """Download link `index` and unpack it; a damaged, empty or (strict) mismatching file is fetched again."""
         name = f"bill {day}" + (f" #{index + 1}" if len(links) > 1 else "")
-        for last in (False, True):
-            path, token = self._download_fresh(asked, links, index, name)
-            try:
-                return self._unpack(path, token, name)
-            except (DataError, UnavailableError) as error:
-                if last:
-                    raise
-                self.client.log.warning("%s; downloading once more", error.message)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self.client.verified_download(
+            lambda directory: self._download_fresh(asked, links, index, name, directory),
+            lambda got, directory: self._unpack(*got, name, directory),
+            what=name,
+        )
 
-    def _unpack(self, path: Path, token: str, name: str) -> list[tuple[str, Path]]:
+    def _unpack(self, path: Path, token: str, name: str, directory: Path) -> list[Member]:
         """(display name, file) of every member, after the emptiness and token checks of §4.3."""
         if path.stat().st_size == 0 and token.lower() != codes.EMPTY_MD5:
-            raise UnavailableError(f"{name}: empty download", "the file server sent no bytes; run again later")
-        members = archive.extract(path, self.client.workdir, name=name)
+            raise UnavailableError(
+                f"{name}: empty download", "the file server sent no bytes; run again later", retryable=True
+            )
+        members = archive.extract(path, directory, name=name)
         self._check_token(path, members, token, name)
         if len(members) > 1:
             self.client.warn(f"{name}: the archive holds {len(members)} files; all are read")
         return [(f"{name}:{m.name}" if m.name != name else name, m.path) for m in members]
 
-    def _download_fresh(self, asked: str, links: list[tuple[str, str]], index: int, name: str) -> tuple[Path, str]:
+    def _download_fresh(
+        self, asked: str, links: list[tuple[str, str]], index: int, name: str, directory: Path
+    ) -> tuple[Path, str]:
         """Download, asking billList once for a fresh link when the file server says 403/404/410."""
         try:
-            return self._download(*links[index], name), links[index][1]
+            return self._download(*links[index], name, directory), links[index][1]
         except CdrfetchError as error:
             if error.http_status not in RELINK_STATUSES:
                 raise
@@ -181,23 +184,23 @@ class Youlianyun(Provider):
         if index >= len(links):
             raise UnavailableError(f"{name}: the fresh billList answer no longer lists this file", "run again later")
         try:
-            return self._download(*links[index], name), links[index][1]
+            return self._download(*links[index], name, directory), links[index][1]
         except (AuthError, ConfigError) as error:
             raise UnavailableError(
                 f"{name}: download failed again after a fresh link ({error.message})",
                 "the file server keeps refusing the link; run again later",
             ) from None
 
-    def _download(self, down_url: str, token: str, name: str) -> Path:
+    def _download(self, down_url: str, token: str, name: str, directory: Path) -> Path:
         # §2.6: downUrl is opaque; concatenate, never re-encode (its %2B %2F %0A %3D must survive)
         url = down_url.translate(_WHITESPACE) + "&token=" + token.translate(_WHITESPACE)
-        path = self.client.download(url, what=f"youlianyun download {name}")
+        path = self.client.download(url, what=f"youlianyun download {name}", into=directory)
         head = _head(path)
         if head.lstrip()[:1] in (b"{", b"<") and b"respCode" in head:
             codes.raise_for_body(path.read_bytes(), f"youlianyun download {name}")
         return path
 
-    def _check_token(self, path: Path, members: list[Any], token: str, name: str) -> None:
+    def _check_token(self, path: Path, members: list[archive.Member], token: str, name: str) -> None:
         """§5.2 rule 3: the token is the MD5 of the body, or of the decompressed member(s)."""
         mode = self.config["verify_token"]
         if mode == "off":
@@ -211,7 +214,8 @@ class Youlianyun(Provider):
         if mode == "warn":
             self.client.warn(message)
             return
-        raise DataError(message, "the file changed in transit or the token is wrong; `verify_token: warn` accepts it")
+        hint = "the file changed in transit or the token is wrong; `verify_token: warn` accepts it"
+        raise DataError(message, hint, retryable=True)
 
 
 def _head(path: Path) -> bytes:
