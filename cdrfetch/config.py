@@ -154,12 +154,22 @@ def convert(setting: Setting, raw: Any, source: str) -> Any:
             f"is not a valid {setting.kind.__name__}",
             setting.help,
         ) from None
+    _check_range(setting, value, source)
     if setting.choices and str(value) not in setting.choices:
         raise ConfigError(
             f"setting {setting.name!r} from {source}: {value!r} is not one of {', '.join(setting.choices)}",
             setting.help,
         )
     return value
+
+
+def _check_range(setting: Setting, value: Any, source: str) -> None:
+    low, high = setting.minimum, setting.maximum
+    below, above = low is not None and value < low, high is not None and value > high
+    if setting.kind not in (int, float) or not (below or above):
+        return
+    valid = f"at least {low:g}" if high is None else f"at most {high:g}" if low is None else f"{low:g} to {high:g}"
+    raise ConfigError(f"setting {setting.name!r} from {source}: {value!r} is out of range ({valid})", setting.help)
 
 
 def parse_overrides(pairs: list[str], settings: tuple[Setting, ...]) -> dict[str, str]:
@@ -235,7 +245,17 @@ def resolve(
             continue
         raw, source = found
         resolved.entries[setting.name] = Value(convert(setting, raw, source), source, setting.secret)
+    check_consistent(resolved)
     return resolved
+
+
+def check_consistent(resolved: Resolved) -> None:
+    """Rules between settings that every provider shares."""
+    if resolved["ca_bundle"] and resolved["insecure"]:
+        raise ConfigError(
+            f"{resolved.provider}: `ca_bundle` and `insecure: true` contradict each other",
+            "keep `ca_bundle` (verification against your CA) and remove `insecure`",
+        )
 
 
 def _lookup(

@@ -56,7 +56,8 @@ if TYPE_CHECKING:
 class Setting:
     """One provider setting. Secrets come only from env, `*_FILE`, or the keyring.
 
-    `kind` converts the raw text of env vars and `--set` (str, int, float or bool).
+    `kind` converts the raw text of env vars and `--set` (str, int, float or bool); numbers are
+    refused outside [`minimum`, `maximum`] (the config resolver checks, once, for every provider).
     `required` defaults to "no default given".
     """
 
@@ -67,6 +68,8 @@ class Setting:
     kind: type = str
     choices: tuple[str, ...] | None = None
     required: bool | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
     @property
     def is_required(self) -> bool:
@@ -77,11 +80,11 @@ class Setting:
 # Settings every provider has; a provider re-declaring one of these names overrides it.
 COMMON_SETTINGS: tuple[Setting, ...] = (
     Setting("tz", "zone of naive times in windows and provider data", default="UTC"),
-    Setting("timeout", "seconds to wait for each HTTP response", default=30.0, kind=float),
-    Setting("retries", "attempts after the first for retryable failures", default=4, kind=int),
-    Setting("backoff", "first retry delay in seconds (doubles, with jitter)", default=1.0, kind=float),
-    Setting("poll_timeout", "seconds to wait for an export job", default=900.0, kind=float),
-    Setting("poll_interval", "first delay between job status checks", default=2.0, kind=float),
+    Setting("timeout", "seconds to wait for each HTTP response", default=30.0, kind=float, minimum=0.01),
+    Setting("retries", "attempts after the first for retryable failures", default=4, kind=int, minimum=0, maximum=100),
+    Setting("backoff", "first retry delay in seconds (doubles, with jitter)", default=1.0, kind=float, minimum=0),
+    Setting("poll_timeout", "seconds to wait for an export job", default=900.0, kind=float, minimum=0.01),
+    Setting("poll_interval", "first delay between job status checks", default=2.0, kind=float, minimum=0.001),
     Setting("ca_bundle", "PEM file of CA certificates to trust for this provider", required=False),
     Setting("insecure", "skip TLS verification (never in production)", default=False, kind=bool),
     Setting("lookback", "how far --since-last reaches back before the last run, for late records", default="1h"),
@@ -96,7 +99,9 @@ class Provider(abc.ABC):
     title: ClassVar[str]  # human name: "Huawei CEC (CC-FS)"
     settings: ClassVar[tuple[Setting, ...]]  # provider-specific settings (COMMON_SETTINGS are added)
     account_setting: ClassVar[str]  # the setting whose value fills the `account` column
-    max_window: ClassVar[timedelta | None] = None  # longest chunk the provider accepts
+    # Longest chunk the provider accepts. A provider whose users may shorten it declares the setting
+    # `max_window_days` (with its `maximum`); the core then cuts chunks of that many days.
+    max_window: ClassVar[timedelta | None] = None
     # Output tables: {"calls": records.CALLS, "recordings": ...}; filled in by subclasses that
     # have side tables. None means calls only (resolved lazily so pyarrow is not imported early).
     tables: ClassVar[Mapping[str, pa.Schema] | None] = None
@@ -132,9 +137,14 @@ class Provider(abc.ABC):
         """Value of the `account` column (and of the output path segment)."""
         return self.account_of(self.config)
 
+    def chunk_length(self) -> timedelta | None:
+        """`max_window_days` when the provider has that setting, else `max_window`."""
+        days = self.config.get("max_window_days")
+        return timedelta(days=int(days)) if days else self.max_window
+
     def chunks(self, window: Window) -> list[Window]:
-        """Split the requested window into units of work. Default: `max_window` slices."""
-        return split(window, self.max_window)
+        """Split the requested window into units of work. Default: slices of `chunk_length()`."""
+        return split(window, self.chunk_length())
 
     @abc.abstractmethod
     def fetch(self, chunk: Window) -> Iterator[Batch]:

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -29,7 +29,7 @@ from typer.testing import CliRunner, Result
 from cdrfetch import providers
 from cdrfetch.cli import app
 from cdrfetch.client import Client, Progress
-from cdrfetch.config import Resolved, Value, keyring_user
+from cdrfetch.config import Resolved, Value, check_consistent, convert, keyring_user
 from cdrfetch.errors import CdrfetchError
 from cdrfetch.providers.base import Provider
 from cdrfetch.records import Batch
@@ -133,11 +133,15 @@ def projection(rows: list[dict[str, Any]]) -> collections.Counter[ExpectedCall]:
 
 
 def resolved(cls: type[Provider], settings: dict[str, Any]) -> Resolved:
-    """The provider's defaults overlaid with `settings`, as the config resolver hands them over."""
-    secret = {s.name for s in cls.all_settings() if s.secret}
-    entries = {s.name: Value(s.default, "default", s.secret) for s in cls.all_settings()}
-    entries.update({name: Value(value, "test", name in secret) for name, value in settings.items()})
-    return Resolved(cls.name, "default", None, entries)
+    """The provider's defaults overlaid with `settings`, converted and checked as the config resolver does."""
+    known = {s.name: s for s in cls.all_settings()}
+    entries = {s.name: Value(s.default, "default", s.secret) for s in known.values()}
+    for name, value in settings.items():
+        converted = value if value is None else convert(known[name], value, "test")
+        entries[name] = Value(converted, "test", known[name].secret)
+    result = Resolved(cls.name, "default", None, entries)
+    check_consistent(result)
+    return result
 
 
 @dataclass
@@ -163,11 +167,17 @@ class Pulled:
 
 @contextmanager
 def connected(
-    server: SandboxServer, *, time: FakeTime | None = None, statuses: list[str] | None = None, **overrides: Any
+    server: SandboxServer,
+    *,
+    time: FakeTime | None = None,
+    clock: Callable[[], datetime] | None = None,
+    statuses: list[str] | None = None,
+    **overrides: Any,
 ) -> Iterator[Provider]:
     """A provider pointed at a running emulator: its profile, quick waits, then `overrides`.
 
-    With `time`, the client sleeps and reads the clock through it (share it with the emulator).
+    With `time`, the client sleeps and reads both clocks through it (share it with the emulator);
+    `clock` alone replaces only the wall clock (signatures, dates) and waits stay real.
     """
     cls = providers.load(server.emulator.name)
     names = {s.name for s in cls.all_settings()}
@@ -175,6 +185,8 @@ def connected(
     config = resolved(cls, {**server.emulator.profile(server.url), **quick, **overrides})
     summary = RunSummary(cls.name, cls.account_of(config), "default", "", "")
     clocks: dict[str, Any] = {"clock": time.now, "monotonic": time.monotonic, "sleep": time.sleep} if time else {}
+    if clock is not None:
+        clocks["clock"] = clock
     recorded = statuses if statuses is not None else []
     with Client(
         config, log=logging.getLogger(f"cdrfetch.{cls.name}"), summary=summary,
@@ -190,12 +202,13 @@ def pull(
     keep_going: bool = False,
     chunks: list[Window] | None = None,
     time: FakeTime | None = None,
+    clock: Callable[[], datetime] | None = None,
     **overrides: Any,
 ) -> Pulled:
     """Fetch every chunk of `window` (or the given `chunks`); errors raise unless `keep_going`."""
     statuses: list[str] = []
     errors: list[CdrfetchError] = []
-    with connected(server, time=time, statuses=statuses, **overrides) as provider:
+    with connected(server, time=time, clock=clock, statuses=statuses, **overrides) as provider:
         batches: list[Batch] = []
         for chunk in chunks if chunks is not None else provider.chunks(window):
             try:

@@ -539,9 +539,9 @@ def test_sandbox_demo_shows_export_progress(tmp_path: Path) -> None:
 
 
 def test_check_proves_the_credentials() -> None:
-    with provider_for(HuaweiCecEmulator(), [], []) as provider:
+    with provider_for(HuaweiCecEmulator()) as provider:
         assert "accepted" in provider.check()
-    with provider_for(HuaweiCecEmulator(), [], [], sk="wrong") as provider, pytest.raises(AuthError):
+    with provider_for(HuaweiCecEmulator(), sk="wrong") as provider, pytest.raises(AuthError):
         provider.check()
 
 

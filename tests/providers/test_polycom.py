@@ -388,7 +388,7 @@ def test_tls_insecure_works_and_warns(tmp_path: Path, caplog: pytest.LogCaptureF
 
 
 def test_ca_bundle_and_insecure_together_are_refused(tmp_path: Path) -> None:
-    with dma(tls=True) as server, pytest.raises(ConfigError, match="both set"):
+    with dma(tls=True) as server, pytest.raises(ConfigError, match="contradict"):
         pull(server, tmp_path, insecure=True)
 
 

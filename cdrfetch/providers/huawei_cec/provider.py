@@ -23,7 +23,7 @@ from cdrfetch.providers.huawei_cec import codes
 from cdrfetch.providers.huawei_cec import columns as cols
 from cdrfetch.providers.huawei_cec.parse import Context, member_kind, parse_members
 from cdrfetch.providers.huawei_cec.signing import DEFAULT_SIGNED, AuthV2
-from cdrfetch.windows import Window, split, zone
+from cdrfetch.windows import Window, zone
 
 if TYPE_CHECKING:
     from cdrfetch.client import Client, Verified
@@ -85,7 +85,7 @@ class HuaweiCec(Provider):
             default="https://cdrfetch.invalid/callback",
         ),
         Setting("account_id", "optional accountId filter (tenant space)", default="", required=False),
-        Setting("max_window_days", "chunk length in days (at most 3)", default=3, kind=int),
+        Setting("max_window_days", "chunk length in days (at most 3)", default=3, kind=int, minimum=1, maximum=3),
         Setting("poll_interval", "seconds before the first download attempt (grows x1.5)", default=10.0, kind=float),
         Setting("poll_timeout", "seconds to wait for one export before giving up", default=1800.0, kind=float),
         Setting("flow_backoff", "first wait after a flow-control code (doubles, max 300 s)", default=30.0, kind=float),
@@ -105,18 +105,8 @@ class HuaweiCec(Provider):
         self._auth_failed: str | None = None
 
     def _validate(self) -> None:
-        if not 1 <= int(self.config["max_window_days"]) <= 3:
-            raise ConfigError(
-                "huawei-cec: max_window_days must be 1, 2 or 3", "CC-FS accepts at most 3 days per export"
-            )
-        if self.config["ca_bundle"] and self.config["insecure"]:
-            raise ConfigError("huawei-cec: `ca_bundle` and `insecure: true` contradict", "remove one of them")
         if "host" not in str(self.config["signed_headers"]).lower().split(";"):
             raise ConfigError("huawei-cec: signed_headers must include host", f"use {DEFAULT_SIGNED!r} or 'host'")
-
-    def chunks(self, window: Window) -> list[Window]:
-        """Slices of `max_window_days` (CC-FS refuses longer exports)."""
-        return split(window, timedelta(days=int(self.config["max_window_days"])))
 
     def fetch(self, chunk: Window) -> Iterator[records.Batch]:
         """Generate, wait for and parse the export of one chunk."""

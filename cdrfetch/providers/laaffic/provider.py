@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cdrfetch.concurrency import Gate, prompt_thread_switches
-from cdrfetch.errors import CdrfetchError, ConfigError, DataError, TemporaryError, UnavailableError
+from cdrfetch.errors import CdrfetchError, DataError, TemporaryError, UnavailableError
 from cdrfetch.http import fail_on_status
 from cdrfetch.providers.base import Provider, Setting
 from cdrfetch.providers.laaffic import parse
@@ -58,15 +58,21 @@ class Laaffic(Provider):
         Setting("api_key", "the Api-Key (also the `account` column)"),
         Setting("api_secret", "the API secret used to sign requests", secret=True),
         Setting("tz", "zone of query times, chunk boundaries and naive record times", default="Asia/Shanghai"),
-        Setting("max_window_days", "longest chunk per query, in days (Laaffic allows 31)", default=31, kind=int),
-        Setting("concurrency", "page requests in flight at once within a chunk", default=4, kind=int),
+        Setting(
+            "max_window_days", "longest chunk per query, in days (Laaffic allows 31)", default=31, kind=int,
+            minimum=1, maximum=31,
+        ),
+        Setting(
+            "concurrency", "page requests in flight at once within a chunk", default=4, kind=int,
+            minimum=1, maximum=64,
+        ),
     )  # fmt: skip
 
     def __init__(self, settings: Resolved, client: Client) -> None:
         super().__init__(settings, client)
         self.tz = zone(str(settings["tz"]))
-        self.days = _positive(settings, "max_window_days")
-        self.concurrency = _positive(settings, "concurrency")
+        self.days = int(settings["max_window_days"])
+        self.concurrency = int(settings["concurrency"])
         self.url = str(settings["base_url"]).rstrip("/") + "/number/record/queryPage"
         self.auth = proto.LaafficAuth(str(settings["api_key"]), str(settings["api_secret"]), client.clock)
         self.gate = Gate(self.concurrency)
@@ -269,13 +275,6 @@ class Laaffic(Provider):
         dropped = sum(len(page.ids) for pages in passes for page in pages.values()) - len(fresh)
         self.client.log.debug("laaffic: %d duplicate callids dropped", dropped)
         return kept, fresh
-
-
-def _positive(settings: Resolved, name: str) -> int:
-    value = int(settings[name])
-    if value < 1:
-        raise ConfigError(f"laaffic: `{name}` must be at least 1, not {value}", f"set `{name}` to a positive number")
-    return value
 
 
 def _callids(passes: list[dict[int, Page]]) -> set[str]:

@@ -21,7 +21,7 @@ from cdrfetch.errors import CdrfetchError, ConfigError, TemporaryError, Unavaila
 from cdrfetch.providers.base import Provider, Setting
 from cdrfetch.providers.polycom import export
 from cdrfetch.providers.polycom import status as st
-from cdrfetch.windows import Window, split
+from cdrfetch.windows import Window
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -61,7 +61,7 @@ class Polycom(Provider):
         Setting("username", "DMA local or AD user allowed to export CDRs"),
         Setting("password", "password of `username` (Basic auth)", secret=True),
         Setting("legacy", "use the deprecated one-shot GET /billing (RPRM, older DMA)", default=False, kind=bool),
-        Setting("max_window_days", "days per export", default=1, kind=int),
+        Setting("max_window_days", "days per export", default=1, kind=int, minimum=1, maximum=366),
         Setting("poll_interval", "first delay between status checks", default=5.0, kind=float),
         Setting("poll_timeout", "seconds to wait for one export, busy waiting included", default=1800.0, kind=float),
         Setting(
@@ -72,8 +72,6 @@ class Polycom(Provider):
 
     def __init__(self, settings: Resolved, client: Client) -> None:
         super().__init__(settings, client)
-        if settings["ca_bundle"] and settings["insecure"]:
-            raise ConfigError("polycom: `ca_bundle` and `insecure` are both set", "keep `ca_bundle`, drop `insecure`")
         from requests.auth import HTTPBasicAuth
 
         self.base_url = str(settings["base_url"]).rstrip("/")
@@ -100,10 +98,6 @@ class Polycom(Provider):
     def account_of(cls, settings: Mapping[str, Any]) -> str:
         """The DMA host name: lowercased, without the port."""
         return (urlsplit(str(settings["base_url"])).hostname or str(settings["base_url"])).lower()
-
-    def chunks(self, window: Window) -> list[Window]:
-        """`max_window_days` slices, exported strictly one after another."""
-        return split(window, timedelta(days=max(1, int(self.config["max_window_days"] or 1))))
 
     def fetch(self, chunk: Window) -> Iterator[Batch]:
         """Export, download and parse one chunk."""
