@@ -21,8 +21,8 @@ from typer.testing import Result
 from cdrfetch import providers, records
 from cdrfetch.errors import ExitCode
 from cdrfetch.sandbox import emulator_class
-from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
-from cdrfetch.testing.harness import MemoryKeyring, read_rows, read_table, run_cli, write_profile
+from cdrfetch.sandbox.server import Emulator, SandboxServer
+from cdrfetch.testing.harness import MemoryKeyring, projection, read_rows, read_table, run_cli, write_profile
 from cdrfetch.windows import Window
 
 FORMATS = ("parquet", "csv", "jsonl", "json")
@@ -100,7 +100,7 @@ class ProviderContract:
         assert table.schema.equals(records.CALLS)
         expected = emulator.expected_calls(self.window)
         assert expected, "the contract window must hold calls"
-        assert _projection(table.to_pylist()) == collections.Counter(expected)
+        assert projection(table.to_pylist()) == collections.Counter(expected)
         assert set(table.column("provider").to_pylist()) == {self.provider}
         assert table.column("record_id").unique().to_pylist() == table.column("record_id").to_pylist()
         assert all(isinstance(json.loads(extra), dict) for extra in table.column("extra").to_pylist())
@@ -134,7 +134,7 @@ class ProviderContract:
         out = tmp_path / "calls.parquet"
         result = self.pull(profile, "-o", str(out))
         assert result.exit_code == 0, result.stderr
-        assert _projection(read_table(out).to_pylist()) == collections.Counter(emulator.expected_calls(self.window))
+        assert projection(read_table(out).to_pylist()) == collections.Counter(emulator.expected_calls(self.window))
         assert sum(self.main_route in r.path for r in emulator.received) >= 3
 
     def test_persistent_5xx_exits_69(self, emulator: Emulator, profile: Path, tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ class ProviderContract:
         out = tmp_path / "calls.parquet"
         result = self.pull(profile, "-o", str(out))
         assert result.exit_code == 0, result.stderr
-        assert _projection(read_table(out).to_pylist()) == collections.Counter(emulator.expected_calls(self.window))
+        assert projection(read_table(out).to_pylist()) == collections.Counter(emulator.expected_calls(self.window))
         assert sum(self.download_route in r.path for r in emulator.received) >= 2
 
     @pytest.mark.parametrize("fmt", FORMATS)
@@ -204,13 +204,6 @@ class ProviderContract:
         result = run_cli(self.provider, "pull", "--sandbox", "--date", "day", "-o", str(out))
         assert result.exit_code == 0, result.stderr
         assert read_table(out).schema.equals(records.CALLS)
-
-
-def _projection(rows: list[dict[str, Any]]) -> collections.Counter[ExpectedCall]:
-    """The oracle's view of the pulled rows."""
-    return collections.Counter(
-        ExpectedCall(row["caller"], row["callee"], row["start_time"], row["duration_s"]) for row in rows
-    )
 
 
 def _parse_text(text: str, fmt: str) -> list[Any]:

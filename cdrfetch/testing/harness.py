@@ -117,14 +117,17 @@ class FakeTime:
         self.elapsed += max(0.0, seconds)
 
 
-class Recorder(Progress):
-    """A progress display that remembers every status it was given."""
+Update = tuple[float | None, float | None, str]  # (completed, total, status) of one progress update
 
-    def __init__(self, statuses: list[str]) -> None:
-        self.statuses = statuses
+
+class Recorder(Progress):
+    """A progress display that remembers every update it was given."""
+
+    def __init__(self, updates: list[Update]) -> None:
+        self.updates = updates
 
     def update(self, completed: float | None = None, total: float | None = None, status: str = "") -> None:
-        self.statuses.append(status)
+        self.updates.append((completed, total, status))
 
 
 def projection(rows: list[dict[str, Any]]) -> collections.Counter[ExpectedCall]:
@@ -151,11 +154,21 @@ class Pulled:
     provider: Provider
     tables: dict[str, pa.Table]
     errors: list[CdrfetchError] = field(default_factory=list)
-    statuses: list[str] = field(default_factory=list)
+    progress: list[Update] = field(default_factory=list)
+
+    @property
+    def statuses(self) -> list[str]:
+        """The status texts of every progress update."""
+        return [status for _, _, status in self.progress]
 
     @property
     def summary(self) -> RunSummary:
         return self.provider.client.summary
+
+    @property
+    def table(self) -> pa.Table:
+        """The calls table."""
+        return self.tables["calls"]
 
     def rows(self, table: str = "calls") -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.tables[table].to_pylist()
@@ -171,7 +184,7 @@ def connected(
     *,
     time: FakeTime | None = None,
     clock: Callable[[], datetime] | None = None,
-    statuses: list[str] | None = None,
+    progress: list[Update] | None = None,
     **overrides: Any,
 ) -> Iterator[Provider]:
     """A provider pointed at a running emulator: its profile, quick waits, then `overrides`.
@@ -187,7 +200,7 @@ def connected(
     clocks: dict[str, Any] = {"clock": time.now, "monotonic": time.monotonic, "sleep": time.sleep} if time else {}
     if clock is not None:
         clocks["clock"] = clock
-    recorded = statuses if statuses is not None else []
+    recorded = progress if progress is not None else []
     with Client(
         config, log=logging.getLogger(f"cdrfetch.{cls.name}"), summary=summary,
         progress=lambda what, total: Recorder(recorded), **clocks,
@@ -206,19 +219,31 @@ def pull(
     **overrides: Any,
 ) -> Pulled:
     """Fetch every chunk of `window` (or the given `chunks`); errors raise unless `keep_going`."""
-    statuses: list[str] = []
+    progress: list[Update] = []
+    with connected(server, time=time, clock=clock, progress=progress, **overrides) as provider:
+        pulled = pull_with(provider, window, chunks=chunks, keep_going=keep_going)
+    pulled.progress = progress
+    return pulled
+
+
+def pull_with(
+    provider: Provider, window: Window, *, chunks: list[Window] | None = None, keep_going: bool = False
+) -> Pulled:
+    """What the pipeline does with a provider: chunks, then fetch of each, batches checked against the schema."""
     errors: list[CdrfetchError] = []
-    with connected(server, time=time, clock=clock, statuses=statuses, **overrides) as provider:
-        batches: list[Batch] = []
-        for chunk in chunks if chunks is not None else provider.chunks(window):
-            try:
-                batches.extend(provider.fetch(chunk))
-            except CdrfetchError as error:
-                if not keep_going:
-                    raise
-                errors.append(error)
+    batches: list[Batch] = []
+    schemas = provider.output_tables()
+    for chunk in chunks if chunks is not None else provider.chunks(window):
+        try:
+            for batch in provider.fetch(chunk):
+                assert batch.data.schema.equals(schemas[batch.table]), f"{batch.table} batch off its schema"
+                batches.append(batch)
+        except CdrfetchError as error:
+            if not keep_going:
+                raise
+            errors.append(error)
     tables = {
         name: pa.Table.from_batches([b.data for b in batches if b.table == name], schema=schema)
-        for name, schema in provider.output_tables().items()
+        for name, schema in schemas.items()
     }
-    return Pulled(provider, tables, errors, statuses)
+    return Pulled(provider, tables, errors)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -9,12 +11,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from cdrfetch.client import Client
-from cdrfetch.config import resolve
 from cdrfetch.providers.laaffic.emulator import LaafficEmulator
 from cdrfetch.providers.laaffic.provider import Laaffic
 from cdrfetch.sandbox.server import ExpectedCall, SandboxServer
-from cdrfetch.summary import RunSummary
+from cdrfetch.testing import harness
 from cdrfetch.windows import Window, zone
 
 UTC = timezone.utc
@@ -65,10 +65,8 @@ class Lab:
     """One emulator on loopback plus providers pointed at it."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.config = tmp_path / "config.yaml"
-        self.config.write_text("profiles: {}\n", encoding="utf-8")
         self.servers: list[SandboxServer] = []
-        self.clients: list[Client] = []
+        self.providers = contextlib.ExitStack()
         self.logs = ListHandler()
         self.log = logging.getLogger("cdrfetch")
         self.log.setLevel(logging.DEBUG)
@@ -88,22 +86,15 @@ class Lab:
 
     def provider(self, clock: Callable[[], datetime] | None = None, **settings: Any) -> Laaffic:
         """A provider with the sandbox profile, tiny backoff, and `settings` on top."""
-        injected = {**self.emulator.profile(self.url), "backoff": 0.005, "retries": 3, "timeout": 5.0, **settings}
-        resolved = resolve("laaffic", Laaffic.all_settings(), config=str(self.config), injected=injected,
-                           keyring_lookup=False)  # fmt: skip
-        summary = RunSummary("laaffic", str(resolved["api_key"]), "default", "", "")
-        client = Client(resolved, log=logging.getLogger("cdrfetch.laaffic"), summary=summary, clock=clock or fixed())
-        self.clients.append(client)
-        return Laaffic(resolved, client)
+        overrides = {"backoff": 0.005, "retries": 3, "timeout": 5.0, **settings}
+        connected = harness.connected(self.servers[-1], clock=clock or fixed(), **overrides)
+        provider = self.providers.enter_context(connected)
+        assert isinstance(provider, Laaffic)
+        return provider
 
     def pull(self, provider: Laaffic, window: Window) -> list[dict[str, Any]]:
         """What the pipeline does: chunks, fetch each, rows of every batch."""
-        rows: list[dict[str, Any]] = []
-        for chunk in provider.chunks(window):
-            for batch in provider.fetch(chunk):
-                assert batch.table == "calls"
-                rows.extend(batch.data.to_pylist())
-        return rows
+        return harness.pull_with(provider, window).rows()
 
     def bodies(self) -> list[dict[str, Any]]:
         """The JSON bodies the emulator received, in arrival order."""
@@ -111,18 +102,16 @@ class Lab:
 
     def close(self) -> None:
         self.log.removeHandler(self.logs)
-        for client in self.clients:
-            client.__exit__(None, None, None)
+        self.providers.close()
         for server in self.servers:
             server.stop()
 
 
-def as_expected(rows: list[dict[str, Any]]) -> list[ExpectedCall]:
-    """Rows in the oracle's shape, sorted like it."""
-    calls = [ExpectedCall(r["caller"], r["callee"], r["start_time"], r["duration_s"]) for r in rows]
-    return sorted(calls, key=lambda c: (c.start_time, c.caller or "", c.callee or ""))
+def as_expected(rows: list[dict[str, Any]]) -> collections.Counter[ExpectedCall]:
+    """Rows in the oracle's shape."""
+    return harness.projection(rows)
 
 
-def oracle(emulator: LaafficEmulator, window: Window) -> list[ExpectedCall]:
-    """The emulator's independent answer, sorted like `as_expected`."""
-    return sorted(emulator.expected_calls(window), key=lambda c: (c.start_time, c.caller or "", c.callee or ""))
+def oracle(emulator: LaafficEmulator, window: Window) -> collections.Counter[ExpectedCall]:
+    """The emulator's independent answer."""
+    return collections.Counter(emulator.expected_calls(window))

@@ -205,10 +205,6 @@ def _file_name(leg: export.Leg) -> str:
     return export.record_row(leg.call, "ak", timezone.utc)[9]
 
 
-def _projection(rows: list[dict[str, Any]]) -> collections.Counter[ExpectedCall]:
-    return collections.Counter(ExpectedCall(r["caller"], r["callee"], r["start_time"], r["duration_s"]) for r in rows)
-
-
 def _expected(emulator: HuaweiCecEmulator, window: Window = WINDOW) -> collections.Counter[ExpectedCall]:
     return collections.Counter(emulator.expected_calls(window))
 
@@ -219,7 +215,7 @@ def _expected(emulator: HuaweiCecEmulator, window: Window = WINDOW) -> collectio
 def test_polls_until_ready_with_progress_and_dashless_file_name() -> None:
     emulator = HuaweiCecEmulator(ready_after=0.0, ready_after_polls=3)
     pulled = pull(emulator)
-    assert _projection(pulled.rows()) == _expected(emulator)
+    assert pulled.projection() == _expected(emulator)
     assert count(emulator, DOWNLOAD) == 4
     assert sum("generating" in status for status in pulled.statuses) == 4
     names = {json.loads(r.body)["msgBody"]["billFileName"] for r in emulator.received if DOWNLOAD in r.path}
@@ -241,7 +237,7 @@ def test_generate_sends_the_chunk_in_tz_and_the_settings() -> None:
         "callBackURL": "https://cdrfetch.invalid/callback", "accountId": "tenant-1",
     }  # fmt: skip
     assert bodies[0]["request"] == {"version": "2.0"}
-    assert _projection(pulled.rows()) == _expected(emulator, window)  # CSV times read in Asia/Shanghai
+    assert pulled.projection() == _expected(emulator, window)  # CSV times read in Asia/Shanghai
     assert pulled.tables["recordings"].num_rows == 0
 
 
@@ -272,14 +268,14 @@ def test_alternative_file_names_from_half_the_timeout() -> None:
 def test_shifted_file_date_is_found_by_the_minus_one_day_candidate() -> None:
     emulator = HuaweiCecEmulator(ready_after=0.0, ready_after_polls=0, file_date_offset_days=-1)
     pulled = pull(emulator, poll_timeout=2.0)
-    assert _projection(pulled.rows()) == _expected(emulator)
+    assert pulled.projection() == _expected(emulator)
 
 
 @pytest.mark.parametrize("knob", ["throttle_query", "throttle_download"])
 def test_flow_control_backs_off_and_retries(knob: str) -> None:
     emulator = HuaweiCecEmulator(ready_after=0.0, **{knob: 2})
     pulled = pull(emulator)
-    assert _projection(pulled.rows()) == _expected(emulator)
+    assert pulled.projection() == _expected(emulator)
     assert count(emulator, QUERY) == (3 if knob == "throttle_query" else 1)
 
 
@@ -319,7 +315,7 @@ def test_emulator_locks_the_ip_after_repeated_failures() -> None:
 def test_damaged_download_is_fetched_again(damage: dict[str, Any]) -> None:
     emulator = HuaweiCecEmulator(ready_after=0.0, ready_after_polls=0, damage_limit=1, **damage)
     pulled = pull(emulator)
-    assert _projection(pulled.rows()) == _expected(emulator)
+    assert pulled.projection() == _expected(emulator)
     assert count(emulator, DOWNLOAD) == 2
 
 
@@ -332,7 +328,7 @@ def test_archive_damaged_every_time_is_a_data_error() -> None:
 
 def test_json_error_served_as_octet_stream_is_recognised() -> None:
     emulator = HuaweiCecEmulator(ready_after=0.0, ready_after_polls=2, error_as_octet=True)
-    assert _projection(pull(emulator).rows()) == _expected(emulator)
+    assert pull(emulator).projection() == _expected(emulator)
 
 
 def test_zero_records_is_success() -> None:
@@ -371,7 +367,7 @@ def test_settings_are_validated() -> None:
 
 def test_signing_only_host_is_accepted() -> None:
     emulator = HuaweiCecEmulator(ready_after=0.0)
-    assert _projection(pull(emulator, signed_headers="host").rows()) == _expected(emulator)
+    assert pull(emulator, signed_headers="host").projection() == _expected(emulator)
     assert all("/host/" in (r.header("Authorization") or "") for r in emulator.received)
 
 
@@ -381,7 +377,7 @@ def test_signing_only_host_is_accepted() -> None:
 def test_multi_part_members_are_all_read() -> None:
     emulator = HuaweiCecEmulator(ready_after=0.0, part_rows=3)
     pulled = pull(emulator)
-    assert _projection(pulled.rows()) == _expected(emulator)
+    assert pulled.projection() == _expected(emulator)
     assert pulled.tables["recordings"].num_rows > 3
     parts = ["x_call_10.csv", "x_call_2.csv", "x_record.csv", "x_call_1.csv", "readme.txt"]
     ordered = sorted((k, n) for n in parts if (k := member_kind(n)) is not None)
@@ -396,7 +392,7 @@ def test_csv_variations_give_the_same_calls(style: dict[str, Any]) -> None:
     reference = pull(HuaweiCecEmulator(ready_after=0.0))
     emulator = HuaweiCecEmulator(ready_after=0.0, **style)
     pulled = pull(emulator)
-    assert _projection(pulled.rows()) == _expected(emulator)
+    assert pulled.projection() == _expected(emulator)
     assert pulled.tables["recordings"].equals(reference.tables["recordings"]) != style.get("gbk", False)
     if style.get("short_rows"):
         assert any('"vdn_id"' not in row["extra"] for row in pulled.rows())
@@ -560,7 +556,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 def test_https_with_ca_bundle_insecure_and_untrusted(certificate: tuple[str, str]) -> None:
     emulator = HuaweiCecEmulator(ready_after=0.0, tls_cert=certificate)
-    assert _projection(pull(emulator, ca_bundle=certificate[0]).rows()) == _expected(emulator)
+    assert pull(emulator, ca_bundle=certificate[0]).projection() == _expected(emulator)
     assert pull(HuaweiCecEmulator(ready_after=0.0, tls_cert=certificate), insecure=True).tables["calls"].num_rows
     with pytest.raises(ConfigError, match="TLS verification"):
         pull(HuaweiCecEmulator(tls_cert=certificate))

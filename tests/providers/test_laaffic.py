@@ -67,7 +67,7 @@ class TestLaafficContract(ProviderContract):
 
 
 def _pages(emulator: Any, window: Window = MARCH) -> int:
-    return -(-len(oracle(emulator, window)) // 100)
+    return -(-oracle(emulator, window).total() // 100)
 
 
 @pytest.fixture
@@ -286,7 +286,7 @@ def test_a_record_on_a_chunk_boundary_is_kept_once(lab: Lab) -> None:
     assert seen_per_chunk == [1, 1]  # both chunks' answers carry it ...
     rows = lab.pull(lab.provider(max_window_days=1), window)
     assert [row["record_id"] for row in rows].count(boundary.callid) == 1  # ... one run keeps it once
-    assert len(rows) == len({row["record_id"] for row in rows}) == len(oracle(emulator, window))
+    assert len(rows) == len({row["record_id"] for row in rows}) == oracle(emulator, window).total()
 
 
 @pytest.mark.parametrize("name", ["max_window_days", "concurrency"])
@@ -330,9 +330,9 @@ def test_an_empty_window_is_one_request_and_no_batch(lab: Lab) -> None:
 def test_records_inserted_while_paging_are_neither_lost_nor_duplicated(lab: Lab, after_page: int) -> None:
     emulator = lab.start(heavy_dates=(date(2024, 3, 2), date(2024, 3, 5)), insert_during_paging=7,
                          insert_after_page=after_page)  # fmt: skip
-    before = len(oracle(emulator, MARCH))
+    before = oracle(emulator, MARCH).total()
     rows = lab.pull(lab.provider(), MARCH)
-    assert len(oracle(emulator, MARCH)) == before + 7
+    assert oracle(emulator, MARCH).total() == before + 7
     assert as_expected(rows) == oracle(emulator, MARCH)
     assert len({row["record_id"] for row in rows}) == len(rows)
     assert [body["current"] for body in lab.bodies()].count(1) == 2  # the re-check read the chunk again
@@ -340,7 +340,7 @@ def test_records_inserted_while_paging_are_neither_lost_nor_duplicated(lab: Lab,
 
 def test_a_growing_page_count_is_followed(lab: Lab) -> None:
     emulator = lab.start(records_min=20, records_max=40, insert_during_paging=150)
-    before = len(oracle(emulator, MARCH))
+    before = oracle(emulator, MARCH).total()
     rows = lab.pull(lab.provider(), MARCH)
     assert as_expected(rows) == oracle(emulator, MARCH)
     assert max(body["current"] for body in lab.bodies()) > -(-before // 100)
@@ -367,7 +367,7 @@ def test_records_are_deduplicated_across_fetch_calls_of_one_run(lab: Lab) -> Non
     chunk = provider.chunks(MARCH)[0]
     first = [row for batch in provider.fetch(chunk) for row in batch.data.to_pylist()]
     again = [row for batch in provider.fetch(chunk) for row in batch.data.to_pylist()]
-    assert len(first) == len(oracle(emulator, MARCH)) and again == []
+    assert len(first) == oracle(emulator, MARCH).total() and again == []
 
 
 # --- throttling ---------------------------------------------------------------------------------------------
@@ -609,7 +609,7 @@ def test_check_reports_yesterday(lab: Lab) -> None:
     emulator = lab.start()
     answer = lab.provider().check()
     yesterday = days((2024, 3, 24), (2024, 3, 25))
-    assert answer == f"Api-Key {KEY} accepted: {len(oracle(emulator, yesterday))} records on 2024-03-24"
+    assert answer == f"Api-Key {KEY} accepted: {oracle(emulator, yesterday).total()} records on 2024-03-24"
 
 
 # --- records: formats, field spellings, the worked example ------------------------------------------------------

@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdrfetch import tabular
-from cdrfetch.client import Client, Progress
-from cdrfetch.config import resolve
+from cdrfetch.config import Resolved
 from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
 from cdrfetch.providers.polycom import blocks
 from cdrfetch.providers.polycom.emulator import NO_ROLE_USER, PolycomEmulator, data
@@ -35,8 +33,9 @@ from cdrfetch.providers.polycom.parse import ExportParser, excluded_clusters, pa
 from cdrfetch.providers.polycom.provider import Polycom
 from cdrfetch.providers.polycom.status import Verdict, etag_notes, parse_status, rebase
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
-from cdrfetch.summary import RunSummary
+from cdrfetch.testing import harness
 from cdrfetch.testing.contract import ProviderContract
+from cdrfetch.testing.harness import Pulled
 from cdrfetch.windows import Window
 
 UTC = timezone.utc
@@ -69,33 +68,6 @@ class TestPolycomContract(ProviderContract):
 # ---- harness --------------------------------------------------------------------------------------
 
 
-class Recorder(Progress):
-    """A progress sink that keeps every update."""
-
-    def __init__(self, updates: list[tuple[float | None, float | None, str]]) -> None:
-        self.updates = updates
-
-    def update(self, completed: float | None = None, total: float | None = None, status: str = "") -> None:
-        self.updates.append((completed, total, status))
-
-
-@dataclass
-class Pull:
-    """What one provider run produced."""
-
-    tables: dict[str, list[dict[str, Any]]]
-    summary: RunSummary
-    progress: list[tuple[float | None, float | None, str]] = field(default_factory=list)
-
-    @property
-    def calls(self) -> list[dict[str, Any]]:
-        return self.tables.get("calls", [])
-
-    @property
-    def conferences(self) -> list[dict[str, Any]]:
-        return self.tables.get("conferences", [])
-
-
 @contextmanager
 def dma(**knobs: Any) -> Iterator[SandboxServer]:
     """A running emulator with quick phases unless told otherwise."""
@@ -103,33 +75,15 @@ def dma(**knobs: Any) -> Iterator[SandboxServer]:
         yield server
 
 
-def settings_for(server: SandboxServer, tmp_path: Path, **overrides: Any) -> Any:
-    """Resolved settings: the emulator's profile with `overrides` (None removes a setting)."""
-    config = tmp_path / "config.yaml"
-    config.write_text("profiles: {}\n", encoding="utf-8")
-    profile = {**server.emulator.profile(server.url), "poll_timeout": 10.0, **overrides}
-    injected = {k: v for k, v in profile.items() if v is not None}
-    return resolve("polycom", Polycom.all_settings(), config=str(config), injected=injected, keyring_lookup=False)
+def settings_for(server: SandboxServer, tmp_path: Path, **overrides: Any) -> Resolved:
+    """Resolved settings: the emulator's profile with `overrides` (None unsets a setting)."""
+    return harness.resolved(Polycom, {**server.emulator.profile(server.url), "poll_timeout": 10.0, **overrides})
 
 
-def pull(server: SandboxServer, tmp_path: Path, chunks: list[Window] | None = None, **overrides: Any) -> Pull:
+def pull(server: SandboxServer, tmp_path: Path, chunks: list[Window] | None = None, **overrides: Any) -> Pulled:
     """Run the provider over `chunks` (default: the test window) and collect its batches."""
-    settings = settings_for(server, tmp_path, **overrides)
-    summary = RunSummary("polycom", "", "default", "", "")
-    updates: list[tuple[float | None, float | None, str]] = []
-    tables: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-    log = logging.getLogger("cdrfetch.polycom")
-    with Client(settings, log=log, summary=summary, progress=lambda what, total: Recorder(updates)) as client:
-        provider = Polycom(settings, client)
-        for chunk in chunks or [WINDOW]:
-            for batch in provider.fetch(chunk):
-                assert batch.data.schema.equals(Polycom.output_tables()[batch.table])
-                tables[batch.table] += batch.data.to_pylist()
-    return Pull(dict(tables), summary, updates)
-
-
-def projection(rows: list[dict[str, Any]]) -> collections.Counter[ExpectedCall]:
-    return collections.Counter(ExpectedCall(r["caller"], r["callee"], r["start_time"], r["duration_s"]) for r in rows)
+    overrides = {"poll_timeout": 10.0, **overrides}
+    return harness.pull(server, WINDOW, chunks=chunks or [WINDOW], **overrides)
 
 
 def expected(server: SandboxServer, window: Window = WINDOW) -> collections.Counter[ExpectedCall]:
@@ -154,7 +108,7 @@ def test_flow_posts_dates_with_offsets_polls_and_downloads(tmp_path: Path) -> No
     assert post.header("Authorization") == "Basic c2FuZGJveDpzYW5kYm94LXBhc3N3b3Jk"
     assert "GET /api/rest/billing/status" in paths(server)
     assert paths(server)[-1] == "GET /api/rest/billing/download-cdrs"
-    assert projection(result.calls) == expected(server)
+    assert result.projection() == expected(server)
     assert result.summary.partial_reasons == [] and result.summary.warnings == []
 
 
@@ -164,7 +118,7 @@ def test_progress_is_fed_by_the_status_counters(tmp_path: Path) -> None:
     labels = " ".join(status for _, _, status in result.progress)
     assert "RUNNING RETRIEVING_CDR" in labels and "GENERATION_COMPLETE" in labels
     done, total, _ = result.progress[-1]
-    assert total and done == total == len(result.calls) + len(result.conferences)
+    assert total and done == total == len(result.rows()) + len(result.rows("conferences"))
 
 
 def test_conferences_go_to_the_side_table(tmp_path: Path) -> None:
@@ -172,8 +126,8 @@ def test_conferences_go_to_the_side_table(tmp_path: Path) -> None:
         result = pull(server, tmp_path)
         conferences = server.emulator.expected_conferences(WINDOW)  # type: ignore[attr-defined]
     assert conferences
-    assert sorted(r["conf_id"] for r in result.conferences) == sorted(c.uuid for c in conferences)
-    first = next(r for r in result.conferences if r["conf_id"] == conferences[0].uuid)
+    assert sorted(r["conf_id"] for r in result.rows("conferences")) == sorted(c.uuid for c in conferences)
+    first = next(r for r in result.rows("conferences") if r["conf_id"] == conferences[0].uuid)
     conf = conferences[0]
     assert first["record_id"] == conf.uuid and first["start_time"] == conf.start and first["end_time"] == conf.end
     assert first["cluster"] == conf.cluster and first["owner"] == conf.owner and first["max_participants"] == conf.parts
@@ -185,7 +139,7 @@ def test_counts_line_and_etag_reach_the_run_summary(tmp_path: Path) -> None:
     with dma() as server:
         result = pull(server, tmp_path)
     notes = result.summary.notes
-    assert notes["counts_line"].startswith(f"{len(result.calls)} calls, {len(result.conferences)} conferences")
+    assert notes["counts_line"].startswith(f"{len(result.rows())} calls, {len(result.rows('conferences'))} conferences")
     assert notes["etag"].isdigit() and '"' not in notes["etag"]
     stamp = datetime.fromtimestamp(int(notes["etag"]), UTC)
     assert notes["export_time"] == stamp.isoformat().replace("+00:00", "Z")
@@ -204,7 +158,7 @@ def test_etag_in_milliseconds(tmp_path: Path) -> None:
 def test_location_variants_and_xml_status(tmp_path: Path, knobs: dict[str, Any]) -> None:
     with dma(**knobs) as server:
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
         assert "GET /api/rest/billing/download-cdrs" in paths(server)
 
 
@@ -234,7 +188,7 @@ def test_error_status_exits_69_with_the_status_message(tmp_path: Path, status: s
 def test_warn_status_writes_rows_and_marks_the_run_partial(tmp_path: Path, status: str) -> None:
     with dma(warn_status=status) as server:
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
     assert len(result.summary.partial_reasons) == 1 and status in result.summary.partial_reasons[0]
     assert any(status in warning for warning in result.summary.warnings)
 
@@ -242,7 +196,7 @@ def test_warn_status_writes_rows_and_marks_the_run_partial(tmp_path: Path, statu
 def test_success_status_is_done(tmp_path: Path) -> None:
     with dma(warn_status="SUCCESS") as server:
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
     assert result.summary.partial_reasons == []
 
 
@@ -273,7 +227,7 @@ def test_not_started_before_the_post() -> None:
 def test_busy_dma_is_waited_for_then_posted_again(tmp_path: Path, mode: str) -> None:
     with dma(busy_mode=mode, foreign_export_seconds=0.3) as server:
         result = pull(server, tmp_path, busy_retry_interval=0.05, poll_interval=0.02)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
         posts = sum(p.startswith("POST") for p in paths(server))
     assert posts >= 2
 
@@ -288,7 +242,7 @@ def test_busy_until_the_timeout_exits_75(tmp_path: Path, mode: str) -> None:
 def test_someone_elses_finished_export_is_never_downloaded(tmp_path: Path) -> None:
     with dma(stale_complete=True, phase_seconds=0.1) as server:
         result = pull(server, tmp_path, poll_interval=0.01)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
         assert sum("download-cdrs" in p for p in paths(server)) == 1
 
 
@@ -299,7 +253,7 @@ def test_someone_elses_finished_export_is_never_downloaded(tmp_path: Path) -> No
 def test_broken_zip_is_downloaded_again(tmp_path: Path, knobs: dict[str, Any]) -> None:
     with dma(**knobs) as server:
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
         assert sum("download-cdrs" in p for p in paths(server)) == 2
 
 
@@ -315,9 +269,9 @@ def test_persistently_corrupt_zip_exits_65(tmp_path: Path) -> None:
 def test_legacy_one_shot_get(tmp_path: Path) -> None:
     with dma(legacy_only=True, legacy_delay=0.01) as server:
         result = pull(server, tmp_path, legacy=True)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
         assert paths(server) == ["GET /api/rest/billing"]
-    assert result.summary.notes["etag"].isdigit() and result.conferences
+    assert result.summary.notes["etag"].isdigit() and result.rows("conferences")
 
 
 def test_rprm_without_legacy_is_a_config_error_naming_legacy(tmp_path: Path) -> None:
@@ -358,7 +312,7 @@ def test_credentials_are_utf8(tmp_path: Path) -> None:
     with dma() as server:
         server.emulator.users["zoë"] = "pässwörd-€"  # type: ignore[attr-defined]
         result = pull(server, tmp_path, username="zoë", password="pässwörd-€")
-    assert result.calls
+    assert result.rows()
 
 
 # ---- TLS ------------------------------------------------------------------------------------------
@@ -368,7 +322,7 @@ def test_tls_with_ca_bundle_verifies(tmp_path: Path) -> None:
     with dma(tls=True) as server:
         assert server.url.startswith("https://")
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
 
 
 def test_tls_without_the_ca_fails_with_a_clear_hint(tmp_path: Path) -> None:
@@ -383,7 +337,7 @@ def test_tls_without_the_ca_fails_with_a_clear_hint(tmp_path: Path) -> None:
 def test_tls_insecure_works_and_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with dma(tls=True) as server, caplog.at_level(logging.WARNING):
         result = pull(server, tmp_path, ca_bundle=None, insecure=True)
-    assert result.calls
+    assert result.rows()
     assert any("TLS verification is OFF" in r.getMessage() for r in caplog.records)
 
 
@@ -398,39 +352,39 @@ def test_ca_bundle_and_insecure_together_are_refused(tmp_path: Path) -> None:
 def test_without_header_rows_positions_map_and_the_rest_is_col_n(tmp_path: Path) -> None:
     with dma(header=False) as server:
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
-    assert all(row["callee"] is None for row in result.calls)
-    extra = json.loads(result.calls[0]["extra"])
+        assert result.projection() == expected(server)
+    assert all(row["callee"] is None for row in result.rows())
+    extra = json.loads(result.rows()[0]["extra"])
     assert "col_9" in extra and "destEndpoint" not in extra and extra["dialin"] in ("TRUE", "FALSE")
-    assert result.conferences and all(r["cluster"] in data.CLUSTERS for r in result.conferences)
+    assert result.rows("conferences") and all(r["cluster"] in data.CLUSTERS for r in result.rows("conferences"))
 
 
 def test_itp_rows_take_the_primary_codec(tmp_path: Path) -> None:
     with dma(itp_rows=3) as server:
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
-    itp = [json.loads(r["extra"]) for r in result.calls if "itp_codecs" in r["extra"]]
+        assert result.projection() == expected(server)
+    itp = [json.loads(r["extra"]) for r in result.rows() if "itp_codecs" in r["extra"]]
     assert len(itp) == 3 and all(e["itp_codecs"] == 3 and e["callUuid"].count(",") == 2 for e in itp)
 
 
 def test_members_are_classified_by_content(tmp_path: Path) -> None:
     with dma(member_names="opaque") as server:
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
-    assert result.conferences and result.summary.notes["counts_line"]
+        assert result.projection() == expected(server)
+    assert result.rows("conferences") and result.summary.notes["counts_line"]
 
 
 def test_unknown_row_types_are_counted_and_warned(tmp_path: Path) -> None:
     with dma(unknown_type_rows=2) as server:
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
     assert any("REC x2" in w for w in result.summary.warnings)
 
 
 def test_excluded_clusters_make_the_run_partial(tmp_path: Path) -> None:
     with dma(excluded_clusters=("dma-west",)) as server:
         result = pull(server, tmp_path)
-    assert result.calls and "dma-west" in result.summary.partial_reasons[0]
+    assert result.rows() and "dma-west" in result.summary.partial_reasons[0]
 
 
 def test_counts_mismatch_is_warned(tmp_path: Path) -> None:
@@ -445,8 +399,8 @@ def test_dst_change_inside_a_record(tmp_path: Path) -> None:
     window = Window(datetime(2024, 3, 10, 4, tzinfo=UTC), datetime(2024, 3, 10, 8, tzinfo=UTC))
     with dma(calls_per_hour=8) as server:
         result = pull(server, tmp_path, chunks=[window])
-        assert projection(result.calls) == expected(server, window)
-    crossing = [r for r in result.calls if r["end_time"] and r["start_time"].hour < 7 <= r["end_time"].hour]
+        assert result.projection() == expected(server, window)
+    crossing = [r for r in result.rows() if r["end_time"] and r["start_time"].hour < 7 <= r["end_time"].hour]
     assert crossing
     raw = json.loads(crossing[0]["extra"])
     assert raw["version"] == "1"
@@ -464,8 +418,8 @@ def test_rows_at_the_window_end_belong_to_the_next_window(tmp_path: Path) -> Non
         result = pull(server, tmp_path, chunks=[first])
         later = pull(server, tmp_path, chunks=[second])
         served = server.emulator.received
-    assert all(r["start_time"] < boundary for r in result.calls)
-    assert any(r["start_time"] == boundary for r in later.calls)
+    assert all(r["start_time"] < boundary for r in result.rows())
+    assert any(r["start_time"] == boundary for r in later.rows())
     assert served  # the emulator did serve the boundary row in the first export (inclusive to-date):
     calls, _ = data.records(0, "sandbox", first.start, first.end, 4, inclusive=True)
     assert any(c.start == boundary for c in calls)
@@ -474,12 +428,12 @@ def test_rows_at_the_window_end_belong_to_the_next_window(tmp_path: Path) -> Non
 def test_record_id_is_call_uuid_and_utc_start(tmp_path: Path) -> None:
     with dma() as server:
         result = pull(server, tmp_path)
-    for row in result.calls:
+    for row in result.rows():
         millis = row["start_time"].microsecond // 1000
         stamp = row["start_time"].strftime("%Y-%m-%dT%H:%M:%S") + (f".{millis:03d}" if millis else "") + "Z"
         assert row["record_id"] == f"{row['call_id']}:{stamp}"
-    assert len({r["record_id"] for r in result.calls}) == len(result.calls)
-    assert len({r["call_id"] for r in result.calls}) < len(result.calls)  # segments share a callUuid
+    assert len({r["record_id"] for r in result.rows()}) == len(result.rows())
+    assert len({r["call_id"] for r in result.rows()}) < len(result.rows())  # segments share a callUuid
 
 
 def _an_hour_with_a_call_on_the_hour() -> datetime:
@@ -734,17 +688,15 @@ def test_etag_forms(header: str | None, notes: dict[str, str]) -> None:
 
 
 def test_account_is_the_dma_host(tmp_path: Path) -> None:
-    with dma() as server:
-        settings = settings_for(server, tmp_path, base_url="https://DMA.Example.com:8443/api/rest")
-        with Client(settings, log=logging.getLogger("t"), summary=RunSummary("p", "", "", "", "")) as client:
-            assert Polycom(settings, client).account == "dma.example.com"
+    with dma() as server, harness.connected(server, base_url="https://DMA.Example.com:8443/api/rest") as provider:
+        assert provider.account == "dma.example.com"
 
 
 def test_vanished_export_is_generated_once_more(tmp_path: Path) -> None:
     with dma() as server:
         server.emulator.faults.fail_next(1, 404, "download-cdrs")
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
         assert sum(p.startswith("POST") for p in paths(server)) == 2
 
 
@@ -888,7 +840,7 @@ def test_refused_media_type_is_asked_again_with_any_type(tmp_path: Path) -> None
     with dma() as server:
         server.emulator.faults.fail_next(1, 406, "/billing/status")
         result = pull(server, tmp_path)
-        assert projection(result.calls) == expected(server)
+        assert result.projection() == expected(server)
         accepts = [r.header("Accept") for r in server.emulator.received if r.path.endswith("/status")]
     assert accepts[0] and accepts[0].startswith("application/vnd.plcm.plcm-billing-status+json")
     assert accepts[1] == "*/*"
@@ -907,17 +859,14 @@ def test_persistent_truncation_is_not_retried_beyond_the_budget(tmp_path: Path) 
 
 
 def test_check_reads_the_status(tmp_path: Path) -> None:
-    with dma() as server:
-        settings = settings_for(server, tmp_path)
-        with Client(settings, log=logging.getLogger("t"), summary=RunSummary("p", "", "", "", "")) as client:
-            assert "NOT_STARTED" in Polycom(settings, client).check()
+    with dma() as server, harness.connected(server) as provider:
+        assert "NOT_STARTED" in provider.check()
 
 
 def test_check_in_legacy_mode_exports_an_empty_window(tmp_path: Path) -> None:
     with dma(legacy_only=True, legacy_delay=0) as server:
-        settings = settings_for(server, tmp_path, legacy=True)
-        with Client(settings, log=logging.getLogger("t"), summary=RunSummary("p", "", "", "", "")) as client:
-            assert "legacy" in Polycom(settings, client).check()
+        with harness.connected(server, legacy=True) as provider:
+            assert "legacy" in provider.check()
         assert paths(server) == ["GET /api/rest/billing"]
 
 

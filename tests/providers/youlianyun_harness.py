@@ -1,25 +1,23 @@
-"""Harness for the Youlianyun tests: a fixed clock, the provider run in-process over loopback."""
+"""Youlianyun test helpers: a fixed clock and bill files, on the shared direct-pull harness (cdrfetch.testing)."""
 
 from __future__ import annotations
 
-import logging
+import collections
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from cdrfetch.client import Client
-from cdrfetch.config import Resolved, Value
 from cdrfetch.providers.youlianyun.emulator import APP_ID, SID, YoulianyunEmulator, files
 from cdrfetch.providers.youlianyun.parse import DayParser
 from cdrfetch.providers.youlianyun.provider import Youlianyun
 from cdrfetch.records import CALLS
 from cdrfetch.sandbox.server import ExpectedCall, Request, SandboxServer
-from cdrfetch.summary import RunSummary
+from cdrfetch.testing import harness
+from cdrfetch.testing.harness import Pulled
 from cdrfetch.windows import Window, day_window, zone
 
 VECTOR_NOW = datetime(2015, 10, 13, 8, 7, 56, tzinfo=timezone.utc)  # ts 20151013160756 (§3.2)
@@ -42,46 +40,19 @@ def ticking(start: datetime = VECTOR_NOW, step: timedelta = timedelta(seconds=1)
     return now
 
 
-def resolved(settings: dict[str, Any]) -> Resolved:
-    """Provider settings (defaults + `settings`) as the config resolver would hand them over."""
-    entries = {s.name: Value(s.default, "default", s.secret) for s in Youlianyun.all_settings()}
-    entries.update({k: Value(v, "test", k == "auth_token") for k, v in settings.items()})
-    return Resolved("youlianyun", "default", None, entries)
-
-
-@dataclass
-class Pulled:
-    """What one in-process pull produced."""
-
-    table: pa.Table
-    summary: RunSummary
-    provider: Youlianyun
-
-    def projection(self) -> list[ExpectedCall]:
-        """The rows as the emulator's oracle sees them, sorted."""
-        return sorted(
-            ExpectedCall(r["caller"], r["callee"], r["start_time"], r["duration_s"]) for r in self.table.to_pylist()
-        )
-
-
 @contextmanager
 def provider_for(server: SandboxServer, clock: Callable[[], datetime], **overrides: Any) -> Iterator[Youlianyun]:
     """A provider pointed at `server`, with the emulator's profile plus `overrides`."""
-    settings = {**server.emulator.profile(server.url), **overrides}
-    config = resolved(settings)
-    summary = RunSummary("youlianyun", SID, "default", "", "")
-    log = logging.getLogger("cdrfetch.test.youlianyun")
-    with Client(config, log=log, summary=summary, clock=clock, sleep=lambda s: None) as client:
-        yield Youlianyun(config, client)
+    with harness.connected(server, clock=clock, **overrides) as provider:
+        assert isinstance(provider, Youlianyun)
+        yield provider
 
 
 def pull(
     server: SandboxServer, window: Window, clock: Callable[[], datetime] | None = None, **overrides: Any
 ) -> Pulled:
     """Run chunks() + fetch() of every chunk and collect the batches (clock: fixed at VECTOR_NOW)."""
-    with provider_for(server, clock or fixed(), **overrides) as provider:
-        batches = [b.data for chunk in provider.chunks(window) for b in provider.fetch(chunk)]
-        return Pulled(pa.Table.from_batches(batches, schema=CALLS), provider.client.summary, provider)
+    return harness.pull(server, window, clock=clock or fixed(), **overrides)
 
 
 def day(text: str) -> Window:
@@ -89,9 +60,9 @@ def day(text: str) -> Window:
     return day_window(date.fromisoformat(text), SHANGHAI)
 
 
-def expected(emulator: YoulianyunEmulator, window: Window) -> list[ExpectedCall]:
-    """The oracle, sorted."""
-    return sorted(emulator.expected_calls(window))
+def expected(emulator: YoulianyunEmulator, window: Window) -> collections.Counter[ExpectedCall]:
+    """The oracle, in the shape of Pulled.projection()."""
+    return collections.Counter(emulator.expected_calls(window))
 
 
 def requests_to(emulator: YoulianyunEmulator, route: str) -> list[Request]:
