@@ -7,20 +7,18 @@ Per chunk of at most 3 days: POST queryBillData -> responseId; poll downloadBill
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-import requests
-
-from cdrfetch import archive, http, records
-from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
+from cdrfetch import archive, records
+from cdrfetch.errors import AuthError, ConfigError, DataError, UnavailableError
 from cdrfetch.providers.base import Provider, Setting
 from cdrfetch.providers.huawei_cec import codes
 from cdrfetch.providers.huawei_cec import columns as cols
+from cdrfetch.providers.huawei_cec.api import AUTH_HINT, Attempts, Ccfs
 from cdrfetch.providers.huawei_cec.parse import Context, member_kind, parse_members
 from cdrfetch.providers.huawei_cec.signing import DEFAULT_SIGNED, AuthV2
 from cdrfetch.windows import Window, zone
@@ -31,19 +29,8 @@ if TYPE_CHECKING:
 
 QUERY = "/CCFS/resource/ccfs/queryBillData"
 DOWNLOAD = "/CCFS/resource/ccfs/downloadBillFile"
-HEADERS = {"Content-Type": "application/json; charset=UTF-8", "Accept": "*/*"}
-FLOW_DELAY_MAX = 300.0
-QUERY_FLOW_TRIES = 5  # queryBillData under flow control (0300009): at most this many tries (spec §7.3)
 DOWNLOAD_TIMEOUT = 300.0  # seconds to wait for a large zip (spec §7.3)
 DOWNLOAD_WHAT = "downloadBillFile"
-AUTH_RETRIES = 1  # spec §3.7: one re-signed retry after a 401, then stop (the server locks the IP)
-AUTH_HINT = (
-    "check `ak` and `sk`, the system clock (auth-v2 timestamps expire), "
-    "or try `signed_headers: host`; repeated failures lock this IP"
-)
-LOCK_HINT = (
-    "CC-FS locked this IP after repeated auth failures; check `ak`/`sk` and the clock, then wait before retrying"
-)
 
 
 @dataclass
@@ -55,14 +42,6 @@ class Job:
     started: float  # the client's monotonic time when the export was requested
     name: str | None = None
     checks: int = 0
-
-
-@dataclass
-class Attempts:
-    """Per-request counters that decide whether the core may try again."""
-
-    auth: int = 0
-    flow: int = 0
 
 
 class HuaweiCec(Provider):
@@ -102,6 +81,7 @@ class HuaweiCec(Provider):
             clock=client.clock,
             signed_headers=str(self.config["signed_headers"]),
         )
+        self.api = Ccfs(client, self.auth, self.base_url, float(self.config["flow_backoff"]))
         self._auth_failed: str | None = None
 
     def _validate(self) -> None:
@@ -162,10 +142,10 @@ class HuaweiCec(Provider):
         return response_id
 
     def _query_once(self, body: dict[str, str], attempts: Attempts) -> dict[str, Any] | None:
-        response = self._post(QUERY, body, attempts, what="queryBillData")
+        response = self.api.post(QUERY, body, attempts, what="queryBillData")
         with response:
-            payload = self._json(response, "queryBillData")
-        return self._result(payload, "queryBillData", attempts)
+            payload = codes.parse_json(response.content, "queryBillData")
+        return self.api.result(payload, "queryBillData", attempts)
 
     def _local(self, moment: datetime) -> str:
         return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
@@ -227,12 +207,12 @@ class HuaweiCec(Provider):
 
     def _download_attempt(self, name: str, attempts: Attempts, directory: Path) -> Path | list[archive.Member] | None:
         timeout = max(self.client.timeout, DOWNLOAD_TIMEOUT)
-        response = self._post(
+        response = self.api.post(
             DOWNLOAD, {"billFileName": name}, attempts, what=DOWNLOAD_WHAT, stream=True, timeout=timeout
         )
         with response:
             if "json" in response.headers.get("Content-Type", "").lower():
-                return self._download_code(self._json(response, "downloadBillFile"), attempts)
+                return self._download_code(codes.parse_json(response.content, "downloadBillFile"), attempts)
             path = self.client.save(response, what=f"downloadBillFile {name}", suffix=".zip", into=directory)
         with open(path, "rb") as handle:
             head = handle.read(200)
@@ -252,50 +232,8 @@ class HuaweiCec(Provider):
             return None
         if code == "0":
             raise DataError("downloadBillFile: result 0 without a zip", "report this CC-FS answer")
-        self._result(payload, "downloadBillFile", attempts)  # raises for every code but 0300012
+        self.api.result(payload, "downloadBillFile", attempts)  # raises for every code but 0300012
         return []
-
-    # -- shared request and result handling ---------------------------------------------------
-
-    def _post(self, path: str, msg: dict[str, str], attempts: Attempts, *, what: str, **kw: Any) -> requests.Response:
-        """Sign and send one POST; 401 gets one re-signed retry, 403 (IP locked) none."""
-        body = json.dumps({"request": {"version": "2.0"}, "msgBody": msg}, separators=(",", ":"), ensure_ascii=False)
-        response = self.client.send(
-            "POST", self.base_url + path, what=what, data=body.encode("utf-8"), headers=HEADERS, auth=self.auth, **kw
-        )
-        if response.status_code == 401:
-            response.close()
-            attempts.auth += 1
-            raise AuthError(
-                f"{what}: signature rejected (HTTP 401)", AUTH_HINT, retryable=attempts.auth <= AUTH_RETRIES
-            )
-        if response.status_code == 403:
-            response.close()
-            raise AuthError(f"{what}: HTTP 403, this IP is locked by CC-FS", LOCK_HINT)
-        if response.status_code in (404, 405):
-            response.close()
-            raise ConfigError(f"{what}: HTTP {response.status_code}", "check `base_url` (host, port, NSLB mapping)")
-        http.fail_on_status(response, what)
-        return response
-
-    def _json(self, response: requests.Response, what: str) -> dict[str, Any]:
-        return codes.parse_json(response.content, what)
-
-    def _result(self, payload: dict[str, Any], what: str, attempts: Attempts) -> dict[str, Any] | None:
-        """The payload for result 0, None for 0300012 (zero records); every other code raises."""
-        code, desc = codes.result_code(payload), str(payload.get("resultDesc") or "")
-        if code == "0":
-            return payload
-        if code == codes.NO_DATA:
-            return None
-        if code in codes.FLOW_CONTROL:
-            delay = min(float(self.config["flow_backoff"]) * 2**attempts.flow, FLOW_DELAY_MAX)
-            attempts.flow += 1
-            again = code == codes.DOWNLOAD_FLOW or attempts.flow < QUERY_FLOW_TRIES
-            raise TemporaryError(
-                f"{what}: CC-FS flow control ({code} {desc})", "run again later", retryable=again, retry_after=delay
-            )
-        raise codes.error_for(what, code, desc)
 
 
 def _utc_date(moment: datetime) -> date:
