@@ -17,24 +17,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from cdrfetch.errors import CdrfetchError, ConfigError, TemporaryError, UnavailableError
+from cdrfetch.errors import CdrfetchError, TemporaryError, UnavailableError
 from cdrfetch.providers.base import Provider, Setting
 from cdrfetch.providers.polycom import export
 from cdrfetch.providers.polycom import status as st
+from cdrfetch.providers.polycom.api import Dma
 from cdrfetch.windows import Window
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import requests
 
     from cdrfetch.client import Client, Verified
     from cdrfetch.config import Resolved
     from cdrfetch.records import Batch
 
-TLS_HINT = (
-    "DMAs usually have a self-signed certificate: set `ca_bundle` to the DMA's CA certificate (PEM); "
-    "`insecure: true` only as a last resort"
-)
 STALE_POLLS = 3  # a finished status with other dates this many times in a row means someone else's export
 
 
@@ -78,6 +74,7 @@ class Polycom(Provider):
         # bytes, because requests would encode text as Latin-1; the DMA reads UTF-8
         self.auth = HTTPBasicAuth(str(settings["username"]).encode(), str(settings["password"]).encode())
         self._status_url = self.base_url + "/billing/status"
+        self.dma = Dma(client, self.auth, self.base_url)
 
     @classmethod
     def output_tables(cls) -> Mapping[str, pa.Schema]:
@@ -202,7 +199,7 @@ class Polycom(Provider):
     def _generate_once(self, url: str, chunk: Window) -> bool:
         what = "polycom generate-cdrs"
         try:
-            response = self._negotiated("POST", url, what, {"Content-Length": "0"})
+            response = self.dma.negotiated("POST", url, what, {"Content-Length": "0"})
         except UnavailableError:
             started = self._running_elsewhere(chunk)  # a 503 may mean "busy": the status tells
             if started is None:
@@ -231,7 +228,7 @@ class Polycom(Provider):
         return self.client.retry(lambda: self._status_once(url), what="polycom billing status")
 
     def _status_once(self, url: str) -> st.Status:
-        response = self._negotiated("GET", url, "polycom billing status", {})
+        response = self.dma.negotiated("GET", url, "polycom billing status", {})
         st.raise_for(response, "polycom billing status")
         return st.parse_status(response.content, response.headers.get("Content-Type", ""))
 
@@ -245,35 +242,10 @@ class Polycom(Provider):
     def _download(self, url: str, what: str, **kwargs: Any) -> Verified[Path]:
         """The zip, checked (downloaded again when broken); its ETag goes to the run summary."""
         return self.client.verified_download(
-            lambda directory: self._download_into(directory, url, what, kwargs),
+            lambda directory: self.dma.download_into(directory, url, what, kwargs),
             lambda path, directory: export.check_zip(path, what),
             what=what,
         )
-
-    def _download_into(self, directory: Path, url: str, what: str, kwargs: dict[str, Any]) -> Path:
-        headers: dict[str, str] = {}
-
-        def keep_etag(response: requests.Response, *args: Any, **more: Any) -> None:
-            headers["etag"] = response.headers.get("ETag", "")
-
-        hints = {401: "check `username` and `password`", 403: st.ROLE_HINT, 404: st.LEGACY_HINT}
-        try:
-            path = self.client.download(
-                url,
-                what=what,
-                suffix=".zip",
-                hints=hints,
-                into=directory,
-                auth=self.auth,
-                headers={"Accept": st.ZIP_TYPES},
-                hooks={"response": keep_etag},
-                **kwargs,
-            )
-        except ConfigError as error:
-            raise _tls(error) from None
-        for name, value in st.etag_notes(headers.get("etag")).items():
-            self.client.note(name, value)
-        return path
 
     # -- parsing -----------------------------------------------------------------------------------
 
@@ -290,28 +262,6 @@ class Polycom(Provider):
 
     def _partial(self, reason: str) -> None:
         self.client.partial("polycom: " + reason)
-
-    def _negotiated(self, method: str, url: str, what: str, headers: dict[str, str]) -> requests.Response:
-        """A request with the vendor media types; once more with `Accept: */*` if they are refused."""
-        response = self._send(method, url, what, headers={"Accept": st.STATUS_TYPES, **headers})
-        if response.status_code in (406, 415):
-            self.client.log.debug("%s: HTTP %d for the vendor media types; asking for */*", what, response.status_code)
-            response = self._send(method, url, what, headers={"Accept": "*/*", **headers})
-        return response
-
-    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
-        try:
-            return self.client.send(method, url, what=what, auth=self.auth, **kwargs)
-        except ConfigError as error:
-            raise _tls(error) from None
-
-
-def _tls(error: ConfigError) -> ConfigError:
-    """The core's TLS failure with the DMA-specific hint (self-signed certificates are the norm)."""
-    if "TLS verification" in error.message:
-        error.hint = TLS_HINT
-    return error
-
 
 def _label(status: st.Status) -> str:
     eta = f", ~{status.remaining_s}s left" if status.remaining_s else ""
