@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +14,13 @@ from typing import Any
 from cdrfetch import config, crashpoints, locking, logs, pipeline, providers, sinks, windows
 from cdrfetch.client import Client, utc_now
 from cdrfetch.errors import BROKEN_PIPE, INTERRUPTED, CdrfetchError, ExitCode, UsageError
-from cdrfetch.ledger import Key, Ledger, parse_duration
+from cdrfetch.files import write_atomically
+from cdrfetch.ledger import Key, Ledger
 from cdrfetch.progress import Board
 from cdrfetch.providers.base import Provider
 from cdrfetch.redact import REDACTOR
 from cdrfetch.summary import RunSummary
+from cdrfetch.windows import parse_duration
 
 
 @dataclass(frozen=True)
@@ -200,11 +200,6 @@ def _emit_summary(summary: RunSummary, path: str | None, log_format: str, log: l
     """The run summary to `--summary-json PATH` (atomically) and, with JSON logs, to stderr."""
     data = summary.to_dict()
     if path:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, ensure_ascii=False)
-        os.replace(name, target)
+        write_atomically(Path(path), json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"))
     if log_format == "json":
         log.info("run summary", extra={"fields": {"summary": data}})

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cdrfetch.errors import ConfigError
+from cdrfetch.files import data_dir
 from cdrfetch.summary import RunSummary
 
 SCHEMA_VERSION = 1
@@ -68,15 +69,6 @@ def default_path() -> Path:
     if os.environ.get("CDRFETCH_LEDGER"):
         return Path(os.environ["CDRFETCH_LEDGER"]).expanduser()
     return data_dir() / "ledger.sqlite3"
-
-
-def data_dir() -> Path:
-    """Where state lives: $CDRFETCH_DATA_DIR, else the platform's user data dir."""
-    if os.environ.get("CDRFETCH_DATA_DIR"):
-        return Path(os.environ["CDRFETCH_DATA_DIR"]).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("cdrfetch"))
 
 
 class Ledger:
@@ -186,15 +178,3 @@ def _sha256(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `30m`, `6h`, `2d` or plain seconds -> timedelta."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    cleaned = text.strip().lower()
-    try:
-        if cleaned[-1:] in units:
-            return timedelta(seconds=float(cleaned[:-1]) * units[cleaned[-1]])
-        return timedelta(seconds=float(cleaned))
-    except ValueError:
-        raise ConfigError(f"cannot read duration {text!r}", "use e.g. 90s, 30m, 6h or 2d") from None

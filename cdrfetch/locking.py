@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cdrfetch.errors import TemporaryError
-from cdrfetch.ledger import Key, data_dir
+from cdrfetch.files import data_dir
+from cdrfetch.ledger import Key
 
 
 @contextmanager

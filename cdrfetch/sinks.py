@@ -11,9 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdrfetch.errors import UsageError
+from cdrfetch.files import AtomicFile
 
 FORMATS = ("parquet", "csv", "jsonl", "json")
 TEXT_FORMATS = ("csv", "jsonl", "json")
@@ -72,16 +71,15 @@ class Sink(abc.ABC):
         self.schema = schema
         self.target = target
         self.rows = 0
-        self._tmp: Path | None = None
+        self._file: AtomicFile | None = None
         if target is None:
             self._stream: IO[bytes] = sys.stdout.buffer
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             for stale in target.parent.glob(f".{target.name}.*.partial"):  # left by a killed run
                 stale.unlink(missing_ok=True)
-            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-            self._tmp = Path(name)
-            self._stream = os.fdopen(handle, "wb")
+            self._file = AtomicFile(target)
+            self._stream = self._file.stream
         self.begin()
 
     def begin(self) -> None:
@@ -98,22 +96,15 @@ class Sink(abc.ABC):
         """Finish the output and move it into place; returns the final path (None for stdout)."""
         self.end()
         self._stream.flush()
-        if self.target is None or self._tmp is None:
-            return None
-        os.fsync(self._stream.fileno())
-        self._stream.close()
-        os.replace(self._tmp, self.target)
-        _fsync_dir(self.target.parent)
-        return self.target
+        return None if self._file is None else self._file.commit()
 
     def abort(self) -> None:
         """Drop the temp file; the final name is left untouched."""
-        if self._tmp is not None:
+        if self._file is not None:
             # close the format writer first so it does not flush into a closed file later
             with contextlib.suppress(Exception):
                 self.end()
-            self._stream.close()
-            self._tmp.unlink(missing_ok=True)
+            self._file.abort()
 
 
 class ParquetSink(Sink):
@@ -173,18 +164,6 @@ def _json_row(row: dict[str, Any]) -> bytes:
     if extra is not None:
         body = f'{body[:-1]},"extra":{extra}}}'
     return body.encode("utf-8")
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist the rename itself (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 SINKS: dict[str, type[Sink]] = {"parquet": ParquetSink, "csv": CsvSink, "jsonl": JsonLinesSink, "json": JsonSink}

@@ -142,3 +142,15 @@ def split(window: Window, longest: timedelta | None) -> list[Window]:
 
 def _is_midnight(value: datetime) -> bool:
     return value.timetz().replace(tzinfo=None) == time()
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `6h`, `2d` or plain seconds -> timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    cleaned = text.strip().lower()
+    try:
+        if cleaned[-1:] in units:
+            return timedelta(seconds=float(cleaned[:-1]) * units[cleaned[-1]])
+        return timedelta(seconds=float(cleaned))
+    except ValueError:
+        raise ConfigError(f"cannot read duration {text!r}", "use e.g. 90s, 30m, 6h or 2d") from None

@@ -1,0 +1,72 @@
+"""Files cdrfetch writes: atomically (temp file beside the target, fsync, rename, fsync of the directory),
+and where its state lives.
+
+Every output and state file goes through `AtomicFile`, so a crash or kill at any moment leaves either
+the previous file or the complete new one under the final name, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO
+
+
+class AtomicFile:
+    """A binary file written under a hidden temp name in its final directory; `commit` moves it into place."""
+
+    def __init__(self, target: Path, *, suffix: str = ".partial") -> None:
+        self.target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+        self.temp = Path(name)
+        self.stream: IO[bytes] = os.fdopen(handle, "wb")
+
+    def commit(self) -> Path:
+        """Flush to disk and rename into place (the directory entry made durable too)."""
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+        self.stream.close()
+        os.replace(self.temp, self.target)
+        fsync_directory(self.target.parent)
+        return self.target
+
+    def abort(self) -> None:
+        """Drop the temp file; the final name is left untouched."""
+        with contextlib.suppress(OSError):
+            self.stream.close()
+        self.temp.unlink(missing_ok=True)
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """`data` as the whole content of `target`, all or nothing."""
+    out = AtomicFile(target, suffix=".tmp")
+    try:
+        out.stream.write(data)
+        out.commit()
+    except BaseException:
+        out.abort()
+        raise
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def data_dir() -> Path:
+    """Where state lives: $CDRFETCH_DATA_DIR, else the platform's user data dir."""
+    if os.environ.get("CDRFETCH_DATA_DIR"):
+        return Path(os.environ["CDRFETCH_DATA_DIR"]).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("cdrfetch"))
