@@ -116,7 +116,12 @@ def guarded(action: Callable[[], int | None]) -> None:
 def provider_app(name: str) -> typer.Typer:
     """The `cdrfetch <provider>` group: the same commands for every provider."""
     group = typer.Typer(**PLAIN_HELP, help=provider_help(name))
+    for add in (_add_pull, _add_login, _add_config, _add_check, _add_runs):
+        add(group, name)
+    return group
 
+
+def _add_pull(group: typer.Typer, name: str) -> None:
     @group.command()
     def pull(
         date: Annotated[str | None, typer.Option("--date", "-d", help="day (yesterday), today or YYYY-MM-DD.")] = None,
@@ -151,14 +156,18 @@ def provider_app(name: str) -> typer.Typer:
         log_format: LogFormatOpt = "text",
     ) -> None:
         """Pull the records of a window and write them (default: yesterday, Parquet under cdrs/)."""
-        from cdrfetch.commands import PullOptions, run_pull
+        from cdrfetch.commands import LogOptions, PullOptions, run_pull
 
         options = PullOptions(
-            name, date, start, end, output, fmt, allow_partial, summary_json, sandbox, profile, config, overrides or [],
-            since_last, wait_lock, reset_state, yes,
+            provider=name, date=date, start=start, end=end, output=output, fmt=fmt, allow_partial=allow_partial,
+            summary_json=summary_json, sandbox=sandbox, profile=profile, config=config,
+            overrides=tuple(overrides or ()), since_last=since_last, wait_lock=wait_lock, reset_state=reset_state,
+            yes=yes,
         )  # fmt: skip
-        guarded(lambda: run_pull(options, quiet=quiet, verbose=verbose, log_format=log_format))
+        guarded(lambda: run_pull(options, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
 
+
+def _add_login(group: typer.Typer, name: str) -> None:
     @group.command()
     def login(
         key: Annotated[str | None, typer.Option("--key", help="Store only this secret (default: all).")] = None,
@@ -170,6 +179,8 @@ def provider_app(name: str) -> typer.Typer:
 
         guarded(lambda: run_login(name, profile, key, delete))
 
+
+def _add_config(group: typer.Typer, name: str) -> None:
     @group.command("config")
     def show_config(
         as_json: JsonOpt = False,
@@ -183,6 +194,8 @@ def provider_app(name: str) -> typer.Typer:
 
         guarded(lambda: run_show_config(name, profile, config, overrides or [], sandbox, as_json))
 
+
+def _add_check(group: typer.Typer, name: str) -> None:
     @group.command()
     def check(sandbox: SandboxOpt = False, profile: ProfileOpt = None, config: ConfigOpt = None) -> None:
         """Check settings, TLS, clock and credentials with one cheap signed request."""
@@ -190,14 +203,14 @@ def provider_app(name: str) -> typer.Typer:
 
         guarded(lambda: run_checks(name, profile, config, sandbox))
 
+
+def _add_runs(group: typer.Typer, name: str) -> None:
     @group.command("runs")
     def provider_runs(limit: LimitOpt = 20, as_json: JsonOpt = False) -> None:
         """Show this provider's run ledger."""
         from cdrfetch.admin import run_runs
 
         guarded(lambda: run_runs(name, limit, as_json))
-
-    return group
 
 
 sandbox_app = typer.Typer(**PLAIN_HELP, help="Run the built-in provider emulators.")

@@ -1,4 +1,7 @@
-"""What the CLI commands do, once their options are parsed (imported only when a command runs)."""
+"""`pull`, once its options are parsed: resolve, lock, choose the window, run the pipeline, record the run.
+
+Imported only when the command runs, so `cdrfetch --help` stays light.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +27,35 @@ from cdrfetch.summary import RunSummary
 from cdrfetch.windows import parse_duration
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PullOptions:
     """The options of `cdrfetch <provider> pull`."""
 
     provider: str
-    date: str | None
-    start: str | None
-    end: str | None
-    output: str | None
-    fmt: str | None
-    allow_partial: bool
-    summary_json: str | None
-    sandbox: bool
-    profile: str | None
-    config: str | None
-    overrides: list[str]
+    date: str | None = None
+    start: str | None = None
+    end: str | None = None
+    output: str | None = None
+    fmt: str | None = None
+    allow_partial: bool = False
+    summary_json: str | None = None
+    sandbox: bool = False
+    profile: str | None = None
+    config: str | None = None
+    overrides: tuple[str, ...] = ()
     since_last: bool = False
     wait_lock: float = 0.0
     reset_state: bool = False
     yes: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogOptions:
+    """How much goes to stderr, and in which form."""
+
+    quiet: bool = False
+    verbose: int = 0
+    fmt: str = "text"
 
 
 @contextlib.contextmanager
@@ -62,11 +75,11 @@ def sandbox_settings(provider: str, enabled: bool) -> Iterator[dict[str, Any]]:
 
 
 def resolve_settings(
-    provider: str, profile: str | None, config_file: str | None, overrides: list[str], injected: dict[str, Any]
+    provider: str, profile: str | None, config_file: str | None, overrides: Sequence[str], injected: dict[str, Any]
 ) -> config.Resolved:
     """Every setting of `provider`, with sources; secrets registered for redaction."""
     cls = providers.load(provider)
-    parsed = config.parse_overrides(overrides, cls.all_settings())
+    parsed = config.parse_overrides(list(overrides), cls.all_settings())
     resolved = config.resolve(
         provider, cls.all_settings(), config=config_file, profile=profile, overrides=parsed, injected=injected
     )
@@ -74,11 +87,11 @@ def resolve_settings(
     return resolved
 
 
-def run_pull(options: PullOptions, *, quiet: bool, verbose: int, log_format: str) -> int:
+def run_pull(options: PullOptions, output: LogOptions) -> int:
     """`pull`: resolve, lock, choose the window, fetch, write, record in the ledger, report."""
-    if log_format not in ("text", "json"):
-        raise UsageError(f"--log-format {log_format!r}", "use text or json")
-    log = logs.configure(verbose=verbose, quiet=quiet, fmt=log_format)
+    if output.fmt not in ("text", "json"):
+        raise UsageError(f"--log-format {output.fmt!r}", "use text or json")
+    log = logs.configure(verbose=output.verbose, quiet=output.quiet, fmt=output.fmt)
     fmt = sinks.format_for(options.output, options.fmt)
     _check_window_options(options)
     cls = providers.load(options.provider)
@@ -90,12 +103,13 @@ def run_pull(options: PullOptions, *, quiet: bool, verbose: int, log_format: str
             ledger = Ledger()
             if options.reset_state:
                 _reset_state(ledger, key, options.yes, log)
-            window = _choose_window(options, ledger, key, settings)
+            started = utc_now().replace(microsecond=0)
+            window = _choose_window(options, ledger, key, settings, started, log)
             if window is None:
                 log.info("%s: nothing to pull, the ledger is up to date", key.provider)
                 return int(ExitCode.OK)
-            seen = ledger.written_since(key, window.start) if options.since_last else {}
-            summary = _pull_and_record(options, cls, settings, window, fmt, ledger, key, seen, log, quiet, log_format)
+            recorded = RecordedPull(options, output, cls, settings, ledger, key, log)
+            summary = recorded.run(window, fmt, started)
     for entry in summary.files:
         log.info("wrote %d %s records to %s", entry["rows"], entry["table"], entry["path"])
     return int(ExitCode.OK)
@@ -109,16 +123,23 @@ def _check_window_options(options: PullOptions) -> None:
         windows.from_options(day=options.date, start=options.start, end=options.end, tz=windows.UTC, now=utc_now())
 
 
-def _choose_window(options: PullOptions, ledger: Ledger, key: Key, settings: config.Resolved) -> windows.Window | None:
+def _choose_window(
+    options: PullOptions, ledger: Ledger, key: Key, settings: config.Resolved, now: datetime, log: logging.Logger
+) -> windows.Window | None:
     """The explicit window, or for --since-last: from the ledger's resume point (minus lookback) to now."""
     tz = windows.zone(str(settings["tz"]))
-    now = utc_now().replace(microsecond=0)
     if not options.since_last:
         return windows.from_options(day=options.date, start=options.start, end=options.end, tz=tz, now=now)
     resumed = ledger.resume_point(key)
     if resumed is None:  # first run: start with yesterday, like --date day
         start = windows.from_options(day="day", start=None, end=None, tz=tz, now=now).start
     else:
+        if resumed > now:  # the clock went back since that run (or it ran with the clock ahead)
+            log.warning(
+                "ledger: %s is recorded complete until %s, after now (%s): the clock moved back; resuming from now",
+                key.provider, resumed.isoformat(), now.isoformat(),
+            )  # fmt: skip
+            resumed = now
         start = resumed - parse_duration(str(settings["lookback"]))
     # Named by its start only: a re-run after a crash resumes at the same start and so replaces
     # the same file instead of writing its rows a second time under another name.
@@ -126,60 +147,68 @@ def _choose_window(options: PullOptions, ledger: Ledger, key: Key, settings: con
     return windows.Window(start, now, tz, name=name) if start < now else None
 
 
-def _pull_and_record(
-    options: PullOptions,
-    cls: type[Provider],
-    settings: config.Resolved,
-    window: windows.Window,
-    fmt: str,
-    ledger: Ledger,
-    key: Key,
-    seen: dict[str, set[str]],
-    log: logging.Logger,
-    quiet: bool,
-    log_format: str,
-) -> RunSummary:
-    """Run the pipeline; whatever happens, record the run in the ledger and emit the summary."""
-    already = {table: set(ids) for table, ids in seen.items()}
-    summary = RunSummary(cls.name, key.account, key.profile, window.start.isoformat(), window.end.isoformat())
-    code: int = ExitCode.INTERNAL
-    try:
-        with (
-            Board(enabled=not quiet and log_format == "text") as board,
-            Client(
-                settings, log=logging.getLogger(f"{logs.ROOT}.{cls.name}"), summary=summary, progress=board
-            ) as client,
-        ):
-            pipeline.pull(
-                cls(settings, client),
+@dataclass
+class RecordedPull:
+    """One pull whose settings are resolved and whose lock is held: run it, then record it, whatever happens."""
+
+    options: PullOptions
+    output: LogOptions
+    cls: type[Provider]
+    settings: config.Resolved
+    ledger: Ledger
+    key: Key
+    log: logging.Logger
+
+    def run(self, window: windows.Window, fmt: str, started: datetime) -> RunSummary:
+        """Pull `window`; the ledger and the summary are written even when the pull fails."""
+        key = self.key
+        summary = RunSummary(key.provider, key.account, key.profile, window.start.isoformat(), window.end.isoformat())
+        already = self.ledger.written_since(key, window.start) if self.options.since_last else {}
+        code: int = ExitCode.INTERNAL
+        written: pipeline.Written | None = None
+        try:
+            written = self._pull(window, fmt, summary, already)
+            if written.partial is not None:
+                raise written.partial
+            code = ExitCode.OK
+        except CdrfetchError as error:
+            code = error.exit_code
+            raise
+        except BrokenPipeError:
+            code = BROKEN_PIPE
+            raise
+        except KeyboardInterrupt:
+            code = INTERRUPTED
+            raise
+        finally:
+            self._record(summary, int(code), written, started)
+        return summary
+
+    def _pull(
+        self, window: windows.Window, fmt: str, summary: RunSummary, already: dict[str, set[str]]
+    ) -> pipeline.Written:
+        board = Board(enabled=not self.output.quiet and self.output.fmt == "text")
+        log = logging.getLogger(f"{logs.ROOT}.{self.cls.name}")
+        with board, Client(self.settings, log=log, summary=summary, progress=board) as client:
+            return pipeline.pull(
+                self.cls(self.settings, client),
                 window,
-                output=options.output,
+                pipeline.Services(summary, board, client.scratch()),
+                output=self.options.output,
                 fmt=fmt,
-                allow_partial=options.allow_partial or bool(settings["allow_partial"]),
-                seen=seen,
+                allow_partial=self.options.allow_partial or bool(self.settings["allow_partial"]),
+                already=already,
             )
-        code = ExitCode.OK
-    except CdrfetchError as error:
-        code = error.exit_code
-        raise
-    except BrokenPipeError:
-        code = BROKEN_PIPE
-        raise
-    except KeyboardInterrupt:
-        code = INTERRUPTED
-        raise
-    finally:
-        summary.finish(int(code))
+
+    def _record(self, summary: RunSummary, code: int, written: pipeline.Written | None, started: datetime) -> None:
+        """The run in the ledger (complete never beyond its start: later data did not exist yet) and the summary."""
+        summary.finish(code)
         crashpoints.reach("before-ledger")
-        written = code in (ExitCode.OK, ExitCode.PARTIAL)
-        ledger.record(
-            key,
-            summary,
-            pipeline.complete_until(summary) if written else None,
-            {table: ids - already.get(table, set()) for table, ids in seen.items()} if written else {},
+        complete = pipeline.complete_until(summary) if written is not None else None
+        self.ledger.record(
+            self.key, summary, min(complete, started) if complete else None, written.ids if written else {}
         )
-        _emit_summary(summary, options.summary_json, log_format, log)
-    return summary
+        _emit_summary(summary, self.options.summary_json, self.output.fmt, self.log)
 
 
 def _reset_state(ledger: Ledger, key: Key, yes: bool, log: logging.Logger) -> None:

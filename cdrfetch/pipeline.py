@@ -9,12 +9,14 @@ the caller out after repeated failures).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -25,6 +27,9 @@ from cdrfetch.records import Batch, first_sightings
 from cdrfetch.sinks import Sink, open_sink
 from cdrfetch.summary import ChunkResult, RunSummary
 from cdrfetch.windows import Window
+
+if TYPE_CHECKING:
+    from cdrfetch.client import Progress
 
 log = logging.getLogger("cdrfetch.pipeline")
 FATAL = (ExitCode.AUTH, ExitCode.CONFIG, ExitCode.USAGE)
@@ -89,25 +94,35 @@ class Spool:
         self.paths.clear()
 
 
+@dataclass(frozen=True)
+class Services:
+    """What the pipeline works with besides the provider: the summary it fills, the progress display
+    and the directory chunks are spooled in."""
+
+    summary: RunSummary
+    progress: Callable[[str, float | None], Progress]
+    spool: Path
+
+
 class Run:
-    """One pull: fetch every chunk of `window`, write the tables, fill `summary`."""
+    """One pull: fetch every chunk of `window`, write the tables, fill the summary."""
 
     def __init__(
-        self, provider: Provider, sinks: dict[str, Sink], summary: RunSummary, seen: dict[str, set[str]]
+        self, provider: Provider, sinks: dict[str, Sink], services: Services, already: Mapping[str, set[str]]
     ) -> None:
         self.provider = provider
         self.sinks = sinks
-        self.summary = summary
+        self.services = services
+        self.summary = services.summary
         self.schemas = provider.output_tables()
-        self.seen = seen
-        for table in sinks:
-            seen.setdefault(table, set())
+        self.seen = {table: set(already.get(table, ())) for table in sinks}  # ids already written, anywhere
+        self.written: dict[str, set[str]] = {table: set() for table in sinks}  # ids this run wrote
         self.first_error: CdrfetchError | None = None
 
     def execute(self, window: Window) -> None:
         """Fetch all chunks; raise the fatal error, or leave per-chunk failures in the summary."""
         chunks = self.provider.chunks(window)
-        progress = self.provider.client.progress("chunks", len(chunks))
+        progress = self.services.progress("chunks", len(chunks))
         try:
             for number, chunk in enumerate(chunks, 1):
                 self._chunk(chunk)
@@ -118,7 +133,7 @@ class Run:
     def _chunk(self, chunk: Window) -> None:
         result = ChunkResult(chunk.label, chunk.start.isoformat(), chunk.end.isoformat())
         self.summary.chunks.append(result)
-        spool = Spool(self.provider.client.workdir)
+        spool = Spool(self.services.spool)
         try:
             for batch in self.provider.fetch(chunk):
                 self._check_schema(batch)
@@ -147,7 +162,9 @@ class Run:
         """Copy the spooled rows of `table` to its sink, dropping record_ids already written."""
         written = 0
         for data in spool.replay(table):
-            keep = first_sightings(data.column("record_id").to_pylist(), self.seen[table])
+            ids = data.column("record_id").to_pylist()
+            keep = first_sightings(ids, self.seen[table])
+            self.written[table].update(itertools.compress(ids, keep))
             if not all(keep):
                 self.summary.duplicates_dropped += keep.count(False)
                 data = data.filter(pa.array(keep))
@@ -171,31 +188,41 @@ class Run:
         return None
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a pull put in place: the record ids per table, and the partial-result error, if any
+    (raised by the caller once the run is recorded)."""
+
+    ids: dict[str, set[str]]
+    partial: CdrfetchError | None
+
+
 def pull(
     provider: Provider,
     window: Window,
+    services: Services,
     *,
     output: str | None,
     fmt: str,
     allow_partial: bool,
-    seen: dict[str, set[str]] | None = None,
-) -> RunSummary:
-    """Run a whole pull into `output` and return its summary (raises the run's error, if any).
+    already: Mapping[str, set[str]] | None = None,
+) -> Written:
+    """Run a whole pull into `output`.
 
     Outputs are committed (renamed into place) only when at least one chunk succeeded; if every
-    chunk failed, nothing is written and the chunk error is raised. `seen` (table -> record ids)
-    holds ids already written elsewhere, which are skipped; the ids this run writes are added.
+    chunk failed, nothing is written and the chunk error is raised. `already` (table -> record ids)
+    holds ids written by earlier runs, which are skipped.
     """
-    summary = provider.client.summary
+    summary = services.summary
     tables = provider.output_tables()
     targets = output_targets(output, fmt, provider.name, provider.account, window.label, tables)
     if output == "-" and len(tables) > 1:
-        provider.client.log.warning("stdout carries the calls table only; use -o DIR for %s", ", ".join(tables))
+        log.warning("stdout carries the calls table only; use -o DIR for %s", ", ".join(tables))
     sinks: dict[str, Sink] = {}
     try:
         for table, target in targets.items():
             sinks[table] = open_sink(fmt, tables[table], target)
-        run = Run(provider, sinks, summary, seen if seen is not None else {})
+        run = Run(provider, sinks, services, already or {})
         run.execute(window)
         error = run.outcome(allow_partial)
         if error is not None and error is run.first_error:
@@ -206,9 +233,7 @@ def pull(
     finally:
         for sink in sinks.values():
             sink.abort()
-    if error is not None:
-        raise error
-    return summary
+    return Written(run.written, error)
 
 
 def _record_file(summary: RunSummary, table: str, sink: Sink) -> None:

@@ -29,7 +29,7 @@ class Board:
 
             self._board = RichBoard(console=Console(stderr=True), transient=True)
             self._board.start()
-        return _Bar(self._board, self._board.add_task(what, total=total))
+        return _Bar(self._board, self._board.add_task(what, total=total), what)
 
     def __enter__(self) -> Board:
         return self
@@ -40,10 +40,10 @@ class Board:
 
 
 class _Bar(Progress):
-    def __init__(self, board: RichBoard, task: TaskID) -> None:
-        self.board = board
-        self.task = task
-        self.what = board.tasks[task].description
+    def __init__(self, board: RichBoard, task: TaskID, what: str) -> None:
+        # the description is kept here: rich's `tasks` is a list that shrinks as bars are removed,
+        # so indexing it by task id fails once an earlier bar is gone
+        self.board, self.task, self.what = board, task, what
 
     def update(self, completed: float | None = None, total: float | None = None, status: str = "") -> None:
         description = f"{self.what} {status}".strip()

@@ -14,7 +14,7 @@ import pytest
 from cdrfetch import records
 from cdrfetch.client import Client
 from cdrfetch.errors import AuthError, ExitCode, PartialResultError, UnavailableError
-from cdrfetch.pipeline import output_targets, pull
+from cdrfetch.pipeline import Services, output_targets, pull
 from cdrfetch.providers.base import Provider, Setting
 from cdrfetch.summary import RunSummary
 from cdrfetch.testing.harness import read_rows
@@ -59,9 +59,12 @@ def run(tmp_path: Path, failures: dict[int, Exception], days: int = 3, **kw: Any
     settings |= {"ca_bundle": None, "insecure": False}
     out = tmp_path / "out.jsonl"
     with Client(settings, log=logging.getLogger("t"), summary=summary) as client:
-        pull(
-            Scripted(settings, client), Window(START, START + timedelta(days=days)), output=str(out), fmt="jsonl", **kw
-        )
+        services = Services(summary, client.progress, client.scratch())
+        window = Window(START, START + timedelta(days=days))
+        written = pull(Scripted(settings, client), window, services, output=str(out), fmt="jsonl", **kw)
+    if written.partial is not None:
+        raise written.partial
+    assert written.ids["calls"] == {r["record_id"] for r in read_rows(out, "jsonl")}
     return summary, out
 
 
