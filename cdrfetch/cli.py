@@ -60,8 +60,17 @@ class ProviderGroups(TyperGroup):
 
 
 def provider_help(name: str) -> str:
-    """The one-line help of a provider group."""
+    """The one-line help of a provider group in the root listing (built without importing providers)."""
     return f"{name}: pull call records, manage credentials and settings."
+
+
+def _titled_help(name: str) -> str:
+    """The help of `cdrfetch <provider>`, led by the provider's title (only this provider is imported)."""
+    try:
+        title = providers.load(name).title
+    except CdrfetchError:  # a plugin that fails to load says so when one of its commands runs
+        return provider_help(name)
+    return f"{title}: pull call records, manage credentials and settings."
 
 
 app = typer.Typer(
@@ -115,7 +124,7 @@ def guarded(action: Callable[[], int | None]) -> None:
 
 def provider_app(name: str) -> typer.Typer:
     """The `cdrfetch <provider>` group: the same commands for every provider."""
-    group = typer.Typer(**PLAIN_HELP, help=provider_help(name))
+    group = typer.Typer(**PLAIN_HELP, help=_titled_help(name))
     for add in (_add_pull, _add_login, _add_config, _add_check, _add_runs):
         add(group, name)
     return group

@@ -136,10 +136,6 @@ class Client:
         timeout = kwargs.pop("timeout", self.timeout)
         return http.send(self.session, method, url, what=what, timeout=timeout, **kwargs)
 
-    def request(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
-        """An HTTP request retried on 5xx, 429 and transport failures; re-signed on every attempt."""
-        return self.retry(lambda: self.send(method, url, what=what, **kwargs), what=what)
-
     def retry(self, attempt: Callable[[], T], *, what: str) -> T:
         """Call `attempt` until it succeeds or raises a non-retryable error or the budget is spent.
 

@@ -9,8 +9,11 @@ Rules every provider follows (they live here, once, and are not repeated in each
 * It MUST sign with a `requests.auth.AuthBase` subclass that takes its clock from `client.clock`,
   so known-answer vectors can be tested, and that computes a fresh signature on every call
   (timestamps expire; the core retries by re-sending, which re-signs).
-* It MUST NOT retry, sleep, poll, spool to disk or create temp files itself: `client.request`,
-  `client.retry`, `client.poll` and `client.download` do that with the shared budget.
+* It MUST NOT retry, sleep, poll, spool to disk or create temp files itself. Every request is one
+  `client.send` inside `client.retry` (the shared budget, backoff and Retry-After); waits are
+  `client.poll` (on the client's monotonic clock); files come from `client.download` or
+  `client.save`, and a file that must be checked after download (archives, digests) from
+  `client.verified_download`, whose scratch directory holds everything unpacked from it.
 * It MUST NOT print. It logs through `client.log`; secrets never reach a log line or an error
   (the core redacts `sig`, `Sign`, `Authorization`, tokens and every secret setting, but a
   provider never builds a message around a secret in the first place).
