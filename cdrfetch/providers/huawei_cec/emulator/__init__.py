@@ -9,7 +9,6 @@ path, listed headers and raw body; 401 on mismatch, and 403 for an address that 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import ssl
 import threading
@@ -17,28 +16,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cdrfetch.providers.huawei_cec.emulator import auth, export
+from cdrfetch.providers.huawei_cec.emulator import auth, export, replies
+from cdrfetch.providers.huawei_cec.emulator.knobs import Knobs
+from cdrfetch.providers.huawei_cec.emulator.replies import OCTET
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window, zone
 
 QUERY = "/CCFS/resource/ccfs/queryBillData"
 DOWNLOAD = "/CCFS/resource/ccfs/downloadBillFile"
-OCTET = "Application/Octet-stream;charset=UTF-8"
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 FILE = re.compile(r"^(\d{8})_([0-9a-f]{32})\.zip$")
-DESC = {
-    "0300001": "The value of {} cannot be null.",
-    "0300002": "The value of {} cannot be an empty string.",
-    "0300003": "The length of {} is too long.",
-    "0300004": "The format of {} is incorrect.",
-    "0300006": "The value of version is error, current version is 2.0.",
-    "0300007": "The params of requestBody is null.",
-    "0300008": "Reached the download flow control threshold.",
-    "0300009": "Reached the query flow control threshold.",
-    "0300010": "The date in the value of fileName is in wrong format.",
-    "0300011": "The file does not exist.",
-    "0300012": "No data found.",
-}
 
 
 @dataclass
@@ -53,31 +40,6 @@ class Job:
     file_name: str
     not_ready: int = 0
     blob: bytes | None = None
-
-
-class Knobs:
-    """Defaults of every emulator knob (spec §8.6); each is a plain attribute of the emulator."""
-
-    credentials: dict[str, str] = {"sandbox-ak": "sandbox-sk"}  # noqa: RUF012 (copied per instance)
-    data_tz = "UTC"
-    file_date_tz: str | None = None  # zone of the file-name date; None: data_tz, the server's own zone
-    file_date_offset_days = 0
-    max_skew = 900.0
-    clock_offset = 0.0
-    lock_after, lock_window, lock_duration = 5, 600.0, 600.0
-    ready_after, ready_after_polls = 0.3, 1
-    never_ready = empty = False
-    throttle_query = throttle_download = 0
-    truncate_zip: str | None = None  # "short" | "lying"
-    corrupt_zip = False
-    damage_limit: int | None = None  # how many downloads truncate/corrupt affect (None: all)
-    error_as_octet = reject_auth = lock_now = False
-    result_code: str | None = None
-    result_param = ""  # the {param} of an injected result code's description
-    header, bom, gbk, short_rows, malformed = True, False, False, False, False
-    extra_columns = 0
-    part_rows: int | None = None
-    tls_cert: tuple[str, str] | None = None  # (certificate PEM, key PEM): serve HTTPS with them
 
 
 class HuaweiCecEmulator(Knobs, Emulator):
@@ -152,7 +114,7 @@ class HuaweiCecEmulator(Knobs, Emulator):
         now = self.now()
         with self.state:
             if self.lock_now or self.locked_until.get(request.client_ip, now) > now:
-                return _spring(403, request.path, now)
+                return replies.spring(403, request.path, now)
             if self.reject_auth or not self.verify(request, now):
                 recent = [
                     t for t in self.failures.get(request.client_ip, []) if (now - t).total_seconds() < self.lock_window
@@ -160,7 +122,7 @@ class HuaweiCecEmulator(Knobs, Emulator):
                 self.failures[request.client_ip] = [*recent, now]
                 if len(recent) + 1 >= self.lock_after:
                     self.locked_until[request.client_ip] = now + timedelta(seconds=self.lock_duration)
-                return _spring(401, request.path, now)
+                return replies.spring(401, request.path, now)
         return None
 
     def verify(self, request: Request, now: datetime) -> bool:
@@ -170,7 +132,7 @@ class HuaweiCecEmulator(Knobs, Emulator):
     # -- queryBillData ------------------------------------------------------------------------
 
     def _query(self, request: Request, match: re.Match[str]) -> Reply:
-        msg, error = self._envelope(request)
+        msg, error = replies.envelope(request)
         if error is None:
             error = self._check_query(msg)
         if error is None and (code := self._injected("throttle_query", "0300009")):
@@ -184,11 +146,11 @@ class HuaweiCecEmulator(Knobs, Emulator):
 
     def _check_query(self, msg: dict[str, Any]) -> tuple[str, str] | None:
         for key in ("beginTime", "endTime", "dataType", "callBackURL"):
-            problem = _field(msg, key, 64)
+            problem = replies.field(msg, key, 64)
             if problem:
                 return problem
         for key in ("accountId", "agentId", "callId", "callerNo", "calleeNo"):
-            if key in msg and (problem := _field(msg, key, 64)):
+            if key in msg and (problem := replies.field(msg, key, 64)):
                 return problem
         if not all(TIME.match(msg[k]) for k in ("beginTime", "endTime")) or msg["dataType"] not in (
             "call", "record", "call_record"
@@ -213,9 +175,9 @@ class HuaweiCecEmulator(Knobs, Emulator):
     # -- downloadBillFile ---------------------------------------------------------------------
 
     def _download(self, request: Request, match: re.Match[str]) -> Reply:
-        msg, error = self._envelope(request)
+        msg, error = replies.envelope(request)
         if error is None:
-            error = _field(msg, "billFileName", 49)
+            error = replies.field(msg, "billFileName", 49)
         if error is None and (code := self._injected("throttle_download", "0300008")):
             error = code
         if error is not None:
@@ -281,19 +243,6 @@ class HuaweiCecEmulator(Knobs, Emulator):
 
     # -- envelopes ----------------------------------------------------------------------------
 
-    def _envelope(self, request: Request) -> tuple[dict[str, Any], tuple[str, str] | None]:
-        try:
-            body = request.json()
-        except (UnicodeDecodeError, ValueError):
-            body = None
-        if not isinstance(body, dict) or not isinstance(body.get("request"), dict) or not isinstance(
-            body.get("msgBody"), dict
-        ):  # fmt: skip
-            return {}, ("0300007", "")
-        if body["request"].get("version") != "2.0":
-            return {}, ("0300006", "")
-        return body["msgBody"], None
-
     def _injected(self, knob: str, code: str) -> tuple[str, str] | None:
         """A pending throttle or a one-shot `result_code`."""
         with self.state:
@@ -306,36 +255,13 @@ class HuaweiCecEmulator(Knobs, Emulator):
         return None
 
     def _error(self, code: str, param: str) -> Reply:
-        desc = DESC.get(code, "Injected result code.").format(param)
-        payload = {"resultCode": code, "resultDesc": desc, "resultData": {},
-                   "response": {"version": "2.0", "resultCode": code, "resultMsg": desc}}  # fmt: skip
-        reply = Reply.json(payload)
-        if self.error_as_octet:
-            reply.headers["Content-Type"] = OCTET
-        return reply
+        return replies.result(code, param, octet=self.error_as_octet)
 
     def _404(self, request: Request, match: re.Match[str]) -> Reply:
-        return _spring(404, request.path, self.now(), "Not Found")
+        return replies.spring(404, request.path, self.now(), "Not Found")
 
     def _405(self, request: Request, match: re.Match[str]) -> Reply:
-        return _spring(405, request.path, self.now(), "Method Not Allowed")
-
-
-def _field(msg: dict[str, Any], key: str, longest: int) -> tuple[str, str] | None:
-    """0300001 missing, 0300002 empty, 0300003 too long."""
-    if key not in msg or msg[key] is None:
-        return "0300001", key
-    if not isinstance(msg[key], str) or msg[key] == "":
-        return "0300002", key
-    return ("0300003", key) if len(msg[key]) > longest else None
-
-
-def _spring(status: int, path: str, now: datetime, error: str | None = None) -> Reply:
-    """Spring Boot's error body (what CC-FS sends for 401/403)."""
-    error = error or {401: "Unauthorized", 403: "Forbidden"}[status]
-    body = {"timestamp": int(now.timestamp() * 1000), "status": status, "error": error,
-            "message": "No message available", "path": path}  # fmt: skip
-    return Reply(status, json.dumps(body).encode(), {"Content-Type": "application/json;charset=UTF-8"})
+        return replies.spring(405, request.path, self.now(), "Method Not Allowed")
 
 
 EMULATOR = HuaweiCecEmulator

@@ -16,60 +16,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from cdrfetch.providers.laaffic.emulator import data as synth
+from cdrfetch.providers.laaffic.emulator.knobs import Knobs
+from cdrfetch.providers.laaffic.emulator.wire import JSON_TYPE, failure, is_int, parse_iso
 from cdrfetch.sandbox.data import rng
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window
 
 API_KEY, API_SECRET = "bDqJFiq9", "7bz1lzh9"  # the docs' example credentials (vector L-1)
-JSON_TYPE = "application/json;charset=UTF-8"
-REASONS = {
-    "-1": "Abnormal account authentication",
-    "-2": "IP access limited",
-    "-15": "query too frequently",
-    "-16": "timestamp expires",
-    "-18": "System anomalies",
-    "-22": "Parameter exception",
-    "-25": "Out of time range",
-    "-29": "WorkSpace disabled",
-    "-30": "API Key disabled",
-    "-31": "IP not in whitelist",
-    "-32": "API Key does not have permission to access the current application",
-}
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
-
-
-@dataclass
-class Knobs:
-    """Laaffic-specific behaviour (spec §8.5-8.6); every fault is off by default."""
-
-    records_min: int = 0
-    records_max: int = 60
-    heavy_dates: tuple[date, ...] = ()  # these days get `heavy_count` records
-    heavy_count: int = 250
-    skew_seconds: int = 1800
-    max_span_days: int = 31
-    retention_days: int = 62
-    qps: int | None = None  # -15 beyond this many answered requests per second
-    ip_allow: tuple[str, ...] | None = None
-    ip_block: tuple[str, ...] = ()
-    key_disabled: bool = False
-    workspace_disabled: bool = False
-    no_permission: bool = False
-    search_count: bool = False
-    insert_during_paging: int = 0  # records added once page `insert_after_page` was served
-    insert_after_page: int = 1
-    insert_repeat: int = 1  # how many times the insertion happens (on later queries too)
-    end_inclusive: bool = False  # filter `startTime <= endTime` (an inclusive reading of the docs)
-    total_offset: int = 0  # report a `total` this much larger than the records served
-    malformed: int | None = None  # position in each query whose `startTime` is unreadable
-    slow_seconds: float = 0.0  # delay before answering a successful page ...
-    slow_pages: tuple[int, ...] = ()  # ... of these page numbers (empty: every page)
-    formats: synth.Formats = field(default_factory=synth.Formats)
 
 
 @dataclass
@@ -210,7 +168,7 @@ class LaafficEmulator(Emulator):
             start, end = parse_iso(params["strTime"]), parse_iso(params["endTime"])
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             return failure("-22")
-        if not (_int(current) and current >= 1 and _int(size) and 1 <= size <= 100 and end > start):
+        if not (is_int(current) and current >= 1 and is_int(size) and 1 <= size <= 100 and end > start):
             return failure("-22")
         too_long = end - start > timedelta(days=self.knobs.max_span_days)
         if too_long or start < self.clock() - timedelta(days=self.knobs.retention_days):
@@ -311,24 +269,6 @@ class LaafficEmulator(Emulator):
         app_id = hashlib.sha1(self.api_key.encode()).hexdigest()[:16]
         formats, bad = self.knobs.formats, self.knobs.malformed
         return Query(calls, [synth.render(c, formats, app_id, broken=i == bad) for i, c in enumerate(calls)])
-
-
-def failure(status: str) -> Reply:
-    """A business error: HTTP 200, `{"status","reason"}`, no `data`."""
-    body = json.dumps({"status": status, "reason": REASONS.get(status, "unknown error")}).encode()
-    return Reply(200, body, {"Content-Type": JSON_TYPE})
-
-
-def parse_iso(value: Any) -> datetime:
-    """ISO-8601 with an offset or Z (anything else is a -22)."""
-    if not isinstance(value, str) or not _ISO.fullmatch(value):
-        raise ValueError(value)
-    padded = re.sub(r"\.(\d{1,6})", lambda m: "." + m.group(1).ljust(6, "0"), value.replace("Z", "+00:00"))
-    return datetime.fromisoformat(padded)
-
-
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 EMULATOR = LaafficEmulator

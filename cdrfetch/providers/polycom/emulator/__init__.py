@@ -14,76 +14,28 @@ import ssl
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cdrfetch.providers.polycom.emulator import data, http
+from cdrfetch.providers.polycom.emulator import data, http, jobs
+from cdrfetch.providers.polycom.emulator.jobs import PHASES, Export
+from cdrfetch.providers.polycom.emulator.knobs import Knobs
 from cdrfetch.sandbox import tls
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window
 
 ROOT = "/api/rest/billing"
-PHASES = (
-    "RETRIEVING_CDR_NUM_CALL_RECORDS",
-    "RETRIEVING_CDR_NUM_CONF_RECORDS",
-    "RETRIEVING_CDR_CALL_UUIDS",
-    "RETRIEVING_CDR_CALL_RECORDS",
-    "RETRIEVING_CDR_CONF_RECORDS",
-    "CREATING_CDR_FILE",
-)
 STATUS_JSON = "application/vnd.plcm.plcm-billing-status+json"
 STATUS_XML = "application/vnd.plcm.plcm-billing-status+xml"
 SANDBOX_USER = ("sandbox", "sandbox-password")
 NO_ROLE_USER = ("viewer", "viewer-password")
 
 
-@dataclass
-class Export:
-    """One export on the DMA: ours (`own`) or another client's."""
-
-    start: datetime
-    end: datetime
-    created: datetime
-    own: bool = True
-    seconds: float = 0.0  # total build time
-    zip_bytes: bytes | None = field(default=None, repr=False)
-    records: int = 0
-
-
-class PolycomEmulator(Emulator):
+class PolycomEmulator(Knobs, Emulator):
     """A DMA billing resource on loopback, with the fault knobs of the spec."""
 
     name = "polycom"
-    # Knobs (spec §8.5): plain attributes, settable from tests or as constructor keywords.
-    never_ready: bool = False
-    phase_seconds: float = 0.1  # per export phase: short, so a sandbox pull shows the phases without waiting on them
-    busy_mode: str = "status"  # "status" | "409" | "503"
-    foreign_export_seconds: float = 0.0
-    stale_complete: bool = False
-    error_status: str | None = None
-    warn_status: str | None = None
-    excluded_clusters: tuple[str, ...] = ()
-    counts_mismatch: bool = False
-    truncate_zip: str | None = None  # "short" | "lying"
-    truncate_times: int = 1
-    corrupt_zip: bool = False
-    corrupt_times: int = 1
-    no_location: bool = False
-    location_host: str | None = None
-    xml_only: bool = False
-    header: bool = True
-    itp_rows: int = 0
-    member_names: str = "plain"  # "plain" | "opaque"
-    unknown_type_rows: int = 0
-    etag_format: str = "quoted"  # "quoted" | "bare-millis"
-    legacy_only: bool = False
-    reject_auth: bool = False
-    legacy_delay: float = 1.0
-    download_not_ready_status: int = 404
-    calls_per_hour: int = 4
-    malformed: bool = False
 
     def __init__(
         self,
@@ -97,7 +49,7 @@ class PolycomEmulator(Emulator):
     ) -> None:
         super().__init__(seed=seed, clock=clock)
         for knob, value in knobs.items():
-            if knob not in PolycomEmulator.__annotations__:
+            if knob not in Knobs.__annotations__:
                 raise TypeError(f"unknown polycom emulator knob {knob!r}")
             setattr(self, knob, value)
         self.tls = tls
@@ -242,9 +194,9 @@ class PolycomEmulator(Emulator):
 
     def _status_fields(self, request: Request, now: datetime) -> dict[str, object]:
         export = self.export
-        if export is None or (self.stale_complete and export.own and self._age(export, now) < self.phase_seconds):
+        if export is None or (self.stale_complete and export.own and jobs.age(export, now) < self.phase_seconds):
             if self.stale_complete:
-                return self._done_fields(request, self._stale_export(now), "GENERATION_COMPLETE")
+                return self._done_fields(request, jobs.stale_export(now), "GENERATION_COMPLETE")
             return {"actionType": "NOT_STARTED", "statusType": "NOT_STARTED", "downloadReady": False}
         if self.rejected is not None:
             if not self._finished(export, now):
@@ -253,51 +205,25 @@ class PolycomEmulator(Emulator):
                     "statusType": "ERROR_ANOTHER_CDR_IS_BEING_GENERATED",
                     "downloadReady": False,
                     "statusMessage": "Another CDR export is being generated",
-                    **self._echo(*self.rejected),
+                    **jobs.echo(*self.rejected, self.tz),
                 }
             self.rejected = None
         if not self._finished(export, now):
-            return self._running_fields(export, now)
+            total = self._zip(export)[1]
+            return jobs.running_fields(export, now, total, self.tz, stuck=self.never_ready and export.own)
         if export.own and self.error_status:
             return {
                 "actionType": "CREATING_CDR_FILE",
                 "statusType": self.error_status,
                 "downloadReady": False,
                 "statusMessage": f"CDR export failed ({self.error_status})",
-                **self._echo(export.start, export.end),
+                **jobs.echo(export.start, export.end, self.tz),
             }
         return self._done_fields(request, export, (export.own and self.warn_status) or "GENERATION_COMPLETE")
 
-    def _running_fields(self, export: Export, now: datetime) -> dict[str, object]:
-        total = self._zip(export)[1]
-        phase = min(int(self._age(export, now) / (export.seconds / len(PHASES))), len(PHASES) - 1)
-        if self.never_ready and export.own:
-            phase = PHASES.index("RETRIEVING_CDR_CALL_RECORDS")
-        remaining = max(0, round(export.seconds - self._age(export, now)))
-        return {
-            "totalNumberCdrRecords": total,
-            "numberCdrRecordsProcessed": total * phase // len(PHASES),
-            "estimatedTimeRemainingSeconds": remaining,
-            "actionType": PHASES[phase],
-            "statusType": "RUNNING",
-            "downloadReady": False,
-            **self._echo(export.start, export.end),
-        }
-
     def _done_fields(self, request: Request, export: Export, status_type: str) -> dict[str, object]:
         total = self._zip(export)[1]
-        return {
-            "totalNumberCdrRecords": total,
-            "numberCdrRecordsProcessed": total,
-            "estimatedTimeRemainingSeconds": 0,
-            "actionType": "CREATING_CDR_FILE",
-            "statusType": status_type,
-            "downloadReady": True,
-            "downloadUrl": f"{self._origin(request)}{ROOT}/download-cdrs",
-            "entityTag": str(data.unix(self._done_at(export))),
-            **self._echo(export.start, export.end),
-            "creationTime": data.dma_time(self._done_at(export), self.tz),
-        }
+        return jobs.done_fields(export, total, status_type, f"{self._origin(request)}{ROOT}/download-cdrs", self.tz)
 
     def _download(self, request: Request, match: re.Match[str]) -> Reply:
         denied = self._guard(request, async_route=True)
@@ -306,18 +232,13 @@ class PolycomEmulator(Emulator):
         with self._lock:
             now = self.clock()
             export = self.export
-            if (
-                export is not None
-                and export.own
-                and self.stale_complete
-                and self._age(export, now) < self.phase_seconds
-            ):
-                export = self._stale_export(now)
+            if export is not None and export.own and self.stale_complete and jobs.age(export, now) < self.phase_seconds:
+                export = jobs.stale_export(now)
             ready = export is not None and self._finished(export, now) and not (export.own and self.error_status)
             if not ready or export is None:
                 return http.error_reply(int(self.download_not_ready_status), "no CDR export is ready for download")
             body = self._zip(export)[0]
-        return self._zip_reply(body, self._done_at(export))
+        return self._zip_reply(body, jobs.done_at(export))
 
     def _legacy(self, request: Request, match: re.Match[str]) -> Reply:
         denied = self._auth(request)
@@ -358,27 +279,14 @@ class PolycomEmulator(Emulator):
             export.zip_bytes, export.records = data.export_zip(self, export.start, export.end)
         return export.zip_bytes, export.records
 
-    def _stale_export(self, now: datetime) -> Export:
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=30)
-        return Export(start, start + timedelta(days=1), now - timedelta(days=29), own=False)
-
-    def _echo(self, start: datetime, end: datetime) -> dict[str, object]:
-        return {"fromDate": data.dma_time(start, self.tz), "toDate": data.dma_time(end, self.tz)}
-
     def _origin(self, request: Request) -> str:
         host = self.location_host or request.header("Host") or "127.0.0.1"
         return f"{'https' if self.tls else 'http'}://{host}"
 
-    def _age(self, export: Export, now: datetime) -> float:
-        return (now - export.created).total_seconds()
-
     def _finished(self, export: Export, now: datetime) -> bool:
         if self.never_ready and export.own:
             return False
-        return self._age(export, now) >= export.seconds
-
-    def _done_at(self, export: Export) -> datetime:
-        return export.created + timedelta(seconds=export.seconds)
+        return jobs.age(export, now) >= export.seconds
 
 
 EMULATOR = PolycomEmulator
