@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import functools
 import importlib
-import logging
 import os
-import pkgutil
 import re
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from cdrfetch.providers.base import Provider
@@ -33,11 +30,9 @@ GROUP = "cdrfetch.providers"
 RESERVED = frozenset({"sandbox", "doctor", "runs", "help"})  # top-level commands a plugin cannot shadow
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-log = logging.getLogger("cdrfetch")
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One registered provider: its name, where its class lives and who installed it."""
 
     name: str
@@ -62,7 +57,7 @@ def entries() -> dict[str, Entry]:
     for plugin in _plugins():
         problem = _refusal(plugin, found)
         if problem:
-            log.warning("cdrfetch: warning: plugin %r from %s ignored: %s", plugin.name, plugin.origin, problem)
+            _warn(f"cdrfetch: warning: plugin {plugin.name!r} from {plugin.origin} ignored: {problem}")
         else:
             found[plugin.name] = plugin
     return found
@@ -100,11 +95,19 @@ def module_name(name: str) -> str:
 
 
 def _builtin() -> list[Entry]:
+    """Every package here with a `provider` module (listed, not imported)."""
     return [
-        Entry(info.name.replace("_", "-"), f"{__name__}.{info.name}.provider:PROVIDER", "cdrfetch")
-        for info in pkgutil.iter_modules(__path__)
-        if info.ispkg
+        Entry(item.name.replace("_", "-"), f"{__name__}.{item.name}.provider:PROVIDER", "cdrfetch")
+        for directory in __path__
+        for item in os.scandir(directory)
+        if item.is_dir() and os.path.isfile(os.path.join(item.path, "provider.py"))
     ]
+
+
+def _warn(message: str) -> None:
+    import logging  # only now: the registry is read on every start-up, warnings are rare
+
+    logging.getLogger("cdrfetch").warning("%s", message)
 
 
 def _refusal(plugin: Entry, found: dict[str, Entry]) -> str | None:
