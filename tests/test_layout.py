@@ -33,3 +33,11 @@ def test_an_emulator_never_imports_its_providers_code(name: str) -> None:
                 own = imported.startswith(f"{package}.emulator") or not imported.startswith(package)
                 assert own, f"{path.relative_to(ROOT)} imports {imported}: emulators use only shared helpers"
 
+
+def test_no_module_in_the_package_is_longer_than_300_lines() -> None:
+    long = [
+        f"{path.relative_to(ROOT)}: {lines}"
+        for path in (ROOT / "cdrfetch").rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 300
+    ]
+    assert not long, long

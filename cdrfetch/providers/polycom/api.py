@@ -41,7 +41,6 @@ class Dma:
         except ConfigError as error:
             raise _tls(error) from None
 
-
     def download_into(self, directory: Path, url: str, what: str, kwargs: dict[str, Any]) -> Path:
         """The zip at `url`, saved in `directory` (transport failures retried); its ETag goes to the notes."""
         headers: dict[str, str] = {}
@@ -69,11 +68,8 @@ class Dma:
         return path
 
 
-
 def _tls(error: ConfigError) -> ConfigError:
     """The core's TLS failure with the DMA-specific hint (self-signed certificates are the norm)."""
     if "TLS verification" in error.message:
         error.hint = TLS_HINT
     return error
-
-

@@ -263,6 +263,7 @@ class Polycom(Provider):
     def _partial(self, reason: str) -> None:
         self.client.partial("polycom: " + reason)
 
+
 def _label(status: st.Status) -> str:
     eta = f", ~{status.remaining_s}s left" if status.remaining_s else ""
     return f"{status.status_type} {status.action_type}{eta}"
