@@ -13,17 +13,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import requests
 import urllib3
 
 from cdrfetch import http
-from cdrfetch.errors import CdrfetchError, TemporaryError, UnavailableError
+from cdrfetch.errors import CdrfetchError, ConfigError, TemporaryError, UnavailableError
+from cdrfetch.files import Verified, write_block
+from cdrfetch.progress import Progress
 from cdrfetch.summary import RunSummary
 
 T = TypeVar("T")
@@ -36,36 +37,6 @@ CHUNK_BYTES = 1 << 16
 def utc_now() -> datetime:
     """The real clock (aware, UTC)."""
     return datetime.now(timezone.utc)
-
-
-class Progress:
-    """Progress of one long step. This base class shows nothing (not a TTY, or -q)."""
-
-    def update(self, completed: float | None = None, total: float | None = None, status: str = "") -> None:
-        """Report progress; `status` is a short text such as the provider's job state."""
-
-    def close(self) -> None:
-        """The step is over."""
-
-
-@dataclass
-class Verified(Generic[T]):
-    """A checked download (`value`: what `verify` made of it) and the scratch directory holding its files.
-
-    Use as a context manager: the directory and everything unpacked into it go when the block ends.
-    """
-
-    value: T
-    directory: Path
-
-    def close(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> T:
-        return self.value
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Client:
@@ -96,6 +67,17 @@ class Client:
         self.poll_interval = float(settings["poll_interval"])
         self.poll_timeout = float(settings["poll_timeout"])
         self.session = http.make_session(ca_bundle=settings["ca_bundle"], insecure=bool(settings["insecure"]))
+        megabyte = 1 << 20
+        self.answer_limits = http.Limits(float(settings["deadline"]), int(float(settings["max_answer_mb"]) * megabyte))
+        self.download_limits = http.Limits(
+            float(settings["download_deadline"]), int(float(settings["max_download_mb"]) * megabyte)
+        )
+        # the origin credentials belong to; None for a provider without `base_url`
+        self.origin = http.origin(str(settings["base_url"])) if settings.get("base_url") else None
+        if self.origin and self.origin[0] == "http" and not http.is_loopback(self.origin[1]):
+            log.warning(
+                "base_url is plain http (allow_http: true): credentials and records cross the network in the clear"
+            )
         self._count_lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="cdrfetch-")
         self.workdir = Path(self._tmp.name)
@@ -132,9 +114,26 @@ class Client:
         """One HTTP attempt (see http.send); use inside `retry` with your own checks.
 
         A `timeout` keyword overrides the `timeout` setting for this request (e.g. a slow export).
+        A request carrying `auth` goes only to `base_url`'s origin. The body is read within the
+        answer limits, unless `stream=True` (then `save` or `body` reads it).
         """
         timeout = kwargs.pop("timeout", self.timeout)
-        return http.send(self.session, method, url, what=what, timeout=timeout, **kwargs)
+        if kwargs.get("auth") is not None and self.origin is not None and http.origin(url) != self.origin:
+            raise ConfigError(
+                f"{what}: refusing to send credentials to {http.origin(url)[1]}, outside `base_url`",
+                "the provider handed out a URL on another origin; report it",
+            )
+        return http.send(
+            self.session, method, url, what=what, timeout=timeout, limits=self.answer_limits,
+            monotonic=self.monotonic, **kwargs,
+        )  # fmt: skip
+
+    def body(self, response: requests.Response, *, what: str) -> bytes:
+        """The body of a `stream=True` answer that is a short one after all (JSON), within the answer limits."""
+        http.read_body(
+            response, what, self.answer_limits, self.monotonic() + self.answer_limits.deadline, self.monotonic
+        )
+        return response.content
 
     def retry(self, attempt: Callable[[], T], *, what: str) -> T:
         """Call `attempt` until it succeeds or raises a non-retryable error or the budget is spent.
@@ -244,18 +243,28 @@ class Client:
         """
         handle, name = tempfile.mkstemp(dir=into or self.workdir, suffix=suffix)
         target = Path(name)
+        limits = self.download_limits
+        deadline = self.monotonic() + limits.deadline
         received = 0
-        try:
-            with open(handle, "wb") as out:
-                # raw stream: no Content-Encoding decoding, so Content-Length and digests match
-                for block in response.raw.stream(CHUNK_BYTES, decode_content=False):
-                    out.write(block)
+        with open(handle, "wb") as out:
+            while True:
+                try:
+                    # raw bytes, one socket read at a time: no Content-Encoding decoding (Content-Length
+                    # and digests match), and the deadline is checked however slowly the bytes come
+                    block = response.raw.read1(CHUNK_BYTES, decode_content=False)
                     received += len(block)
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError):
-            target.unlink(missing_ok=True)
-            raise UnavailableError(
-                f"{what}: connection dropped after {received} bytes", "run again later", retryable=True
-            ) from None
+                    http.check_limits(what, limits, received, deadline, self.monotonic)
+                except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError):
+                    target.unlink(missing_ok=True)
+                    raise UnavailableError(
+                        f"{what}: connection dropped after {received} bytes", "run again later", retryable=True
+                    ) from None
+                except CdrfetchError:
+                    target.unlink(missing_ok=True)
+                    raise
+                if not block:
+                    break
+                write_block(out, block, target)
         expected = response.headers.get("Content-Length", "")
         if expected.isdigit() and int(expected) != received:
             target.unlink(missing_ok=True)

@@ -27,10 +27,9 @@ from typing import Any
 from cdrfetch.errors import ConfigError, UsageError
 from cdrfetch.keystore import KeyringError
 from cdrfetch.providers.base import Setting
+from cdrfetch.values import check_consistent, convert
 
 APP = "cdrfetch"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 @dataclass(frozen=True)
@@ -138,40 +137,6 @@ def load_profile(path: Path, must_exist: bool, profile: str, profile_named: bool
     return section
 
 
-def convert(setting: Setting, raw: Any, source: str) -> Any:
-    """Convert a raw value (YAML scalar or text) to the setting's kind, checking choices."""
-    try:
-        if setting.kind is bool and not isinstance(raw, bool):
-            text = str(raw).strip().lower()
-            if text not in _TRUE | _FALSE:
-                raise ValueError(text)
-            value: Any = text in _TRUE
-        else:
-            value = setting.kind(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"setting {setting.name!r} from {source}: {'<secret>' if setting.secret else repr(raw)} "
-            f"is not a valid {setting.kind.__name__}",
-            setting.help,
-        ) from None
-    _check_range(setting, value, source)
-    if setting.choices and str(value) not in setting.choices:
-        raise ConfigError(
-            f"setting {setting.name!r} from {source}: {value!r} is not one of {', '.join(setting.choices)}",
-            setting.help,
-        )
-    return value
-
-
-def _check_range(setting: Setting, value: Any, source: str) -> None:
-    low, high = setting.minimum, setting.maximum
-    below, above = low is not None and value < low, high is not None and value > high
-    if setting.kind not in (int, float) or not (below or above):
-        return
-    valid = f"at least {low:g}" if high is None else f"at most {high:g}" if low is None else f"{low:g} to {high:g}"
-    raise ConfigError(f"setting {setting.name!r} from {source}: {value!r} is out of range ({valid})", setting.help)
-
-
 def parse_overrides(pairs: list[str], settings: tuple[Setting, ...]) -> dict[str, str]:
     """`--set key=value` pairs -> dict, refusing secrets (they would land in shell history)."""
     by_name = {s.name: s for s in settings}
@@ -247,15 +212,6 @@ def resolve(
         resolved.entries[setting.name] = Value(convert(setting, raw, source), source, setting.secret)
     check_consistent(resolved)
     return resolved
-
-
-def check_consistent(resolved: Resolved) -> None:
-    """Rules between settings that every provider shares."""
-    if resolved["ca_bundle"] and resolved["insecure"]:
-        raise ConfigError(
-            f"{resolved.provider}: `ca_bundle` and `insecure: true` contradict each other",
-            "keep `ca_bundle` (verification against your CA) and remove `insecure`",
-        )
 
 
 def _lookup(

@@ -19,6 +19,8 @@ class ExitCode(IntEnum):
     PARTIAL = 3  # some chunks or tables failed; what succeeded was written
     DATA = 65  # the provider sent data we cannot parse
     UNAVAILABLE = 69  # provider unreachable or failing after retries
+    CANT_CREATE = 73  # an output file or directory cannot be created
+    IO_ERROR = 74  # reading or writing a local file failed (disk full, I/O error)
     TEMPORARY = 75  # try again later: lock held, export not ready, rate limited
     AUTH = 77  # credentials or permissions rejected
     CONFIG = 78  # missing or invalid configuration
@@ -79,6 +81,18 @@ class UnavailableError(CdrfetchError):
     """The provider failed (5xx, internal error codes) even after retries."""
 
     exit_code = ExitCode.UNAVAILABLE
+
+
+class CantCreateError(CdrfetchError):
+    """An output (file, directory) cannot be created where it was asked for."""
+
+    exit_code = ExitCode.CANT_CREATE
+
+
+class LocalIOError(CdrfetchError):
+    """A local read or write failed midway (disk full, I/O error)."""
+
+    exit_code = ExitCode.IO_ERROR
 
 
 class TemporaryError(CdrfetchError):

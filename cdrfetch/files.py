@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Generic, TypeVar
+
+from cdrfetch.errors import LocalIOError
+
+T = TypeVar("T")
 
 
 class AtomicFile:
@@ -70,3 +76,32 @@ def data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("cdrfetch"))
+
+
+@dataclass
+class Verified(Generic[T]):
+    """A checked download (`value`: what `verify` made of it) and the scratch directory holding its files.
+
+    Use as a context manager: the directory and everything unpacked into it go when the block ends.
+    """
+
+    value: T
+    directory: Path
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> T:
+        return self.value
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_block(out: IO[bytes], block: bytes, target: Path) -> None:
+    """A local write; a full disk is the run's failure (74), never a reason to download again."""
+    try:
+        out.write(block)
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        raise LocalIOError(f"cannot write {target.parent}: {exc.strerror}", "free disk space (or set TMPDIR)") from None

@@ -1,26 +1,77 @@
-"""HTTP: the configured session and one classified attempt.
+"""HTTP: the configured session, one classified attempt, and the network boundary.
 
-`send` makes exactly one request and turns transport failures into CdrfetchErrors that say
-whether another attempt may help. Retrying is the caller's job (client.Client.retry), so that a
-provider can add its own retryable body codes to the same loop and budget.
+`send` makes one request (following same-origin redirects itself) and turns transport failures
+into CdrfetchErrors that say whether another attempt may help. Retrying is the caller's job
+(client.Client.retry), so that a provider can add its own retryable body codes to the same loop.
+
+The boundary: only absolute http(s) URLs are requested; a redirect to another origin (scheme, host,
+port: https -> http included) is refused, so credentials never leave the provider's origin; an
+answer body is read in small pieces against a wall-clock deadline and a size limit, so a server
+that trickles or never stops cannot hold the run (and its cron lock) for ever.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from cdrfetch import __version__
-from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, TemporaryError, UnavailableError
+from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, TemporaryError, UnavailableError
 from cdrfetch.redact import REDACTOR
 
 log = logging.getLogger("cdrfetch.http")
 USER_AGENT = f"cdrfetch/{__version__}"
 TLS_HINT = "set `ca_bundle` to the server's CA certificate (PEM), or fix the server certificate"
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
+READ_BYTES = 1 << 16  # one socket read at most: the deadline is checked between reads
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long one answer may take to arrive in full, and how large it may be (None: no limit)."""
+
+    deadline: float  # seconds from the request to the last byte
+    max_bytes: int | None
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an absolute URL: what credentials are bound to."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: traffic that never leaves the machine."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
+def check_url(url: str, what: str) -> None:
+    """Only absolute http(s) URLs are ever requested, whatever a provider hands out."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a malformed port)
+    except ValueError:
+        raise DataError(
+            f"{what}: malformed URL {REDACTOR(url)[:200]!r}", "report this answer to the provider"
+        ) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        shown = f"{parts.scheme}:" if parts.scheme else "a URL without scheme and host"
+        raise DataError(f"{what}: refusing to fetch {shown} ({REDACTOR(url)[:200]!r})", "only http(s) URLs are fetched")
 
 
 def make_session(*, ca_bundle: str | None, insecure: bool) -> requests.Session:
@@ -54,32 +105,99 @@ def retry_after(response: requests.Response) -> float | None:
 
 
 def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    timeout: float,
+    limits: Limits,
+    monotonic: Callable[[], float] = time.monotonic,
+    **kwargs: Any,
+) -> requests.Response:
+    """One attempt, redirects within the origin followed. Raises retryable errors for 5xx, 429 and
+    transport failures; returns the rest. Without `stream=True` the body is read here, within `limits`."""
+    check_url(url, what)
+    stream = kwargs.pop("stream", False)
+    follow = kwargs.pop("allow_redirects", True)  # False: a redirect is returned as it came
+    deadline = monotonic() + limits.deadline
+    for _ in range(MAX_REDIRECTS + 1):
+        response = _attempt(session, method, url, what=what, timeout=timeout, **kwargs)
+        if response.status_code not in REDIRECTS or not follow:
+            break
+        target = _redirect_target(response, url, what)
+        response.close()
+        if response.status_code in (301, 302, 303) and method != "GET":  # what every client does
+            method = "GET"
+            kwargs.pop("data", None)
+        url = target
+    else:
+        raise UnavailableError(
+            f"{what}: more than {MAX_REDIRECTS} redirects", "the provider is misconfigured; report it"
+        )
+    if not stream:
+        read_body(response, what, limits, deadline, monotonic)
+    return response
+
+
+def read_body(
+    response: requests.Response, what: str, limits: Limits, deadline: float, monotonic: Callable[[], float]
+) -> None:
+    """Read the (decoded) body into `response.content`, refusing a trickle past the deadline or an oversize body."""
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        while piece := response.raw.read1(READ_BYTES, decode_content=True):
+            size += len(piece)
+            check_limits(what, limits, size, deadline, monotonic)
+            pieces.append(piece)
+    except CdrfetchError:
+        response.close()
+        raise
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        response.close()
+        raise UnavailableError(
+            f"{what}: the answer was cut short ({type(exc).__name__})", "run again later", retryable=True
+        ) from None
+    response._content = b"".join(pieces)  # what requests itself does once it has read a body
+    response._content_consumed = True  # type: ignore[attr-defined]
+
+
+def check_limits(what: str, limits: Limits, size: int, deadline: float, monotonic: Callable[[], float]) -> None:
+    """Raise once a body being read is over its size limit or past its deadline."""
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        raise DataError(f"{what}: larger than {limits.max_bytes} bytes", "raise the size limit if the data is real")
+    if monotonic() > deadline:
+        raise UnavailableError(
+            f"{what}: not complete within {limits.deadline:g}s (the server sends too slowly)",
+            "raise `deadline`, or run again later",
+            retryable=True,
+        )
+
+
+def _attempt(
     session: requests.Session, method: str, url: str, *, what: str, timeout: float, **kwargs: Any
 ) -> requests.Response:
-    """One attempt. Raises retryable errors for 5xx, 429 and transport failures; returns the rest."""
     log.debug("%s: %s %s", what, method, REDACTOR(url))
     # requests lets $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE override the session's `verify` (so
     # `ca_bundle` and `insecure` would be ignored wherever those are set); per request they win.
     kwargs.setdefault("verify", session.verify)
     try:
-        response = session.request(method, url, timeout=timeout, **kwargs)
+        response = session.request(method, url, timeout=timeout, allow_redirects=False, stream=True, **kwargs)
     except requests.exceptions.SSLError as exc:
         raise ConfigError(f"{what}: TLS verification of {_host(url)} failed: {_reason(exc)}", TLS_HINT) from None
     except requests.exceptions.Timeout:
-        raise TemporaryError(
+        raise UnavailableError(
             f"{what}: no answer from {_host(url)} within {timeout:g}s", "raise `timeout`", retryable=True
         ) from None
     except requests.exceptions.ConnectionError as exc:
-        raise TemporaryError(
+        raise UnavailableError(
             f"{what}: cannot connect to {_host(url)}: {_reason(exc)}",
             "check `base_url` and the network",
             retryable=True,
         ) from None
-    except requests.exceptions.ChunkedEncodingError:
-        # the body was cut short (Content-Length not reached): a transport failure worth retrying
-        raise TemporaryError(
-            f"{what}: the answer from {_host(url)} was cut short", "run again later", retryable=True
-        ) from None
+    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema):
+        raise DataError(f"{what}: cannot request {REDACTOR(url)[:200]!r}", "report this URL to the provider") from None
     log.debug("%s: HTTP %s (%s bytes)", what, response.status_code, response.headers.get("Content-Length", "?"))
     error: CdrfetchError | None = None
     if response.status_code == 429:
@@ -94,9 +212,28 @@ def send(
             retry_after=retry_after(response),
         )
     if error is not None:
+        response.close()
         error.http_status = response.status_code  # lets a provider tell throttling from failures
         raise error
     return response
+
+
+def _redirect_target(response: requests.Response, url: str, what: str) -> str:
+    """The redirect's absolute target, when it stays within the origin: credentials never go elsewhere."""
+    location = response.headers.get("Location", "")
+    target = urljoin(url, location)
+    check_url(target, f"{what} (redirect)")
+    if not location or origin(target) != origin(url):
+        raise ConfigError(
+            f"{what}: HTTP {response.status_code} redirect from {_host(url)} to {_origin_text(target)}: refused",
+            "credentials are only sent to `base_url`'s origin; if the API moved, point `base_url` at the new address",
+        )
+    return target
+
+
+def _origin_text(url: str) -> str:
+    scheme, host, port = origin(url) if url else ("", "", 0)
+    return f"{scheme}://{host}:{port}" if host else "nowhere"
 
 
 def fail_on_status(response: requests.Response, what: str, hints: Mapping[int, str] | None = None) -> None:

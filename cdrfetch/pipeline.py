@@ -29,7 +29,7 @@ from cdrfetch.summary import ChunkResult, RunSummary
 from cdrfetch.windows import Window
 
 if TYPE_CHECKING:
-    from cdrfetch.client import Progress
+    from cdrfetch.progress import Progress
 
 log = logging.getLogger("cdrfetch.pipeline")
 FATAL = (ExitCode.AUTH, ExitCode.CONFIG, ExitCode.USAGE)

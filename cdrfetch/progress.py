@@ -1,4 +1,4 @@
-"""Progress display on stderr with rich, only when stderr is a terminal."""
+"""Progress of long steps: the silent base class, and the display on stderr (rich) for terminals."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import sys
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from cdrfetch.client import Progress
-
 if TYPE_CHECKING:
     from rich.progress import Progress as RichBoard
     from rich.progress import TaskID
+
+
+class Progress:
+    """Progress of one long step. This base class shows nothing (not a TTY, or -q)."""
+
+    def update(self, completed: float | None = None, total: float | None = None, status: str = "") -> None:
+        """Report progress; `status` is a short text such as the provider's job state."""
+
+    def close(self) -> None:
+        """The step is over."""
 
 
 class Board:

@@ -12,6 +12,7 @@ import requests
 
 from cdrfetch.client import Client
 from cdrfetch.errors import AuthError, ConfigError, TemporaryError, UnavailableError
+from cdrfetch.providers.base import COMMON_SETTINGS
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route, SandboxServer
 from cdrfetch.summary import RunSummary
 from cdrfetch.windows import Window
@@ -45,15 +46,9 @@ class Echo(Emulator):
         return []
 
 
-SETTINGS = {
-    "timeout": 5,
-    "retries": 3,
-    "backoff": 0.5,
-    "poll_interval": 1,
-    "poll_timeout": 10,
-    "ca_bundle": None,
-    "insecure": False,
-}
+SETTINGS = {s.name: s.default for s in COMMON_SETTINGS} | {
+    "timeout": 5, "retries": 3, "backoff": 0.5, "poll_interval": 1, "poll_timeout": 10,
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -105,8 +100,8 @@ def test_budget_exhausted_keeps_the_error_class(server: SandboxServer, client: C
         get(client, server.url + "/ok")
 
 
-def test_connection_refused_is_temporary(client: Client) -> None:
-    with pytest.raises(TemporaryError, match="cannot connect"):
+def test_connection_refused_after_retries_is_unavailable(client: Client) -> None:
+    with pytest.raises(UnavailableError, match="cannot connect"):
         get(client, "http://127.0.0.1:9/ok")
 
 

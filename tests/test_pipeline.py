@@ -15,7 +15,7 @@ from cdrfetch import records
 from cdrfetch.client import Client
 from cdrfetch.errors import AuthError, ExitCode, PartialResultError, UnavailableError
 from cdrfetch.pipeline import Services, output_targets, pull
-from cdrfetch.providers.base import Provider, Setting
+from cdrfetch.providers.base import COMMON_SETTINGS, Provider, Setting
 from cdrfetch.summary import RunSummary
 from cdrfetch.testing.harness import read_rows
 from cdrfetch.windows import Window
@@ -55,8 +55,7 @@ def row(rid: str, start: datetime) -> dict[str, Any]:
 def run(tmp_path: Path, failures: dict[int, Exception], days: int = 3, **kw: Any) -> tuple[RunSummary, Path]:
     Scripted.failures = failures
     summary = RunSummary("scripted", "acct", "default", "", "")
-    settings = {"account": "acct", "timeout": 1, "retries": 0, "backoff": 0, "poll_interval": 0, "poll_timeout": 0}
-    settings |= {"ca_bundle": None, "insecure": False}
+    settings = {s.name: s.default for s in COMMON_SETTINGS} | {"account": "acct", "timeout": 1, "retries": 0}
     out = tmp_path / "out.jsonl"
     with Client(settings, log=logging.getLogger("t"), summary=summary) as client:
         services = Services(summary, client.progress, client.scratch())

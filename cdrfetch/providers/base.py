@@ -91,6 +91,16 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
     Setting("ca_bundle", "PEM file of CA certificates to trust for this provider", required=False),
     Setting("insecure", "skip TLS verification (never in production)", default=False, kind=bool),
     Setting("lookback", "how far --since-last reaches back before the last run, for late records", default="1h"),
+    Setting("deadline", "seconds one API answer may take, request to last byte", default=600.0, kind=float, minimum=1),
+    Setting("download_deadline", "seconds one file download may take", default=7200.0, kind=float, minimum=1),
+    Setting("max_answer_mb", "largest API answer accepted, in MiB", default=64.0, kind=float, minimum=0.01),
+    Setting("max_download_mb", "largest file download accepted, in MiB", default=8192.0, kind=float, minimum=0.01),
+    Setting(
+        "allow_http",
+        "allow http:// to a host that is not loopback (credentials in the clear)",
+        default=False,
+        kind=bool,
+    ),
     Setting("allow_partial", "exit 0 when the provider reports partial data (still warned)", default=False, kind=bool),
 )
 

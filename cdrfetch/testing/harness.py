@@ -28,13 +28,15 @@ from typer.testing import CliRunner, Result
 
 from cdrfetch import providers
 from cdrfetch.cli import app
-from cdrfetch.client import Client, Progress
-from cdrfetch.config import Resolved, Value, check_consistent, convert, keyring_user
+from cdrfetch.client import Client
+from cdrfetch.config import Resolved, Value, keyring_user
 from cdrfetch.errors import CdrfetchError
+from cdrfetch.progress import Progress
 from cdrfetch.providers.base import Provider
 from cdrfetch.records import Batch
 from cdrfetch.sandbox.server import ExpectedCall, SandboxServer
 from cdrfetch.summary import RunSummary
+from cdrfetch.values import check_consistent, convert
 from cdrfetch.windows import Window
 
 # Waits shortened for direct pulls on the real clock (each applies where the provider has the setting).

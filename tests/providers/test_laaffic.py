@@ -556,11 +556,11 @@ def test_persistent_failures_exit_69(lab: Lab, kind: str, error: type[Exception]
     assert text in str(caught.value) and len(emulator.received) == 4
 
 
-def test_a_page_that_never_answers_in_time_fails_the_chunk_temporarily(lab: Lab) -> None:
+def test_a_page_that_never_answers_in_time_makes_the_provider_unavailable(lab: Lab) -> None:
     lab.start(heavy_dates=(date(2024, 3, 3),), slow_seconds=0.4, slow_pages=(2,))
-    with pytest.raises(TemporaryError, match="page 2: no answer") as caught:
+    with pytest.raises(UnavailableError, match="page 2: no answer") as caught:
         lab.pull(lab.provider(timeout=0.1, retries=1), MARCH)
-    assert caught.value.exit_code == 75
+    assert caught.value.exit_code == 69
     assert [body["current"] for body in lab.bodies()].count(2) == 2  # tried, retried, given up
 
 

@@ -879,9 +879,9 @@ def test_several_bill_files_are_one_day_with_n_counted_across_them(
     assert any("3 files" in w for w in pulled.summary.warnings)
 
 
-def test_slow_answers_time_out_then_temporary(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
+def test_slow_answers_time_out_then_unavailable(server: SandboxServer, emulator: YoulianyunEmulator) -> None:
     emulator.faults.latency, emulator.faults.latency_route = 0.3, BILL
     with pytest.raises(CdrfetchError) as caught:
         pull(server, OCT12, timeout=0.05, retries=1)
-    assert caught.value.exit_code == ExitCode.TEMPORARY
+    assert caught.value.exit_code == ExitCode.UNAVAILABLE
     assert "timeout" in (caught.value.hint or "")

@@ -24,8 +24,9 @@ from cdrfetch.providers.huawei_cec.signing import DEFAULT_SIGNED, AuthV2
 from cdrfetch.windows import Window, zone
 
 if TYPE_CHECKING:
-    from cdrfetch.client import Client, Verified
+    from cdrfetch.client import Client
     from cdrfetch.config import Resolved
+    from cdrfetch.files import Verified
 
 QUERY = "/CCFS/resource/ccfs/queryBillData"
 DOWNLOAD = "/CCFS/resource/ccfs/downloadBillFile"
@@ -212,7 +213,8 @@ class HuaweiCec(Provider):
         )
         with response:
             if "json" in response.headers.get("Content-Type", "").lower():
-                return self._download_code(codes.parse_json(response.content, "downloadBillFile"), attempts)
+                body = self.client.body(response, what=DOWNLOAD_WHAT)
+                return self._download_code(codes.parse_json(body, DOWNLOAD_WHAT), attempts)
             path = self.client.save(response, what=f"downloadBillFile {name}", suffix=".zip", into=directory)
         with open(path, "rb") as handle:
             head = handle.read(200)

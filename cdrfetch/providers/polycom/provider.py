@@ -27,8 +27,9 @@ from cdrfetch.windows import Window
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from cdrfetch.client import Client, Verified
+    from cdrfetch.client import Client
     from cdrfetch.config import Resolved
+    from cdrfetch.files import Verified
     from cdrfetch.records import Batch
 
 STALE_POLLS = 3  # a finished status with other dates this many times in a row means someone else's export

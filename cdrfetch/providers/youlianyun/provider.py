@@ -25,7 +25,7 @@ from cdrfetch.windows import Window, day_window, zone
 if TYPE_CHECKING:
     import requests
 
-    from cdrfetch.client import Verified
+    from cdrfetch.files import Verified
     from cdrfetch.records import Batch
 
 UTC8 = timezone(timedelta(hours=8))  # the signing zone, whatever `tz` says (§3.1)
