@@ -70,8 +70,9 @@ class Client:
         megabyte = 1 << 20
         self.answer_limits = http.Limits(float(settings["deadline"]), int(float(settings["max_answer_mb"]) * megabyte))
         self.download_limits = http.Limits(
-            float(settings["download_deadline"]), int(float(settings["max_download_mb"]) * megabyte)
-        )
+            float(settings["download_deadline"]), int(float(settings["max_download_mb"]) * megabyte),
+            "max_download_mb", "download_deadline",
+        )  # fmt: skip
         # the origin credentials belong to; None for a provider without `base_url`
         self.origin = http.origin(str(settings["base_url"])) if settings.get("base_url") else None
         if self.origin and self.origin[0] == "http" and not http.is_loopback(self.origin[1]):

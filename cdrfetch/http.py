@@ -41,6 +41,8 @@ class Limits:
 
     deadline: float  # seconds from the request to the last byte
     max_bytes: int | None
+    size_setting: str = "max_answer_mb"  # named in the hint when the limit is hit
+    deadline_setting: str = "deadline"
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -166,11 +168,13 @@ def read_body(
 def check_limits(what: str, limits: Limits, size: int, deadline: float, monotonic: Callable[[], float]) -> None:
     """Raise once a body being read is over its size limit or past its deadline."""
     if limits.max_bytes is not None and size > limits.max_bytes:
-        raise DataError(f"{what}: larger than {limits.max_bytes} bytes", "raise the size limit if the data is real")
+        raise DataError(
+            f"{what}: larger than {limits.max_bytes} bytes", f"raise `{limits.size_setting}` if the data is real"
+        )
     if monotonic() > deadline:
         raise UnavailableError(
             f"{what}: not complete within {limits.deadline:g}s (the server sends too slowly)",
-            "raise `deadline`, or run again later",
+            f"raise `{limits.deadline_setting}`, or run again later",
             retryable=True,
         )
 
@@ -196,8 +200,11 @@ def _attempt(
             "check `base_url` and the network",
             retryable=True,
         ) from None
-    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema):
-        raise DataError(f"{what}: cannot request {REDACTOR(url)[:200]!r}", "report this URL to the provider") from None
+    except (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema, ValueError):
+        # InvalidURL is a ValueError, and so is what requests raises for a malformed Location header
+        raise DataError(
+            f"{what}: a malformed URL in the request or in the answer of {_host(url)}", "report it to the provider"
+        ) from None
     log.debug("%s: HTTP %s (%s bytes)", what, response.status_code, response.headers.get("Content-Length", "?"))
     error: CdrfetchError | None = None
     if response.status_code == 429:
@@ -221,7 +228,10 @@ def _attempt(
 def _redirect_target(response: requests.Response, url: str, what: str) -> str:
     """The redirect's absolute target, when it stays within the origin: credentials never go elsewhere."""
     location = response.headers.get("Location", "")
-    target = urljoin(url, location)
+    try:
+        target = urljoin(url, location)
+    except ValueError:
+        raise DataError(f"{what}: redirect to a malformed URL", "report this answer to the provider") from None
     check_url(target, f"{what} (redirect)")
     if not location or origin(target) != origin(url):
         raise ConfigError(

@@ -9,6 +9,7 @@ knobs live on each emulator. Every request is recorded so tests can assert what 
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import re
 import ssl
@@ -22,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
+from cdrfetch.sandbox.faults import Faults
 from cdrfetch.windows import Window
 
 
@@ -57,12 +59,15 @@ class Request:
 
 @dataclass
 class Reply:
-    """An answer. `truncate` advertises the full Content-Length, sends half, then hangs up."""
+    """An answer. `truncate` advertises the full Content-Length, sends half, then hangs up;
+    `trickle` sends the body one byte every that many seconds; `endless` repeats the body for ever."""
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     truncate: bool = False
+    trickle: float = 0.0
+    endless: bool = False
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, **headers: str) -> Reply:
@@ -87,46 +92,6 @@ class ExpectedCall(NamedTuple):
     callee: str | None
     start_time: datetime  # UTC
     duration_s: int | None
-
-
-@dataclass
-class Faults:
-    """Knobs shared by every emulator. `route` is a substring of the path ('' = any)."""
-
-    fail: list[list[Any]] = field(default_factory=list)  # [remaining, status, route]
-    throttle: list[list[Any]] = field(default_factory=list)  # [remaining, retry_after, route]
-    latency: float = 0.0
-    latency_route: str = ""
-
-    def fail_next(self, count: int, status: int = 503, route: str = "") -> None:
-        """The next `count` matching requests get HTTP `status` with a text body."""
-        self.fail.append([count, status, route])
-
-    def throttle_next(self, count: int, retry_after: float = 1, route: str = "") -> None:
-        """The next `count` matching requests get HTTP 429 with Retry-After."""
-        self.throttle.append([count, retry_after, route])
-
-    def delay(self, path: str) -> None:
-        """Apply the latency knob (outside any lock, so concurrent requests overlap)."""
-        if self.latency and self.latency_route in path:
-            time.sleep(self.latency)
-
-    def intercept(self, path: str) -> Reply | None:
-        """Return an injected failure for this request, if one is due."""
-        for queue, make in ((self.fail, _fail_reply), (self.throttle, _throttle_reply)):
-            for entry in queue:
-                if entry[0] > 0 and entry[2] in path:
-                    entry[0] -= 1
-                    return make(entry[1])
-        return None
-
-
-def _fail_reply(status: int) -> Reply:
-    return Reply.text(f"injected failure {status}", status)
-
-
-def _throttle_reply(retry_after: float) -> Reply:
-    return Reply.text("too many requests", 429, **{"Retry-After": f"{retry_after:g}"})
 
 
 class Emulator(abc.ABC):
@@ -168,7 +133,7 @@ class Emulator(abc.ABC):
         for route in self.routes():
             match = route.pattern.fullmatch(request.path)
             if match and route.method == request.method:
-                return route.handler(request, match)
+                return self.faults.shape(request.path, route.handler(request, match))
         return Reply.text("not found", 404)
 
 
@@ -239,16 +204,21 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(reply.body)))
-            if reply.truncate:
+            if not reply.endless:
+                self.send_header("Content-Length", str(len(reply.body)))
+            if reply.truncate or reply.endless:
                 self.send_header("Connection", "close")
             self.end_headers()
             if reply.truncate:
                 self.wfile.write(reply.body[: len(reply.body) // 2])
                 self.wfile.flush()
                 self.close_connection = True
-                return
-            if self.command != "HEAD":
+            elif reply.endless:
+                self.close_connection = True
+                _write_endless(self.wfile, reply.body or b"0")
+            elif reply.trickle and self.command != "HEAD":
+                _write_trickle(self.wfile, reply.body, reply.trickle)
+            elif self.command != "HEAD":
                 self.wfile.write(reply.body)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
@@ -257,3 +227,23 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             """Silent: the emulator records requests instead of printing them."""
 
     return Handler
+
+
+ENDLESS_LIMIT = 1 << 31  # even an endless answer stops somewhere, should a client never hang up
+
+
+def _write_endless(out: Any, piece: bytes) -> None:
+    block = piece * max(1, (1 << 16) // len(piece))
+    sent = 0
+    with contextlib.suppress(OSError):  # the client hanging up is how this ends
+        while sent < ENDLESS_LIMIT:
+            out.write(block)
+            sent += len(block)
+
+
+def _write_trickle(out: Any, body: bytes, seconds: float) -> None:
+    with contextlib.suppress(OSError):
+        for index in range(len(body)):
+            out.write(body[index : index + 1])
+            out.flush()
+            time.sleep(seconds)

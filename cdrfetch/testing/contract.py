@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typer.testing import Result
 from cdrfetch import providers, records
 from cdrfetch.errors import ExitCode
 from cdrfetch.sandbox import emulator_class
-from cdrfetch.sandbox.server import Emulator, SandboxServer
+from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Route, SandboxServer
 from cdrfetch.testing.harness import MemoryKeyring, projection, read_rows, read_table, run_cli, write_profile
 from cdrfetch.windows import Window
 
@@ -34,6 +35,7 @@ class ProviderContract:
     provider: ClassVar[str]
     main_route: ClassVar[str]  # path substring of the provider's first request (fault injection)
     download_route: ClassVar[str | None] = None  # path substring of the file download, if any
+    answer_route: ClassVar[str | None] = None  # a route answering with a body (default: main_route)
     # A window in the past, as the CLI takes it (ISO-8601 with offsets keeps it unambiguous).
     window_start: ClassVar[str] = "2024-03-04T16:00:00+00:00"
     window_end: ClassVar[str] = "2024-03-05T16:00:00+00:00"
@@ -199,11 +201,74 @@ class ProviderContract:
         for secret in self.secrets(server):
             assert secret not in produced
 
+    # ---- hostile servers: every failure is a clean one ------------------------------------------
+    def test_a_redirect_to_another_origin_is_refused_and_nothing_reaches_it(
+        self, emulator: Emulator, profile: Path, tmp_path: Path
+    ) -> None:
+        with SandboxServer(_Elsewhere()) as elsewhere:
+            emulator.faults.redirect_next(10, elsewhere.url + "/collect", status=307, route=self.main_route)
+            result = self.pull(profile, "-o", str(tmp_path / "calls.parquet"))
+        assert result.exit_code == ExitCode.CONFIG, result.stderr
+        assert "redirect" in result.stderr and "Traceback" not in result.stderr
+        assert elsewhere.emulator.received == []
+
+    @pytest.mark.parametrize("location", ["file:///etc/passwd", "gopher://127.0.0.1:70/x", "http://[::1", "//"])
+    def test_a_redirect_to_an_unfetchable_url_is_refused(
+        self, emulator: Emulator, profile: Path, tmp_path: Path, location: str
+    ) -> None:
+        emulator.faults.redirect_next(10, location, route=self.main_route)
+        result = self.pull(profile, "-o", str(tmp_path / "calls.parquet"))
+        # refused (65, 78), or, for "//" (the same origin again), a redirect loop (69)
+        assert result.exit_code in (ExitCode.DATA, ExitCode.CONFIG, ExitCode.UNAVAILABLE), result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "calls.parquet").exists()
+
+    def test_a_trickling_answer_fails_at_the_deadline(self, emulator: Emulator, profile: Path, tmp_path: Path) -> None:
+        emulator.faults.trickle_next(100, 0.1, route=self.answer_route or self.main_route)
+        result = self.pull(profile, "-o", str(tmp_path / "calls.parquet"), "--set", "deadline=1", "--set", "retries=0")
+        assert result.exit_code == ExitCode.UNAVAILABLE, result.stderr
+        assert "not complete within 1s" in result.stderr
+
+    def test_an_endless_answer_is_cut_at_the_size_limit(
+        self, emulator: Emulator, profile: Path, tmp_path: Path
+    ) -> None:
+        emulator.faults.endless_next(100, route=self.answer_route or self.main_route)
+        result = self.pull(profile, "-o", str(tmp_path / "calls.parquet"), "--set", "max_answer_mb=1")
+        assert result.exit_code == ExitCode.DATA, result.stderr
+        assert "larger than 1048576 bytes" in result.stderr, result.stderr
+
+    def test_an_endless_download_is_cut_at_the_size_limit(
+        self, emulator: Emulator, profile: Path, tmp_path: Path
+    ) -> None:
+        if self.download_route is None:
+            pytest.skip(f"{self.provider} has no file download")
+        emulator.faults.endless_next(100, route=self.download_route)
+        result = self.pull(profile, "-o", str(tmp_path / "calls.parquet"), "--set", "max_download_mb=1")
+        assert result.exit_code == ExitCode.DATA, result.stderr
+        assert "larger than" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
     def test_sandbox_demo_runs(self, tmp_path: Path) -> None:
         out = tmp_path / "demo.parquet"
         result = run_cli(self.provider, "pull", "--sandbox", "--date", "day", "-o", str(out))
         assert result.exit_code == 0, result.stderr
         assert read_table(out).schema.equals(records.CALLS)
+
+
+class _Elsewhere(Emulator):
+    """Another origin on loopback: a client that follows a redirect here would leak its credentials."""
+
+    name = "elsewhere"
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(method, re.compile(".*"), lambda request, match: Reply.text("collected"))
+            for method in ("GET", "POST")
+        ]
+
+    def profile(self, base_url: str) -> dict[str, Any]:
+        return {}
+
+    def expected_calls(self, window: Window) -> list[ExpectedCall]:
+        return []
 
 
 def _parse_text(text: str, fmt: str) -> list[Any]:

@@ -46,6 +46,7 @@ QUICK = {"phase_seconds": 0.01}
 class TestPolycomContract(ProviderContract):
     provider = "polycom"
     main_route = "/billing/generate-cdrs"
+    answer_route = "/billing/status"
     download_route = "/billing/download-cdrs"
 
     def emulator_knobs(self) -> dict[str, Any]:

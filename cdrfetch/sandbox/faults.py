@@ -1,0 +1,81 @@
+"""Fault knobs every emulator has: failures, throttling, latency, and hostile answers.
+
+`route` is a substring of the request path ('' = any). The hostile knobs (redirects elsewhere, a
+trickling or endless body) let the same tests run against every provider over loopback.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cdrfetch.sandbox.server import Reply
+
+
+@dataclass
+class Faults:
+    """Queues of injected faults; each entry is [remaining, ..., route]."""
+
+    fail: list[list[Any]] = field(default_factory=list)  # [remaining, status, route]
+    throttle: list[list[Any]] = field(default_factory=list)  # [remaining, retry_after, route]
+    redirect: list[list[Any]] = field(default_factory=list)  # [remaining, status, location, route]
+    trickle: list[list[Any]] = field(default_factory=list)  # [remaining, seconds per byte, route]
+    endless: list[list[Any]] = field(default_factory=list)  # [remaining, route]
+    latency: float = 0.0
+    latency_route: str = ""
+
+    def fail_next(self, count: int, status: int = 503, route: str = "") -> None:
+        """The next `count` matching requests get HTTP `status` with a text body."""
+        self.fail.append([count, status, route])
+
+    def throttle_next(self, count: int, retry_after: float = 1, route: str = "") -> None:
+        """The next `count` matching requests get HTTP 429 with Retry-After."""
+        self.throttle.append([count, retry_after, route])
+
+    def redirect_next(self, count: int, location: str, status: int = 302, route: str = "") -> None:
+        """The next `count` matching requests are redirected to `location` (another origin, a file: URL...)."""
+        self.redirect.append([count, status, location, route])
+
+    def trickle_next(self, count: int, seconds_per_byte: float = 0.5, route: str = "") -> None:
+        """The next `count` matching answers send their body one byte at a time."""
+        self.trickle.append([count, seconds_per_byte, route])
+
+    def endless_next(self, count: int, route: str = "") -> None:
+        """The next `count` matching answers never end (the body repeats, no Content-Length)."""
+        self.endless.append([count, route])
+
+    def delay(self, path: str) -> None:
+        """Apply the latency knob (outside any lock, so concurrent requests overlap)."""
+        if self.latency and self.latency_route in path:
+            time.sleep(self.latency)
+
+    def intercept(self, path: str) -> Reply | None:
+        """Return an injected answer for this request instead of the route's, if one is due."""
+        from cdrfetch.sandbox.server import Reply
+
+        if (entry := _due(self.fail, path)) is not None:
+            return Reply.text(f"injected failure {entry[1]}", entry[1])
+        if (entry := _due(self.throttle, path)) is not None:
+            return Reply.text("too many requests", 429, **{"Retry-After": f"{entry[1]:g}"})
+        if (entry := _due(self.redirect, path)) is not None:
+            return Reply(entry[1], b"", {"Location": entry[2]})
+        return None
+
+    def shape(self, path: str, reply: Reply) -> Reply:
+        """The route's own answer, delivered as the hostile knobs say."""
+        if (entry := _due(self.trickle, path)) is not None:
+            reply.trickle = entry[1]
+        if _due(self.endless, path) is not None:
+            reply.endless = True
+        return reply
+
+
+def _due(queue: list[list[Any]], path: str) -> list[Any] | None:
+    """The first entry of `queue` still counting down for `path` (counted down once)."""
+    for entry in queue:
+        if entry[0] > 0 and entry[-1] in path:
+            entry[0] -= 1
+            return entry
+    return None
