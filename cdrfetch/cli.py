@@ -99,9 +99,10 @@ def guarded(action: Callable[[], int | None]) -> None:
         code = action()
     except CdrfetchError as error:
         fail(error)
-    except KeyboardInterrupt:
-        typer.echo("cdrfetch: interrupted", err=True)
-        raise typer.Exit(INTERRUPTED) from None
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated): every clean-up has run by now
+        code = getattr(stop, "exit_code", INTERRUPTED)
+        typer.echo("cdrfetch: terminated" if code != INTERRUPTED else "cdrfetch: interrupted", err=True)
+        raise typer.Exit(code) from None
     except BrokenPipeError:  # `cdrfetch ... -o - | head`: the reader left; say so once, like SIGPIPE would
         import os
 
@@ -274,4 +275,13 @@ def root(
 
 def main(argv: list[str] | None = None) -> Any:
     """Console entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     return app(args=argv if argv is not None else sys.argv[1:], prog_name="cdrfetch")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    from cdrfetch.errors import Terminated
+
+    raise Terminated

@@ -7,6 +7,7 @@ their protocol and call these.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ import urllib3
 
 from cdrfetch import http
 from cdrfetch.errors import CdrfetchError, ConfigError, TemporaryError, UnavailableError
-from cdrfetch.files import Verified, write_block
+from cdrfetch.files import Verified, remove_orphans, write_block
 from cdrfetch.progress import Progress
 from cdrfetch.summary import RunSummary
 
@@ -80,7 +81,8 @@ class Client:
                 "base_url is plain http (allow_http: true): credentials and records cross the network in the clear"
             )
         self._count_lock = threading.Lock()
-        self._tmp = tempfile.TemporaryDirectory(prefix="cdrfetch-")
+        remove_orphans(Path(tempfile.gettempdir()), "cdrfetch-")  # what a killed run left behind
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"cdrfetch-{os.getpid()}-")
         self.workdir = Path(self._tmp.name)
 
     def __enter__(self) -> Client:

@@ -100,7 +100,7 @@ def run_pull(options: PullOptions, output: LogOptions) -> int:
         settings.require_complete()
         key = Key(cls.name, settings.profile, cls.account_of(settings))
         with locking.exclusive(key, options.wait_lock):
-            ledger = Ledger()
+            ledger = Ledger().check()  # a bad ledger fails here, before any request or output
             if options.reset_state:
                 _reset_state(ledger, key, options.yes, log)
             started = utc_now().replace(microsecond=0)
@@ -177,8 +177,8 @@ class RecordedPull:
         except BrokenPipeError:
             code = BROKEN_PIPE
             raise
-        except KeyboardInterrupt:
-            code = INTERRUPTED
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (errors.Terminated)
+            code = getattr(stop, "exit_code", INTERRUPTED)
             raise
         finally:
             self._record(summary, int(code), written, started)

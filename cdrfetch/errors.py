@@ -28,7 +28,14 @@ class ExitCode(IntEnum):
 
 # Exit codes a shell reports for a process ended by a signal (128 + signal number).
 INTERRUPTED = 130  # Ctrl-C (SIGINT)
+TERMINATED = 143  # SIGTERM (systemd, Kubernetes, kill)
 BROKEN_PIPE = 141  # the reader of stdout went away (SIGPIPE)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the same clean-up runs as the exception unwinds."""
+
+    exit_code = TERMINATED
 
 
 class CdrfetchError(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ class AtomicFile:
     def __init__(self, target: Path, *, suffix: str = ".partial") -> None:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+        # the pid in the name tells a later run whether the writer is still alive (see remove_orphans)
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=suffix, dir=target.parent)
         self.temp = Path(name)
         self.stream: IO[bytes] = os.fdopen(handle, "wb")
 
@@ -44,6 +46,36 @@ class AtomicFile:
         with contextlib.suppress(OSError):
             self.stream.close()
         self.temp.unlink(missing_ok=True)
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (on this machine)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists, as another user's process
+    return True
+
+
+def remove_orphans(directory: Path, prefix: str) -> None:
+    """Delete what killed runs left in `directory`: entries named `<prefix><pid>.…` or `<prefix><pid>-…`
+    whose pid no longer runs. A live run's files are never touched, whoever it is."""
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    for path in entries:
+        match = re.match(r"(\d+)[.-]", path.name[len(prefix) :]) if path.name.startswith(prefix) else None
+        if match is None or alive(int(match.group(1))):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def write_atomically(target: Path, data: bytes) -> None:

@@ -29,7 +29,14 @@ class KeyringError(ConfigError):
 
 def timeout_seconds() -> float:
     """How long a keyring call may take before it counts as hung."""
-    return float(os.environ.get("CDRFETCH_KEYRING_TIMEOUT", "10"))
+    raw = os.environ.get("CDRFETCH_KEYRING_TIMEOUT", "10")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise ConfigError(f"CDRFETCH_KEYRING_TIMEOUT={raw!r} is not a number of seconds from 0 to 3600", "e.g. 10")
+    return seconds
 
 
 def backend_problem() -> str | None:

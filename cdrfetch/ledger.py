@@ -77,6 +77,12 @@ class Ledger:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_path()
 
+    def check(self) -> Ledger:
+        """Open, migrate and validate now, before any request: a bad ledger fails the run (78) up front."""
+        with self._connect() as db:
+            db.execute("SELECT count(*) FROM runs").fetchone()
+        return self
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,11 +107,12 @@ class Ledger:
     ) -> int:
         """Store a finished run (and the ids it wrote) in one transaction; returns its id."""
         checksums = "".join(str(f.get("sha256", "")) for f in summary.files)
+        data = summary.to_dict()  # secrets masked
         row = (
             key.provider, key.profile, key.account, summary.window_start, summary.window_end,
             complete_until.isoformat() if complete_until else None, _now(), summary.duration_s,
-            _outcome(summary.exit_code), summary.exit_code, json.dumps(summary.records), json.dumps(summary.files),
-            _sha256(checksums) if checksums else None, summary.retries, json.dumps(summary.warnings),
+            _outcome(summary.exit_code), summary.exit_code, json.dumps(data["records"]), json.dumps(data["files"]),
+            _sha256(checksums) if checksums else None, summary.retries, json.dumps(data["warnings"]),
         )  # fmt: skip
         with self._connect() as db:
             cursor = db.execute(f"INSERT INTO runs VALUES (NULL{', ?' * len(row)})", row)

@@ -9,6 +9,7 @@ the caller out after repeated failures).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import re
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from cdrfetch import archive, crashpoints
-from cdrfetch.errors import CdrfetchError, ExitCode, PartialResultError
+from cdrfetch.errors import CdrfetchError, ExitCode, LocalIOError, PartialResultError
 from cdrfetch.providers.base import Provider
 from cdrfetch.records import Batch, first_sightings
 from cdrfetch.sinks import Sink, open_sink
@@ -69,11 +70,12 @@ class Spool:
     _writers: dict[str, pa.ipc.RecordBatchStreamWriter] = field(default_factory=dict)
 
     def add(self, batch: Batch) -> None:
-        if batch.table not in self._writers:
-            path = self.directory / f"spool-{batch.table}.arrow"
-            self.paths[batch.table] = path
-            self._writers[batch.table] = pa.ipc.new_stream(str(path), batch.data.schema)
-        self._writers[batch.table].write_batch(batch.data)
+        with local_io(f"the spool in {self.directory}"):
+            if batch.table not in self._writers:
+                path = self.directory / f"spool-{batch.table}.arrow"
+                self.paths[batch.table] = path
+                self._writers[batch.table] = pa.ipc.new_stream(str(path), batch.data.schema)
+            self._writers[batch.table].write_batch(batch.data)
 
     def close(self) -> None:
         for writer in self._writers.values():
@@ -168,7 +170,8 @@ class Run:
             if not all(keep):
                 self.summary.duplicates_dropped += keep.count(False)
                 data = data.filter(pa.array(keep))
-            self.sinks[table].write(data)
+            with local_io(str(self.sinks[table].target or "stdout")):
+                self.sinks[table].write(data)
             written += data.num_rows
         self.summary.count(table, written)
         return written
@@ -238,11 +241,25 @@ def pull(
 
 def _record_file(summary: RunSummary, table: str, sink: Sink) -> None:
     """Commit one sink and describe the file in the summary (path, rows, size, SHA-256)."""
-    path = sink.commit()
+    with local_io(str(sink.target or "stdout")):
+        path = sink.commit()
     entry: dict[str, object] = {"table": table, "path": str(path) if path else "-", "rows": sink.rows}
     if path is not None:
         entry.update(bytes=path.stat().st_size, sha256=archive.file_digest(path, "sha256"))
     summary.files.append(entry)
+
+
+@contextlib.contextmanager
+def local_io(where: str) -> Iterator[None]:
+    """A failing local write (disk full, I/O error) ends the run with exit 74, naming the place."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise  # the reader of stdout left: the CLI reports that itself
+    except OSError as exc:
+        raise LocalIOError(
+            f"cannot write {where}: {exc.strerror or exc}", "free disk space, or check the disk"
+        ) from None
 
 
 def complete_until(summary: RunSummary) -> datetime | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 MASK = "***"
 _SHAPES = (
@@ -39,6 +40,16 @@ class Redactor:
         for shape in _SHAPES:
             text = shape.sub(lambda m: m.group(1) + MASK, text)
         return text
+
+    def scrub(self, data: Any) -> Any:
+        """`data` (JSON-like: dicts, lists, strings) with every string masked, keys included."""
+        if isinstance(data, str):
+            return self(data)
+        if isinstance(data, dict):
+            return {self.scrub(key): self.scrub(value) for key, value in data.items()}
+        if isinstance(data, (list, tuple)):
+            return [self.scrub(item) for item in data]
+        return data
 
 
 REDACTOR = Redactor()

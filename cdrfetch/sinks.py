@@ -18,8 +18,8 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cdrfetch.errors import UsageError
-from cdrfetch.files import AtomicFile
+from cdrfetch.errors import CantCreateError, UsageError
+from cdrfetch.files import AtomicFile, remove_orphans
 
 FORMATS = ("parquet", "csv", "jsonl", "json")
 TEXT_FORMATS = ("csv", "jsonl", "json")
@@ -76,8 +76,7 @@ class Sink(abc.ABC):
             self._stream: IO[bytes] = sys.stdout.buffer
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            for stale in target.parent.glob(f".{target.name}.*.partial"):  # left by a killed run
-                stale.unlink(missing_ok=True)
+            remove_orphans(target.parent, f".{target.name}.")  # temp files of killed runs, never a live one's
             self._file = AtomicFile(target)
             self._stream = self._file.stream
         self.begin()
@@ -173,4 +172,9 @@ def open_sink(fmt: str, schema: pa.Schema, target: Path | None) -> Sink:
     """A sink for `fmt` writing `schema` rows to `target` (None: stdout, text formats only)."""
     if target is None:
         _check_stdout(fmt)
-    return SINKS[fmt](schema, target)
+    try:
+        return SINKS[fmt](schema, target)
+    except OSError as exc:
+        raise CantCreateError(
+            f"cannot create {target}: {exc.strerror or exc}", "-o must name a writable directory or file path"
+        ) from None

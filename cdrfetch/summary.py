@@ -59,7 +59,11 @@ class RunSummary:
         self.duration_s = round(time.monotonic() - self.started, 3)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the monotonic start time is internal)."""
+        """JSON-ready form, secrets masked: the one form in which a summary leaves the process
+        (summary file, JSON log, ledger). The monotonic start time is internal."""
+        from cdrfetch.redact import REDACTOR
+
         data = asdict(self)
         del data["started"]
-        return data
+        scrubbed: dict[str, Any] = REDACTOR.scrub(data)
+        return scrubbed
