@@ -3,31 +3,34 @@
 Providers get archives from servers we do not control, so extraction never trusts a member name
 (zip-slip), never trusts declared sizes (bombs), and reports damage as a DataError naming the file:
 retryable for transfer damage (a fresh download may be whole), never for a refusal (bombs, escapes).
+A zip's directory is vetted by cdrfetch.zipcheck before any member is read; members are then
+streamed here, stored or deflate only, in bounded blocks, against a per-member ratio and the
+archive's total budget.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import hashlib
-import re
-import zipfile
+import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, BinaryIO, Protocol
 
+from cdrfetch import zipcheck
 from cdrfetch.errors import DataError
 
 ZIP, GZIP, PLAIN = "zip", "gzip", "plain"
 MAX_BYTES = 16 << 30  # total decompressed bytes accepted from one archive
 MAX_RATIO = 1000  # decompressed / compressed; CDR text compresses ~10-30x, bombs far more
-MAX_MEMBERS = 10_000
+MAX_MEMBERS = 10_000  # zip entries; counted from the end record before the directory is read
 BLOCK = 1 << 20
 DELIMITERS = (",", "\t", "|", ";")
-_UNSAFE_NAME = re.compile(r"(^|[\\/])\.\.([\\/]|$)|^[\\/]|^[A-Za-z]:")
 
 
 class _Readable(Protocol):
@@ -54,71 +57,133 @@ def sniff(path: Path) -> str:
 
 
 def extract(
-    path: Path, dest: Path, *, name: str, max_bytes: int = MAX_BYTES, max_ratio: int = MAX_RATIO
+    path: Path,
+    dest: Path,
+    *,
+    name: str,
+    max_bytes: int = MAX_BYTES,
+    max_ratio: int = MAX_RATIO,
+    max_members: int = MAX_MEMBERS,
 ) -> list[Member]:
-    """Unpack `path` (zip, gzip or plain) into `dest`; members in name order. `name` is for errors."""
+    """Unpack `path` (zip, gzip or plain) into `dest`; members in name order. `name` is for errors.
+
+    Every failure is a DataError naming the file, and leaves nothing of this call behind in `dest`.
+    """
     kind = sniff(path)
     if kind == PLAIN:
         return [Member(name, path)]
-    budget = min(max_bytes, max(path.stat().st_size, 1) * max_ratio)
-    if kind == GZIP:
-        target = dest / f"{path.name}.out"
-        with gzip.open(path, "rb") as source:
-            _copy(source, target, budget, name)
-        return [Member(name.removesuffix(".gz"), target)]
-    return _extract_zip(path, dest, name, budget)
-
-
-def _extract_zip(path: Path, dest: Path, name: str, budget: int) -> list[Member]:
+    limits = _Limits(min(max_bytes, max(path.stat().st_size, 1) * max_ratio), max_ratio)
+    written: list[Path] = []
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise DataError(
-            f"{name}: not a readable zip archive", "the download is damaged; run again", retryable=True
-        ) from None
-    with archive:
-        infos = sorted((i for i in archive.infolist() if not i.is_dir()), key=lambda i: i.filename)
-        if len(infos) > MAX_MEMBERS:
-            raise DataError(f"{name}: {len(infos)} members is more than {MAX_MEMBERS}", "refusing a suspicious archive")
+        if kind == GZIP:
+            written.append(dest / f"{path.name}.out")
+            with gzip.open(path, "rb") as source:
+                _drain(_blocks(source), written[0], limits, name)
+            return [Member(name.removesuffix(".gz"), written[0])]
+        return _extract_zip(path, dest, name, limits, max_members, written)
+    except BaseException as exc:
+        for target in written:
+            target.unlink(missing_ok=True)
+        if isinstance(exc, (zlib.error, EOFError, gzip.BadGzipFile)):  # a cut or garbled stream
+            raise zipcheck.damaged(name, type(exc).__name__) from None
+        if isinstance(exc, _HOSTILE):  # any other way that bytes which do not parse can surface
+            raise DataError(
+                f"{name}: unreadable archive ({type(exc).__name__})", "refusing a malformed archive"
+            ) from None
+        raise
+
+
+# struct/ValueError/OverflowError: impossible fields; NotImplementedError: unsupported features;
+# OSError: reads (writes raise their own DataError in _drain). UnicodeDecodeError is a ValueError.
+_HOSTILE = (struct.error, ValueError, OverflowError, NotImplementedError, OSError)
+
+
+@dataclass
+class _Limits:
+    budget: int  # decompressed bytes still accepted from the whole archive
+    ratio: int  # decompressed / compressed bytes accepted from any one member
+
+
+def _extract_zip(
+    path: Path, dest: Path, name: str, limits: _Limits, max_members: int, written: list[Path]
+) -> list[Member]:
+    with open(path, "rb") as handle:
+        entries = zipcheck.read_entries(handle, name, max_members)  # all vetted before any is unpacked
         members = []
-        for index, info in enumerate(infos):
-            if _UNSAFE_NAME.search(info.filename):
-                raise DataError(f"{name}: member {info.filename!r} escapes the archive", "refusing a malicious archive")
+        for index, entry in enumerate(sorted((e for e in entries if not e.is_dir), key=lambda e: e.name)):
             target = dest / f"{path.stem}-{index:05d}"  # never a path derived from the member name
-            budget -= _copy_member(archive, info, target, budget, f"{name}:{info.filename}")
-            members.append(Member(info.filename, target))
+            written.append(target)
+            where = f"{name}:{entry.name}"
+            _drain(_member(handle, entry, limits.ratio, where), target, limits, where)
+            members.append(Member(entry.name, target))
         return members
 
 
-def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, name: str) -> int:
-    """Extract one member; a damaged local header or an unknown compression is bad data too."""
-    try:
-        source = archive.open(info)
-    except (zipfile.BadZipFile, NotImplementedError, zlib.error, EOFError) as exc:
-        raise DataError(
-            f"{name}: damaged archive ({type(exc).__name__})", "the download is damaged; run again", retryable=True
-        ) from None
-    with source:
-        return _copy(source, target, budget, name)
+def _member(handle: BinaryIO, entry: zipcheck.Entry, ratio: int, name: str) -> Iterator[bytes]:
+    """The bytes of one vetted member in blocks, refusing a bomb and reporting damage as it streams."""
+    handle.seek(entry.data)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS) if entry.method == zipcheck.DEFLATED else None
+    limit = max(entry.compressed, 1) * ratio  # whatever the member declares about itself
+    size = crc = 0
+    left = entry.compressed
+    while left:
+        chunk = handle.read(min(BLOCK, left))
+        if not chunk:
+            raise zipcheck.damaged(name, "cut short")
+        left -= len(chunk)
+        for block in _inflate(inflater, chunk) if inflater else (chunk,):
+            size += len(block)
+            if size > limit:
+                raise DataError(f"{name}: expands more than {ratio}x its compressed size", "refusing a zip bomb")
+            if size > entry.size:
+                raise zipcheck.damaged(name, "more bytes than the directory declares")
+            crc = zlib.crc32(block, crc)
+            yield block
+    if inflater is not None and not inflater.eof:
+        raise zipcheck.damaged(name, "deflate stream cut short")
+    if size != entry.size or crc != entry.crc:
+        raise zipcheck.damaged(name, "CRC or size mismatch")
 
 
-def _copy(source: _Readable, target: Path, budget: int, name: str) -> int:
-    """Stream `source` into `target`, refusing more than `budget` bytes; returns bytes written."""
-    written = 0
-    try:
-        with open(target, "wb") as out:
-            while block := source.read(BLOCK):
-                written += len(block)
-                if written > budget:
-                    raise DataError(f"{name}: expands beyond the size limit", "refusing a decompression bomb")
+def _inflate(inflater: zlib._Decompress, chunk: bytes) -> Iterator[bytes]:
+    """`chunk` decompressed at most BLOCK bytes at a time, so a dense chunk cannot flood memory."""
+    while True:
+        block = inflater.decompress(chunk, BLOCK)
+        if block:
+            yield block
+        chunk = inflater.unconsumed_tail
+        # A full block may leave output pending inside zlib even when all input is consumed.
+        if not chunk and len(block) < BLOCK:
+            return
+
+
+def _blocks(source: _Readable) -> Iterator[bytes]:
+    while block := source.read(BLOCK):
+        yield block
+
+
+def _drain(blocks: Iterable[bytes], target: Path, limits: _Limits, name: str) -> None:
+    """Write `blocks` into `target`, refusing more than the archive's remaining budget."""
+    with contextlib.ExitStack() as stack:
+        try:
+            out = stack.enter_context(open(target, "wb"))
+        except OSError as exc:
+            raise _unwritable(name, exc) from None
+        for block in blocks:
+            limits.budget -= len(block)
+            if limits.budget < 0:
+                raise DataError(f"{name}: expands beyond the size limit", "refusing a decompression bomb")
+            try:
                 out.write(block)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(
-            f"{name}: damaged archive ({type(exc).__name__})", "the download is damaged; run again", retryable=True
-        ) from None
-    return written
+            except OSError as exc:
+                raise _unwritable(name, exc) from None
+
+
+def _unwritable(name: str, exc: OSError) -> DataError:
+    return DataError(
+        f"{name}: cannot write the unpacked file ({exc.strerror or exc})",
+        "check the free space and permissions of the work directory",
+    )
 
 
 def file_digest(path: Path, algorithm: str) -> str:
