@@ -13,6 +13,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cdrfetch.sandbox.server import Reply
 
+# The data faults every emulator understands under the same names: name -> (type, what it does).
+# Each emulator maps them onto its protocol (`Emulator._fault`); one without a use for a knob (no
+# timestamps to expire, no file to download) lists it in `unsupported_faults`.
+DATA_FAULTS: dict[str, tuple[type, str]] = {
+    "malformed": (bool, "one served row carries an unparseable mandatory field"),
+    "empty": (bool, "serve no records at all"),
+    "truncate_downloads": (int, "the next N file downloads send half their bytes, then hang up"),
+    "clock_offset": (float, "seconds the emulator's clock runs ahead: the client's timestamps look stale"),
+}
+
 
 @dataclass
 class Faults:

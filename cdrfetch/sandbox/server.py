@@ -18,12 +18,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from cdrfetch.sandbox.faults import Faults
+from cdrfetch.sandbox.faults import DATA_FAULTS, Faults
 from cdrfetch.windows import Window
 
 
@@ -95,16 +95,48 @@ class ExpectedCall(NamedTuple):
 
 
 class Emulator(abc.ABC):
-    """Base of the provider emulators (one per provider, same module name)."""
+    """Base of the provider emulators: routes, the shared fault knobs, the oracle.
+
+    Transport faults (failures, throttling, latency, redirects, trickling and endless answers) are
+    queued on `faults`; data faults (DATA_FAULTS: malformed, empty, truncate_downloads, clock_offset)
+    are set with `fault(name, value)`, the same names on every emulator.
+    """
 
     name: ClassVar[str]
+    malformed_where: ClassVar[str] = ""  # what the client's error names when `malformed` is on
+    unsupported_faults: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, *, seed: int = 0, clock: Callable[[], datetime] | None = None) -> None:
         self.seed = seed
         self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock_offset = 0.0
         self.faults = Faults()
         self.received: list[Request] = []
         self._lock = threading.Lock()  # handlers run on server threads
+
+    def now(self) -> datetime:
+        """The emulator's clock, `clock_offset` seconds ahead (what its signature checks compare with)."""
+        return self.clock() + timedelta(seconds=self.clock_offset)
+
+    def supported_faults(self) -> list[str]:
+        """The shared data-fault knobs this emulator honours."""
+        return [name for name in DATA_FAULTS if name not in self.unsupported_faults]
+
+    def fault(self, name: str, value: Any) -> None:
+        """Turn one shared data fault on (or off); TypeError for a name this emulator does not know."""
+        if name not in self.supported_faults():
+            raise TypeError(
+                f"{self.name} emulator has no fault knob {name!r} (known: {', '.join(self.supported_faults())})"
+            )
+        kind = DATA_FAULTS[name][0]
+        if name == "clock_offset":
+            self.clock_offset = float(value)
+        else:
+            self._fault(name, kind(value))
+
+    def _fault(self, name: str, value: Any) -> None:
+        """Map a data fault onto this protocol (clock_offset is handled by the base)."""
+        raise NotImplementedError(f"{self.name} emulator does not map fault {name!r}")
 
     @abc.abstractmethod
     def routes(self) -> list[Route]:

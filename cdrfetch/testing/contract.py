@@ -40,26 +40,29 @@ class ProviderContract:
     window_start: ClassVar[str] = "2024-03-04T16:00:00+00:00"
     window_end: ClassVar[str] = "2024-03-05T16:00:00+00:00"
 
-    # ---- hooks -------------------------------------------------------------------------------
+    # ---- hooks (the defaults use the emulator's shared fault knobs) ---------------------------
     def emulator_knobs(self) -> dict[str, Any]:
         """Constructor arguments of the emulator for the happy path."""
         return {}
 
     def make_rows_malformed(self, emulator: Emulator) -> str:
         """Make one served row carry an unparseable mandatory field; return text the error names."""
-        raise NotImplementedError
+        emulator.fault("malformed", True)
+        return emulator.malformed_where
 
     def make_window_empty(self, emulator: Emulator) -> None:
         """Make the emulator serve no records for the window."""
-        raise NotImplementedError
+        emulator.fault("empty", True)
 
     def expire_signatures(self, emulator: Emulator) -> None:
-        """Make the emulator see the client's timestamps as stale (skip if there are none)."""
-        raise NotImplementedError
+        """Make the emulator see the client's timestamps as stale (skipped where there are none)."""
+        if "clock_offset" not in emulator.supported_faults():
+            pytest.skip(f"{self.provider} requests carry no timestamp")
+        emulator.fault("clock_offset", 3600.0)
 
     def truncate_downloads(self, emulator: Emulator, count: int) -> None:
         """Make the next `count` downloads send half their bytes and hang up."""
-        raise NotImplementedError
+        emulator.fault("truncate_downloads", count)
 
     # ---- fixtures ----------------------------------------------------------------------------
     @pytest.fixture

@@ -150,23 +150,6 @@ class TestHuaweiCecContract(ProviderContract):
     def emulator_knobs(self) -> dict[str, Any]:
         return {"ready_after": 0.0}
 
-    def make_rows_malformed(self, emulator: Emulator) -> str:
-        assert isinstance(emulator, HuaweiCecEmulator)
-        emulator.malformed = True  # the first data row loses its call_id
-        return "_call.csv: line 2"
-
-    def make_window_empty(self, emulator: Emulator) -> None:
-        assert isinstance(emulator, HuaweiCecEmulator)
-        emulator.empty = True
-
-    def expire_signatures(self, emulator: Emulator) -> None:
-        assert isinstance(emulator, HuaweiCecEmulator)
-        emulator.clock_offset = 3600.0
-
-    def truncate_downloads(self, emulator: Emulator, count: int) -> None:
-        assert isinstance(emulator, HuaweiCecEmulator)
-        emulator.truncate_zip, emulator.damage_limit = "lying", count
-
     @pytest.mark.parametrize("fmt", ("parquet", "csv", "jsonl", "json"))
     def test_recordings_side_table_in_every_format(
         self, emulator: Emulator, profile: Path, tmp_path: Path, fmt: str

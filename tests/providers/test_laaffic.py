@@ -22,10 +22,8 @@ from cdrfetch.concurrency import Gate
 from cdrfetch.errors import AuthError, ConfigError, DataError, ExitCode, TemporaryError, UnavailableError
 from cdrfetch.providers.laaffic import parse
 from cdrfetch.providers.laaffic import protocol as proto
-from cdrfetch.providers.laaffic.emulator import LaafficEmulator
 from cdrfetch.providers.laaffic.emulator.data import PLATFORM_TZ
 from cdrfetch.providers.laaffic.provider import Laaffic
-from cdrfetch.sandbox.server import Emulator
 from cdrfetch.testing.contract import ProviderContract
 from cdrfetch.windows import Window, zone
 from tests.providers.laaffic_lab import NOW, SHANGHAI, UTC, Lab, Ticking, as_expected, days, fixed, local, oracle
@@ -50,20 +48,6 @@ class TestLaafficContract(ProviderContract):
         # the contract window is in 2024 and the emulator runs on the real clock: lift the
         # two-month retention, and give the window's day 250 calls (three pages through the CLI)
         return {"retention_days": 100_000, "heavy_dates": (self.window.start.astimezone(PLATFORM_TZ).date(),)}
-
-    def make_rows_malformed(self, emulator: Emulator) -> str:
-        assert isinstance(emulator, LaafficEmulator)
-        emulator.knobs.malformed = 103  # the 104th call of the day
-        return "page 2 records[3]"
-
-    def make_window_empty(self, emulator: Emulator) -> None:
-        assert isinstance(emulator, LaafficEmulator)
-        emulator.knobs.records_min = emulator.knobs.records_max = 0
-        emulator.knobs.heavy_dates = ()
-
-    def expire_signatures(self, emulator: Emulator) -> None:
-        later = datetime.now(timezone.utc) + timedelta(minutes=31)
-        emulator.clock = lambda: later
 
 
 def _pages(emulator: Any, window: Window = MARCH) -> int:

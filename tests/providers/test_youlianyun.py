@@ -54,23 +54,6 @@ class TestYoulianyunContract(ProviderContract):
     main_route = BILL
     download_route = FILE
 
-    def make_rows_malformed(self, emulator: Emulator) -> str:
-        assert isinstance(emulator, YoulianyunEmulator)
-        emulator.malformed_row = 2
-        return "line 4"  # header is line 1, data row 2 (0-based) is line 4
-
-    def make_window_empty(self, emulator: Emulator) -> None:
-        assert isinstance(emulator, YoulianyunEmulator)
-        emulator.no_data_dates = {"2024-03-05"}
-
-    def expire_signatures(self, emulator: Emulator) -> None:
-        later = datetime.now(timezone.utc) + timedelta(minutes=51)
-        emulator.clock = lambda: later
-
-    def truncate_downloads(self, emulator: Emulator, count: int) -> None:
-        assert isinstance(emulator, YoulianyunEmulator)
-        emulator.truncate_download = count
-
     # provider answers through the real CLI, on the contract's fixtures
 
     @pytest.mark.parametrize(

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from cdrfetch_acme.emulator import AcmeEmulator
 from cdrfetch_acme.provider import signature
 
-from cdrfetch.sandbox.server import Emulator
 from cdrfetch.testing.contract import ProviderContract
 
 
 class TestAcmeContract(ProviderContract):
     provider = "acme"
     main_route = "/v1/calls"
-
-    def make_rows_malformed(self, emulator: Emulator) -> str:
-        assert isinstance(emulator, AcmeEmulator)
-        emulator.malformed = True
-        return "page 1 calls[0]"
-
-    def make_window_empty(self, emulator: Emulator) -> None:
-        assert isinstance(emulator, AcmeEmulator)
-        emulator.empty = True
-
-    def expire_signatures(self, emulator: Emulator) -> None:
-        assert isinstance(emulator, AcmeEmulator)
-        emulator.clock_offset = 3600.0
 
 
 def test_signature_known_answer() -> None:

@@ -46,6 +46,7 @@ class HuaweiCecEmulator(Knobs, Emulator):
     """CC-FS on loopback."""
 
     name = "huawei-cec"
+    malformed_where = "_call.csv: line 2"  # the first data row loses its call_id
 
     def __init__(self, *, seed: int = 0, clock: Any = None, **knobs: Any) -> None:
         super().__init__(seed=seed, clock=clock)
@@ -66,9 +67,11 @@ class HuaweiCecEmulator(Knobs, Emulator):
         """The first configured AK (the sandbox account)."""
         return next(iter(self.credentials))
 
-    def now(self) -> datetime:
-        """The emulator's clock, shifted by `clock_offset` seconds."""
-        return self.clock() + timedelta(seconds=self.clock_offset)
+    def _fault(self, name: str, value: Any) -> None:
+        if name in ("malformed", "empty"):
+            setattr(self, name, value)
+        elif name == "truncate_downloads":
+            self.truncate_zip, self.damage_limit = ("lying", value) if value else (None, None)
 
     def routes(self) -> list[Route]:
         """The two CC-FS routes; other methods 405, other paths 404 (Spring-shaped)."""

@@ -42,6 +42,15 @@ class LaafficEmulator(Emulator):
     """The Laaffic number-record API on loopback."""
 
     name = "laaffic"
+    malformed_where = "records[3]"
+    unsupported_faults = frozenset({"truncate_downloads"})  # records come inline in JSON pages
+
+    def _fault(self, name: str, value: Any) -> None:
+        if name == "malformed":
+            self.knobs.malformed = 3 if value else None
+        elif name == "empty" and value:
+            self.knobs.records_min = self.knobs.records_max = 0
+            self.knobs.heavy_dates = ()
 
     def __init__(
         self,
@@ -137,7 +146,7 @@ class LaafficEmulator(Emulator):
             return failure("-31")
         if request.client_ip in knobs.ip_block:
             return failure("-2")
-        if abs(self.clock().timestamp() - int(stamp)) > knobs.skew_seconds:
+        if abs(self.now().timestamp() - int(stamp)) > knobs.skew_seconds:
             return failure("-16")
         expected = hashlib.md5(f"{self.api_key}{self.api_secret}{stamp}".encode()).hexdigest()
         return None if sign.lower() == expected else failure("-1")

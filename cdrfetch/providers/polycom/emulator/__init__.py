@@ -36,6 +36,8 @@ class PolycomEmulator(Knobs, Emulator):
     """A DMA billing resource on loopback, with the fault knobs of the spec."""
 
     name = "polycom"
+    malformed_where = "calls.csv line 2"
+    unsupported_faults = frozenset({"clock_offset"})  # HTTP Basic authentication carries no timestamp
 
     def __init__(
         self,
@@ -62,6 +64,14 @@ class PolycomEmulator(Knobs, Emulator):
         self.rejected: tuple[datetime, datetime] | None = None
         self.foreign_used = False
         self.ca_pem: bytes | None = None
+
+    def _fault(self, name: str, value: Any) -> None:
+        if name == "malformed":
+            self.malformed = value
+        elif name == "empty":
+            self.calls_per_hour = 0 if value else Knobs.calls_per_hour
+        elif name == "truncate_downloads":
+            self.truncate_zip, self.truncate_times = ("lying", value) if value else (None, 0)
 
     # -- the Emulator interface --------------------------------------------------------------------
 

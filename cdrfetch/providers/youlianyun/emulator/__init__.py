@@ -53,6 +53,7 @@ class YoulianyunEmulator(Emulator):
     """billList + /fileserver/file, deterministic per (seed, sid, appId, date)."""
 
     name = "youlianyun"
+    malformed_where = "line 4"  # with a header line and a blank second line, data row 2 is line 4
 
     def __init__(self, *, seed: int = 0, clock: Any = None, **knobs: Any) -> None:
         super().__init__(seed=seed, clock=clock)
@@ -62,6 +63,7 @@ class YoulianyunEmulator(Emulator):
         self.success_code, self.envelope, self.bill_shape = "200", "flat", "flat"
         self.expiry_minutes, self.retention_days = 50, None
         self.no_data_dates: set[str] = set()
+        self.empty = False  # every date has no data (the shared `empty` fault)
         self.account_state: str | None = None  # 101108 / 101109 / 101110
         self.app_state: str | None = None  # 102103 / 102115 / 102117 / 102118 / 102119
         self.ip_allow: list[str] = []
@@ -75,6 +77,14 @@ class YoulianyunEmulator(Emulator):
         self.fmt = files.FileFormat()
         self.issued: dict[str, Issued] = {}
         self.configure(**knobs)
+
+    def _fault(self, name: str, value: Any) -> None:
+        if name == "malformed":
+            self.malformed_row = 2 if value else None
+        elif name == "empty":
+            self.empty = value
+        elif name == "truncate_downloads":
+            self.truncate_download = value
 
     def configure(self, **knobs: Any) -> None:
         """Set protocol knobs; the file-format ones (§8.6) update `self.fmt`."""
@@ -108,7 +118,7 @@ class YoulianyunEmulator(Emulator):
 
     def has_bill(self, day: date) -> bool:
         """Whether billList would serve a file for `day` (rather than 100007)."""
-        if day >= self.today() or day.isoformat() in self.no_data_dates:
+        if self.empty or day >= self.today() or day.isoformat() in self.no_data_dates:
             return False
         return self.retention_days is None or (self.today() - day).days <= self.retention_days
 
@@ -200,7 +210,7 @@ class YoulianyunEmulator(Emulator):
             sent = datetime.strptime(ts, "%Y%m%d%H%M%S").replace(tzinfo=UTC8)
         except ValueError:
             raise Answer("101106") from None
-        if self.clock() - sent > timedelta(minutes=self.expiry_minutes):
+        if self.now() - sent > timedelta(minutes=self.expiry_minutes):
             raise Answer("101106")
         if match["version"] is not None and match["version"] != VERSION:
             raise Answer("101107")

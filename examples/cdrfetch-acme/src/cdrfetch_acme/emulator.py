@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,13 +19,18 @@ MAX_SKEW = 300
 
 
 class AcmeEmulator(Emulator):
-    """GET /v1/calls with HMAC auth and cursor paging. Knobs: `malformed`, `empty`, `clock_offset`."""
+    """GET /v1/calls with HMAC auth and cursor paging, and the shared fault knobs."""
 
     name = "acme"
+    malformed_where = "page 1 calls[0]"
+    unsupported_faults = frozenset({"truncate_downloads"})  # calls come inline in JSON pages
 
-    def __init__(self, *, malformed: bool = False, empty: bool = False, clock_offset: float = 0.0, **base: Any):
+    def __init__(self, **base: Any) -> None:
         super().__init__(**base)
-        self.malformed, self.empty, self.clock_offset = malformed, empty, clock_offset
+        self.malformed = self.empty = False
+
+    def _fault(self, name: str, value: Any) -> None:
+        setattr(self, name, value)  # `malformed` and `empty` are plain switches here
 
     def routes(self) -> list[Route]:
         return [Route("GET", re.compile(r"/v1/calls"), self._calls)]
@@ -58,7 +63,7 @@ class AcmeEmulator(Emulator):
 
     def _refusal(self, request: Request) -> str | None:
         stamp = request.header("X-Timestamp") or ""
-        now = self.clock() + timedelta(seconds=self.clock_offset)
+        now = self.now()
         if request.header("X-Api-Key") != KEY or not stamp.isdigit():
             return "unknown key"
         if abs(now.timestamp() - int(stamp)) > MAX_SKEW:
