@@ -32,7 +32,7 @@ from cdrfetch.providers.polycom.emulator import NO_ROLE_USER, PolycomEmulator, d
 from cdrfetch.providers.polycom.parse import ExportParser, excluded_clusters, parse_time, utc_text
 from cdrfetch.providers.polycom.provider import Polycom
 from cdrfetch.providers.polycom.status import Verdict, etag_notes, parse_status, rebase
-from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
+from cdrfetch.sandbox.server import ExpectedCall, SandboxServer
 from cdrfetch.testing import harness
 from cdrfetch.testing.contract import ProviderContract
 from cdrfetch.testing.harness import Pulled
@@ -51,19 +51,6 @@ class TestPolycomContract(ProviderContract):
 
     def emulator_knobs(self) -> dict[str, Any]:
         return dict(QUICK)
-
-    def make_rows_malformed(self, emulator: Emulator) -> str:
-        emulator.malformed = True  # type: ignore[attr-defined]
-        return "calls.csv line 2"
-
-    def make_window_empty(self, emulator: Emulator) -> None:
-        emulator.calls_per_hour = 0  # type: ignore[attr-defined]
-
-    def expire_signatures(self, emulator: Emulator) -> None:
-        pytest.skip("HTTP Basic authentication carries no timestamp")
-
-    def truncate_downloads(self, emulator: Emulator, count: int) -> None:
-        emulator.truncate_zip, emulator.truncate_times = "lying", count  # type: ignore[attr-defined]
 
 
 # ---- harness --------------------------------------------------------------------------------------
@@ -874,7 +861,7 @@ def test_check_in_legacy_mode_exports_an_empty_window(tmp_path: Path) -> None:
 def test_gbk_members_are_read_with_a_warning_and_utf8_bom_is_stripped(tmp_path: Path) -> None:
     import zipfile
 
-    from cdrfetch.providers.polycom.export import read_export
+    from cdrfetch.providers.polycom.export import read_export, unpack
 
     archive = tmp_path / "export.zip"
     with zipfile.ZipFile(archive, "w") as bundle:
@@ -884,7 +871,9 @@ def test_gbk_members_are_read_with_a_warning_and_utf8_bom_is_stripped(tmp_path: 
         )
         bundle.writestr("counts.txt", "1 calls, 1 conferences, excluded clusters: none")
     end = datetime(2030, 1, 1, tzinfo=UTC)
-    reading = read_export(archive, tmp_path, Polycom.output_tables(), account="dma", chunk_end=end)
+    (tmp_path / "unpacked").mkdir()
+    members = unpack(archive, tmp_path / "unpacked", "export.zip")
+    reading = read_export(members, Polycom.output_tables(), account="dma", chunk_end=end)
     batches, (export, excluded, warnings) = drain(reading)
     assert export.calls[0]["caller"] == "会议室" and export.conferences[0]["conf_id"] == "c-1"
     assert [(b.table, b.data.num_rows) for b in batches] == [("calls", 1), ("conferences", 1)]

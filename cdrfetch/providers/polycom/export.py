@@ -1,8 +1,7 @@
-"""Polycom DMA export zip: integrity check, safe extraction (via cdrfetch.archive), rows streamed out."""
+"""Polycom DMA export zip: checked and unpacked (via cdrfetch.archive), rows streamed out."""
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Generator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -15,27 +14,20 @@ from cdrfetch.providers.polycom.parse import Export, ExportParser
 from cdrfetch.records import Batch, batches, table_batches
 
 
-def check_zip(path: Path, what: str) -> Path:
-    """`path`, a readable zip whose members pass their CRC check; retryable DataError otherwise."""
+def unpack(path: Path, directory: Path, what: str) -> list[archive.Member]:
+    """The members of a downloaded export zip, unpacked into `directory` with every archive check
+    (CRC and sizes, bombs refused before any byte is inflated); damage is retryable."""
     if archive.sniff(path) != archive.ZIP:
         raise DataError(f"{what}: the answer is not a zip archive", "run again later", retryable=True)
-    try:
-        with zipfile.ZipFile(path) as bundle:
-            broken = bundle.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError):
-        raise DataError(f"{what}: the zip archive is damaged or cut short", "run again later", retryable=True) from None
-    if broken is not None:
-        raise DataError(f"{what}: member {broken} of the zip fails its CRC check", "run again later", retryable=True)
-    return path
+    return archive.extract(path, directory, name=what)
 
 
 def read_export(
-    path: Path, directory: Path, tables: Mapping[str, pa.Schema], *, account: str, chunk_end: datetime
+    members: list[archive.Member], tables: Mapping[str, pa.Schema], *, account: str, chunk_end: datetime
 ) -> Generator[Batch, None, tuple[Export, list[str], list[str]]]:
-    """Yields every member's rows (unpacked into `directory`) as batches of `tables`; returns the
-    export (with its counts), the excluded clusters, and warnings for the run summary."""
+    """Yields every member's rows as batches of `tables`; returns the export (with its counts),
+    the excluded clusters, and warnings for the run summary."""
     parser = ExportParser(account=account, chunk_end=chunk_end)
-    members = archive.extract(path, directory, name="polycom export zip")
     for member in sorted(members, key=_order):
         with open(member.path, "rb") as handle:
             for table in parser.member(member.name, handle):

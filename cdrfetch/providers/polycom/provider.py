@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -27,6 +26,7 @@ from cdrfetch.windows import Window
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from cdrfetch.archive import Member
     from cdrfetch.client import Client
     from cdrfetch.config import Resolved
     from cdrfetch.files import Verified
@@ -100,8 +100,8 @@ class Polycom(Provider):
     def fetch(self, chunk: Window) -> Iterator[Batch]:
         """Export, download and parse one chunk."""
         download = self._legacy(chunk) if self.config["legacy"] else self._export(chunk, regenerate=True)
-        with download as path:
-            yield from self._parse(path, download.directory, chunk)
+        with download as members:
+            yield from self._parse(members, chunk)
 
     def check(self) -> str:
         """Read the billing status, or (legacy) export an empty window: proves credentials and role."""
@@ -114,7 +114,7 @@ class Polycom(Provider):
 
     # -- the asynchronous export -------------------------------------------------------------------
 
-    def _export(self, chunk: Window, *, regenerate: bool) -> Verified[Path]:
+    def _export(self, chunk: Window, *, regenerate: bool) -> Verified[list[Member]]:
         job = _Job()
         progress = self.client.progress(f"polycom export {chunk.label}", None)
         try:
@@ -235,23 +235,23 @@ class Polycom(Provider):
 
     # -- downloads ---------------------------------------------------------------------------------
 
-    def _legacy(self, chunk: Window) -> Verified[Path]:
+    def _legacy(self, chunk: Window) -> Verified[list[Member]]:
         query = f"from-date={_date(chunk.start)}&to-date={_date(chunk.end)}"
         timeout = float(self.config["legacy_timeout"] or 600.0)
         return self._download(f"{self.base_url}/billing?{query}", "polycom billing (legacy)", timeout=timeout)
 
-    def _download(self, url: str, what: str, **kwargs: Any) -> Verified[Path]:
+    def _download(self, url: str, what: str, **kwargs: Any) -> Verified[list[Member]]:
         """The zip, checked (downloaded again when broken); its ETag goes to the run summary."""
         return self.client.verified_download(
             lambda directory: self.dma.download_into(directory, url, what, kwargs),
-            lambda path, directory: export.check_zip(path, what),
+            lambda path, directory: export.unpack(path, directory, what),
             what=what,
         )
 
     # -- parsing -----------------------------------------------------------------------------------
 
-    def _parse(self, path: Path, directory: Path, chunk: Window) -> Iterator[Batch]:
-        reading = export.read_export(path, directory, self.output_tables(), account=self.account, chunk_end=chunk.end)
+    def _parse(self, members: list[Member], chunk: Window) -> Iterator[Batch]:
+        reading = export.read_export(members, self.output_tables(), account=self.account, chunk_end=chunk.end)
         parsed, excluded, warnings = yield from reading
         for message in warnings:
             self.client.warn(f"polycom: {chunk.label}: {message}")
