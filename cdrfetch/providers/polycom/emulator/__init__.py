@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from cdrfetch.providers.polycom.emulator import data, http, jobs
 from cdrfetch.providers.polycom.emulator.jobs import PHASES, Export
-from cdrfetch.providers.polycom.emulator.knobs import Knobs
+from cdrfetch.providers.polycom.emulator.knobs import Knobs, shared_fault
 from cdrfetch.sandbox import tls
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window
@@ -66,12 +66,7 @@ class PolycomEmulator(Knobs, Emulator):
         self.ca_pem: bytes | None = None
 
     def _fault(self, name: str, value: Any) -> None:
-        if name == "malformed":
-            self.malformed = value
-        elif name == "empty":
-            self.calls_per_hour = 0 if value else Knobs.calls_per_hour
-        elif name == "truncate_downloads":
-            self.truncate_zip, self.truncate_times = ("lying", value) if value else (None, 0)
+        shared_fault(self, name, value)
 
     # -- the Emulator interface --------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class Knobs:
     """The fault and shape knobs, settable from tests or as constructor keywords; all off by default."""
@@ -33,3 +35,13 @@ class Knobs:
     download_not_ready_status: int = 404
     calls_per_hour: int = 4
     malformed: bool = False
+
+
+def shared_fault(knobs: Knobs, name: str, value: Any) -> None:
+    """The shared data faults in Polycom terms: an export without calls, a broken row, a short zip."""
+    if name == "malformed":
+        knobs.malformed = value
+    elif name == "empty":
+        knobs.calls_per_hour = 0 if value else Knobs.calls_per_hour
+    elif name == "truncate_downloads":
+        knobs.truncate_zip, knobs.truncate_times = ("lying", value) if value else (None, 0)

@@ -79,12 +79,8 @@ class YoulianyunEmulator(Emulator):
         self.configure(**knobs)
 
     def _fault(self, name: str, value: Any) -> None:
-        if name == "malformed":
-            self.malformed_row = 2 if value else None
-        elif name == "empty":
-            self.empty = value
-        elif name == "truncate_downloads":
-            self.truncate_download = value
+        own = {"malformed": ("malformed_row", 2 if value else None), "truncate_downloads": ("truncate_download", value)}
+        setattr(self, *own.get(name, (name, value)))  # `empty` is a switch of its own
 
     def configure(self, **knobs: Any) -> None:
         """Set protocol knobs; the file-format ones (§8.6) update `self.fmt`."""
