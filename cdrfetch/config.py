@@ -117,6 +117,7 @@ def load_profile(path: Path, must_exist: bool, profile: str, profile_named: bool
         return {}
     import yaml
 
+    _refuse_writable_config(path)
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -156,17 +157,26 @@ def parse_overrides(pairs: list[str], settings: tuple[Setting, ...]) -> dict[str
 
 
 def _refuse_readable_secret(path: Path, name: str) -> None:
-    """A plaintext secret in a file others can read is refused (POSIX permission bits)."""
+    """A file holding a secret (a config file, a `*_FILE`) that group or others can read is refused."""
     if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"{path} holds secret {name!r} but is readable by group/others",
-            f"chmod 600 {path}, or move the secret to the keyring with `login`",
+            f"chmod 600 {path} (in Kubernetes: defaultMode 0400), or keep the secret in the keyring with `login`",
         )
 
 
-def _read_secret_file(path_text: str, variable: str) -> str:
+def _refuse_writable_config(path: Path) -> None:
+    """A config file others can change would let them choose where the secrets are sent (`base_url`)."""
+    if os.name == "posix" and path.stat().st_mode & stat.S_IWOTH:
+        raise ConfigError(f"{path} is writable by others, who could redirect the secrets", f"chmod o-w {path}")
+
+
+def _read_secret_file(path_text: str, variable: str, secret: str | None) -> str:
+    """The value in a `*_FILE`; the file of a secret setting follows the permission rule of secrets."""
     path = Path(path_text).expanduser()
     try:
+        if secret is not None:
+            _refuse_readable_secret(path, secret)
         return path.read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
         raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror}", "point it at a readable file") from None
@@ -234,7 +244,8 @@ def _lookup(
     if os.environ.get(variable):
         return os.environ[variable], f"env {variable}"
     if os.environ.get(variable + "_FILE"):
-        return _read_secret_file(os.environ[variable + "_FILE"], variable + "_FILE"), f"env {variable}_FILE"
+        secret = name if setting.secret else None
+        return _read_secret_file(os.environ[variable + "_FILE"], variable + "_FILE", secret), f"env {variable}_FILE"
     if own.get(name) is not None:
         if setting.secret:
             _refuse_readable_secret(path, name)

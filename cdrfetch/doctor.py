@@ -110,7 +110,10 @@ def _reach(name: str, client: Client, base_url: str) -> Generator[Check, None, b
 def _clock(name: str, date_header: str | None) -> Check:
     if not date_header:
         return Check(f"{name} clock", "skip", "the server sent no Date header")
-    skew = (parsedate_to_datetime(date_header).astimezone(timezone.utc) - utc_now()).total_seconds()
+    try:
+        skew = (parsedate_to_datetime(date_header).astimezone(timezone.utc) - utc_now()).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):  # a server's garbage is not our failure
+        return Check(f"{name} clock", "skip", "the server's Date header is unreadable")
     if abs(skew) > MAX_SKEW_S:
         return Check(
             f"{name} clock",

@@ -123,6 +123,14 @@ def test_json_logs_carry_the_summary_on_stderr(profile: Path, tmp_path: Path) ->
     assert any(line.get("summary", {}).get("exit_code") == 0 for line in lines)
 
 
+def test_a_world_writable_config_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("profiles: {default: {youlianyun: {}}}\n", encoding="utf-8")
+    config.chmod(0o666)
+    result = run_cli(PROVIDER, "pull", "--config", str(config), "--date", "2024-03-05", "-o", "-")
+    assert result.exit_code == 78 and "writable by others" in result.stderr, result.stderr
+
+
 def test_secret_from_a_file_variable(
     server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory_keyring: MemoryKeyring
 ) -> None:
@@ -131,6 +139,10 @@ def test_secret_from_a_file_variable(
     secret_file.write_text(settings.pop("auth_token") + "\n")
     profile = write_profile(PROVIDER, settings, tmp_path / "config.yaml", memory_keyring)
     monkeypatch.setenv("CDRFETCH_YOULIANYUN_AUTH_TOKEN_FILE", str(secret_file))
+    secret_file.chmod(0o644)  # readable by others: refused like a plaintext secret in a config file
+    refused = pull(profile, "--date", "2024-03-05", "-o", str(tmp_path / "a.csv"))
+    assert refused.exit_code == 78 and "readable by group/others" in refused.stderr, refused.stderr
+    secret_file.chmod(0o600)
     assert pull(profile, "--date", "2024-03-05", "-o", str(tmp_path / "a.csv")).exit_code == 0
     shown = run_cli(PROVIDER, "config", "--config", str(profile), "--json")
     row = next(r for r in json.loads(shown.stdout)["settings"] if r["setting"] == "auth_token")
