@@ -22,8 +22,9 @@ from cdrfetch.providers.huawei_cec.emulator import HuaweiCecEmulator, export
 from cdrfetch.providers.huawei_cec.parse import Context, member_kind, parse_members
 from cdrfetch.providers.huawei_cec.signing import AuthV2, authorization, canonical_request, enc, hmac_hex, host_header
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, SandboxServer
+from cdrfetch.testing import harness
 from cdrfetch.testing.contract import ProviderContract
-from cdrfetch.testing.harness import read_rows, run_cli
+from cdrfetch.testing.harness import FakeTime, read_rows, run_cli
 from cdrfetch.windows import Window, zone
 from tests.providers.huawei_cec_support import WINDOW, count, provider_for, pull
 
@@ -193,6 +194,20 @@ def _expected(emulator: HuaweiCecEmulator, window: Window = WINDOW) -> collectio
 
 
 # ---- the flow -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hour", [0, 3, 15, 16, 17, 23])
+def test_the_export_file_is_found_at_once_whatever_the_hour(hour: int) -> None:
+    # one fast-forwarded clock for client and emulator: the dates they put in the file name agree at
+    # every hour, also when Shanghai is already on the next UTC day (16:00-24:00 UTC)
+    time = FakeTime(datetime(2024, 3, 10, hour, 30, tzinfo=UTC))
+    emulator = HuaweiCecEmulator(data_tz="Asia/Shanghai", clock=time.now)
+    with SandboxServer(emulator) as server:
+        pulled = harness.pull(server, WINDOW, time=time, tz="Asia/Shanghai", poll_timeout=600.0)
+    assert pulled.projection() == _expected(emulator)
+    names = {json.loads(r.body)["msgBody"]["billFileName"] for r in emulator.received if DOWNLOAD in r.path}
+    assert len(names) == 1  # never the alternative names of the second half of the poll timeout
+    assert sum(time.slept) < 60  # fast-forwarded, not waited for
 
 
 def test_polls_until_ready_with_progress_and_dashless_file_name() -> None:
