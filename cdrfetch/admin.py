@@ -11,25 +11,46 @@ from typing import Any
 
 from cdrfetch import config, keystore, providers
 from cdrfetch.commands import resolve_settings, sandbox_settings
-from cdrfetch.errors import ExitCode, UsageError
+from cdrfetch.errors import ConfigError, UsageError
+from cdrfetch.providers.base import Setting
 
 
-def run_login(provider: str, profile: str | None, key: str | None, delete: bool) -> int:
-    """`login`: store (or delete) the provider's secrets in the keyring."""
+def run_login(provider: str, profile: str | None, key: str | None, delete: bool, config_file: str | None = None) -> int:
+    """`login`: store (or delete) the provider's secrets in the keyring, and read each one back."""
     cls = providers.load(provider)
     secrets = [s for s in cls.all_settings() if s.secret and (key is None or s.name == key)]
     if not secrets:
         raise UsageError(f"{provider} has no secret named {key!r}", "run without --key to store all of them")
+    problem = keystore.backend_problem()
+    if problem:  # the fail and null backends would accept the secret and store nothing
+        raise ConfigError(f"keyring: {problem}; nothing would be stored", keystore.HEADLESS_HINT)
     profile_name = profile or os.environ.get("CDRFETCH_PROFILE") or "default"
+    if profile or os.environ.get("CDRFETCH_PROFILE"):
+        _warn_unknown_profile(profile_name, config_file)
     for setting in secrets:
         user = config.keyring_user(profile_name, provider, setting.name)
         if delete:
             removed = keystore.delete(user)
             print(f"{'removed' if removed else 'no stored'} {setting.name} for profile {profile_name}", file=sys.stderr)
             continue
-        keystore.put(user, _read_secret(setting.name, setting.help))
+        secret = _read_secret(setting.name, setting.help)
+        keystore.put(user, secret)
+        if keystore.get(user) != secret:
+            raise ConfigError(f"keyring: {setting.name} did not read back after storing it", keystore.HEADLESS_HINT)
         print(f"stored {setting.name} for {provider} in the keyring (profile {profile_name})", file=sys.stderr)
     return 0
+
+
+def _warn_unknown_profile(profile: str, config_file: str | None) -> None:
+    """A secret stored under a profile the config file does not have is probably a typo: say so."""
+    path, _named = config.config_path(config_file)
+    try:
+        known = config.read_profiles(path) if path.exists() else {}
+    except ConfigError:
+        return  # a broken file is reported by the commands that read it
+    if profile not in known:
+        where = f"{path}" if path.exists() else f"{path} (no such file)"
+        print(f"cdrfetch: warning: profile {profile!r} is not in {where}; storing the secret anyway", file=sys.stderr)
 
 
 def _read_secret(name: str, help_text: str) -> str:
@@ -54,45 +75,50 @@ def run_show_config(
         source = resolved.source(setting.name) if value is not None else ("MISSING" if setting.is_required else "unset")
         rows.append({"setting": setting.name, "value": shown, "source": source, "secret": setting.secret})
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "provider": provider,
-                    "profile": resolved.profile,
-                    "config_file": str(resolved.config_path),
-                    "settings": rows,
-                },
-                indent=2,
-                default=str,
-            )
-        )
+        path = str(resolved.config_path) if resolved.config_path else None
+        document = {"provider": provider, "profile": resolved.profile, "config_file": path, "settings": rows}
+        print(json.dumps(document, indent=2, default=str))
     else:
         _print_table(provider, resolved, rows)
-    return int(ExitCode.CONFIG) if resolved.missing else 0
+    resolved.require_complete()  # after the table: the one error line names the first missing setting
+    return 0
 
 
 def _print_table(provider: str, resolved: config.Resolved, rows: list[dict[str, Any]]) -> None:
+    title = f"{provider} — profile {resolved.profile} — {resolved.config_path or 'no config file'}"
+    cells = [(r["setting"], "" if r["value"] is None else str(r["value"]), r["source"]) for r in rows]
+    if not sys.stdout.isatty():  # scripts get plain aligned text with full values
+        header = ("setting", "value", "source")
+        widths = [max(len(row[i]) for row in [header, *cells]) for i in range(2)]
+        print(title)
+        for row in [header, *cells]:
+            print(f"{row[0]:{widths[0]}}  {row[1]:{widths[1]}}  {row[2]}".rstrip())
+        return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{provider} — profile {resolved.profile} — {resolved.config_path or 'no config file'}")
+    table = Table(title=title)
     for column in ("setting", "value", "source"):
         table.add_column(column)
-    for row in rows:
-        table.add_row(row["setting"], "" if row["value"] is None else str(row["value"]), row["source"])
+    for cell in cells:
+        table.add_row(*cell)
     Console(soft_wrap=True).print(table)
 
 
-def run_sandbox_serve(provider: str, port: int) -> int:
+def run_sandbox_serve(provider: str, port: int, pairs: list[str], list_knobs: bool) -> int:
     """`sandbox serve`: run an emulator until interrupted, printing the profile to use."""
     import yaml
 
     from cdrfetch import sandbox
-    from cdrfetch.sandbox.server import SandboxServer
 
     if provider not in providers.names():
-        raise UsageError(f"unknown provider {provider!r}", f"one of: {', '.join(providers.names())}")
-    server = SandboxServer(sandbox.emulator_class(provider)(), port=port).start()
+        hint = f"one of: {', '.join(providers.names())}"
+        raise UsageError(f"unknown provider {provider!r}{config.suggest(provider, providers.names())}", hint)
+    if list_knobs:
+        for name, default, help_text in sandbox.knob_table(provider):
+            print(f"{name:24} {json.dumps(default, default=str):16} {help_text}")
+        return 0
+    server = sandbox.serve(provider, sandbox.parse_knobs(pairs), port=port)
     profile = server.emulator.profile(server.url)
     print(f"# {provider} emulator on {server.url} — press Ctrl-C to stop", flush=True)
     print(yaml.safe_dump({"profiles": {"sandbox": {provider: profile}}}, sort_keys=False), flush=True)
@@ -105,6 +131,61 @@ def run_sandbox_serve(provider: str, port: int) -> int:
             time.sleep(3600)
     finally:
         server.stop()
+
+
+def run_config_init(names: list[str], config_file: str | None, force: bool) -> int:
+    """`config init`: a commented starter config (mode 0600) where cdrfetch looks for it."""
+    known = providers.names()
+    for name in names:
+        if name not in known:
+            raise UsageError(f"unknown provider {name!r}{config.suggest(name, known)}", f"one of: {', '.join(known)}")
+    path, _named = config.config_path(config_file)
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists", "add --force to replace it")
+    text = starter_config(names or known)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.chmod(temp, 0o600)
+    os.replace(temp, path)
+    print(f"wrote {path}: fill in the empty settings, then store the secrets with `login`", file=sys.stderr)
+    return 0
+
+
+def starter_config(names: list[str]) -> str:
+    """The starter file: per provider, required settings to fill in and every default, commented."""
+    lines = [
+        "# cdrfetch configuration, written by `cdrfetch config init`. Keep it private: chmod 600.",
+        "# Secrets never belong here: `cdrfetch <provider> login` stores them in the OS keyring, or set",
+        "# CDRFETCH_<PROVIDER>_<KEY> or CDRFETCH_<PROVIDER>_<KEY>_FILE (a file holding the value).",
+        "# Empty settings are required; commented ones show their default: uncomment to change them.",
+        "",
+        "profiles:",
+        "  default:",
+    ]
+    for name in names:
+        lines.append(f"    {name}:")
+        for setting in providers.load(name).all_settings():
+            lines.append("      " + _setting_line(name, setting))
+    return "\n".join(lines) + "\n"
+
+
+def _setting_line(provider: str, setting: Setting) -> str:
+    """One setting of the starter file, with its help (and choices or range) as a comment."""
+    about = setting.help
+    if setting.choices:
+        about += f"; one of {' | '.join(setting.choices)}"
+    if setting.minimum is not None or setting.maximum is not None:
+        about += f"; from {setting.minimum if setting.minimum is not None else '-inf'}"
+        about += f" to {setting.maximum if setting.maximum is not None else 'inf'}"
+    if setting.secret:
+        variable = config.env_name(provider, setting.name)
+        return f"# {setting.name}: secret -> `cdrfetch {provider} login`, or {variable} / {variable}_FILE"
+    if setting.default is None:
+        return f"{setting.name}:  # REQUIRED: {about}" if setting.is_required else f"# {setting.name}:  # {about}"
+    return f"# {setting.name}: {json.dumps(setting.default)}  # {about}"
 
 
 def run_runs(provider: str | None, limit: int, as_json: bool) -> int:

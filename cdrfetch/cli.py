@@ -11,27 +11,28 @@ from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
 
 from cdrfetch import __version__, providers
+from cdrfetch.clihelp import (  # the options shared by several commands
+    PLAIN_HELP,
+    ConfigOpt,
+    JsonOpt,
+    LimitOpt,
+    LogFormatOpt,
+    ProfileOpt,
+    QuietOpt,
+    RootGroup,
+    SandboxOpt,
+    SetOpt,
+    VerboseOpt,
+    polish,
+    provider_help,
+    titled_help,
+)  # fmt: skip
 from cdrfetch.errors import BROKEN_PIPE, INTERRUPTED, CdrfetchError, ExitCode
 
-# Options shared by several commands (declared once).
-ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="Profile name [env CDRFETCH_PROFILE].")]
-ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="Config file [env CDRFETCH_CONFIG].")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a non-secret setting: KEY=VALUE.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
-VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr.")]
-LogFormatOpt = Annotated[str, typer.Option("--log-format", help="Log lines as text or json.")]
-SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Run against the built-in emulator on 127.0.0.1.")]
-LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="How many runs to show.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
-# Plain (non-rich) help: rendering help with rich costs more start-up time than the whole CLI.
-PLAIN_HELP: dict[str, Any] = {"rich_markup_mode": None, "no_args_is_help": True}
-
-
-class ProviderGroups(TyperGroup):
+class ProviderGroups(RootGroup):
     """The root group: a provider's sub-commands are built only when that provider is used.
 
     Typer turns every command's signature into options at start-up; for four providers that was
@@ -45,8 +46,9 @@ class ProviderGroups(TyperGroup):
         if cmd_name not in self.commands and cmd_name in providers.names():
             group = typer.main.get_group(provider_app(cmd_name))
             group.name = cmd_name
-            self.commands[cmd_name] = group
-        return super().get_command(ctx, cmd_name)
+            self.commands[cmd_name] = polish(group, "<provider>", cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        return polish(command, cmd_name) if command is not None else None
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         rows = [(name, provider_help(name)) for name in providers.names()]
@@ -57,20 +59,6 @@ class ProviderGroups(TyperGroup):
         ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
-
-
-def provider_help(name: str) -> str:
-    """The one-line help of a provider group in the root listing (built without importing providers)."""
-    return f"{name}: pull call records, manage credentials and settings."
-
-
-def _titled_help(name: str) -> str:
-    """The help of `cdrfetch <provider>`, led by the provider's title (only this provider is imported)."""
-    try:
-        title = providers.load(name).title
-    except CdrfetchError:  # a plugin that fails to load says so when one of its commands runs
-        return provider_help(name)
-    return f"{title}: pull call records, manage credentials and settings."
 
 
 app = typer.Typer(
@@ -84,48 +72,47 @@ app = typer.Typer(
 
 
 def fail(error: CdrfetchError) -> NoReturn:
-    """Print one redacted error line (and its hint) on stderr and exit with its code."""
-    from cdrfetch.redact import REDACTOR
+    """Print one redacted error line (and its hint) on stderr, in the run's log format, and exit with its code."""
+    from cdrfetch import logs
 
-    typer.echo(f"cdrfetch: error: {REDACTOR(error.message)}", err=True)
-    if error.hint:
-        typer.echo(f"  hint: {REDACTOR(error.hint)}", err=True)
+    logs.final(error.message, error.hint, exit_code=int(error.exit_code))
     raise typer.Exit(int(error.exit_code))
 
 
 def guarded(action: Callable[[], int | None]) -> None:
     """Run a command body: expected errors -> one line + exit code; bugs -> short report, exit 1."""
+    from cdrfetch import logs
+
     try:
         code = action()
     except CdrfetchError as error:
         fail(error)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated): every clean-up has run by now
         code = getattr(stop, "exit_code", INTERRUPTED)
-        typer.echo("cdrfetch: terminated" if code != INTERRUPTED else "cdrfetch: interrupted", err=True)
+        logs.final("terminated" if code != INTERRUPTED else "interrupted", prefix="", exit_code=code)
         raise typer.Exit(code) from None
     except BrokenPipeError:  # `cdrfetch ... -o - | head`: the reader left; say so once, like SIGPIPE would
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        typer.echo("cdrfetch: output pipe closed by the reader; the run was not recorded as complete", err=True)
+        logs.final("output pipe closed by the reader; the run was not recorded as complete", prefix="")
         raise typer.Exit(BROKEN_PIPE) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
         import traceback
 
-        from cdrfetch.redact import REDACTOR
-
         frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)
-        typer.echo(REDACTOR("".join(frames)).rstrip(), err=True)
-        typer.echo("cdrfetch: internal error (a bug): please report it with the lines above", err=True)
+        logs.final("internal error (a bug): please report it with the lines above", prefix="", details=frames)
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
+    finally:
+        logs.reset()
     raise typer.Exit(code or 0)
 
 
 def provider_app(name: str) -> typer.Typer:
     """The `cdrfetch <provider>` group: the same commands for every provider."""
-    group = typer.Typer(**PLAIN_HELP, help=_titled_help(name))
+    group = typer.Typer(**PLAIN_HELP, help=titled_help(name))
     for add in (_add_pull, _add_login, _add_config, _add_check, _add_runs):
         add(group, name)
     return group
@@ -145,8 +132,10 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             bool, typer.Option("--allow-partial", help="Exit 0 on provider-reported partial data.")
         ] = False,
         summary_json: Annotated[
-            str | None, typer.Option("--summary-json", help="Write the run summary as JSON here.")
+            str | None, typer.Option("--summary-json", help="Write the run summary as JSON here (- for stdout).")
         ] = None,
+        metrics_file: Annotated[str | None, typer.Option("--metrics-file", help="Prometheus metrics file.")] = None,
+        ping_url: Annotated[str | None, typer.Option("--ping-url", help="Ping this URL at start and end.")] = None,
         since_last: Annotated[
             bool, typer.Option("--since-last", help="From the end of the last completed run (minus `lookback`) to now.")
         ] = False,
@@ -172,7 +161,7 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             provider=name, date=date, start=start, end=end, output=output, fmt=fmt, allow_partial=allow_partial,
             summary_json=summary_json, sandbox=sandbox, profile=profile, config=config,
             overrides=tuple(overrides or ()), since_last=since_last, wait_lock=wait_lock, reset_state=reset_state,
-            yes=yes,
+            yes=yes, metrics_file=metrics_file, ping_url=ping_url,
         )  # fmt: skip
         guarded(lambda: run_pull(options, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
 
@@ -183,11 +172,12 @@ def _add_login(group: typer.Typer, name: str) -> None:
         key: Annotated[str | None, typer.Option("--key", help="Store only this secret (default: all).")] = None,
         delete: Annotated[bool, typer.Option("--delete", help="Remove the stored secret(s) instead.")] = False,
         profile: ProfileOpt = None,
+        config: ConfigOpt = None,
     ) -> None:
         """Store the provider's secrets in the OS keyring (hidden prompt, or stdin when piped)."""
         from cdrfetch.admin import run_login
 
-        guarded(lambda: run_login(name, profile, key, delete))
+        guarded(lambda: run_login(name, profile, key, delete, config))
 
 
 def _add_config(group: typer.Typer, name: str) -> None:
@@ -225,17 +215,37 @@ def _add_runs(group: typer.Typer, name: str) -> None:
 
 sandbox_app = typer.Typer(**PLAIN_HELP, help="Run the built-in provider emulators.")
 app.add_typer(sandbox_app, name="sandbox")
+config_app = typer.Typer(**PLAIN_HELP, help="Write a commented starter config file.")
+app.add_typer(config_app, name="config")
 
 
 @sandbox_app.command("serve")
 def sandbox_serve(
     provider: Annotated[str, typer.Argument(help=f"One of: {', '.join(providers.names())}.")],
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0 = any free port).")] = 0,
+    knobs: Annotated[
+        list[str] | None, typer.Option("--knob", help="Emulator knob NAME=VALUE (JSON, else text); repeatable.")
+    ] = None,
+    list_knobs: Annotated[bool, typer.Option("--list-knobs", help="List the knobs, their defaults, and exit.")] = False,
 ) -> None:
     """Run an emulator in the foreground and print the profile that points at it."""
     from cdrfetch.admin import run_sandbox_serve
 
-    guarded(lambda: run_sandbox_serve(provider, port))
+    guarded(lambda: run_sandbox_serve(provider, port, knobs or [], list_knobs))
+
+
+@config_app.command("init")
+def config_init(
+    provider: Annotated[
+        list[str] | None, typer.Option("--provider", help="Only this provider (repeatable; default: all).")
+    ] = None,
+    config: ConfigOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
+    """Write a commented starter config (mode 0600) where cdrfetch looks for it."""
+    from cdrfetch.admin import run_config_init
+
+    guarded(lambda: run_config_init(provider or [], config, force))
 
 
 def version_callback(value: bool) -> None:

@@ -7,19 +7,15 @@ One resolver, one precedence, highest first:
 
 Every resolved value remembers where it came from, so `cdrfetch <provider> config` can show it.
 The config file is `--config PATH` > $CDRFETCH_CONFIG > <user config dir>/config.yaml, and the
-profile is `--profile NAME` > $CDRFETCH_PROFILE > `default`. A file holds one mapping:
-
-    profiles:
-      default:
-        youlianyun:
-          account_sid: ...
+profile is `--profile NAME` > $CDRFETCH_PROFILE > `default`. A file holds one mapping,
+`profiles: {<profile>: {<provider>: {<setting>: value}}}`; any other key is refused.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +26,7 @@ from cdrfetch.providers.base import Setting
 from cdrfetch.values import check_consistent, convert
 
 APP = "cdrfetch"
+STARTER_HINT = "run `cdrfetch config init` for a commented starter file"
 
 
 @dataclass(frozen=True)
@@ -109,12 +106,28 @@ def config_path(explicit: str | None) -> tuple[Path, bool]:
     return Path(user_config_dir(APP)) / "config.yaml", False
 
 
-def load_profile(path: Path, must_exist: bool, profile: str, profile_named: bool) -> dict[str, Any]:
-    """The profile mapping (provider name -> settings) from the config file."""
+def load_profile(
+    path: Path, must_exist: bool, profile: str, profile_named: bool, provider: str | None = None
+) -> dict[str, Any]:
+    """The profile mapping (provider name -> settings) from the config file (`provider` counts as known)."""
     if not path.exists():
         if must_exist:
             raise ConfigError(f"config file {path} not found", "check --config / $CDRFETCH_CONFIG")
         return {}
+    profiles = read_profiles(path, provider)
+    if profile not in profiles:
+        if profile_named:
+            known = ", ".join(sorted(profiles)) or "none"
+            raise ConfigError(f"profile {profile!r} not found in {path}", f"known profiles: {known}")
+        return {}
+    section = profiles[profile] or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: profile {profile!r} must be a mapping", STARTER_HINT)
+    return section
+
+
+def read_profiles(path: Path, provider: str | None = None) -> dict[str, Any]:
+    """Every profile of an existing config file, its keys checked (`provider` counts as known)."""
     import yaml
 
     _refuse_writable_config(path)
@@ -123,19 +136,38 @@ def load_profile(path: Path, must_exist: bool, profile: str, profile_named: bool
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML", "see configs/cdrfetch.example.yaml") from None
+        raise ConfigError(f"{path}{where}: not valid YAML", STARTER_HINT) from None
     profiles = document.get("profiles", {}) if isinstance(document, dict) else None
     if not isinstance(profiles, dict):
-        raise ConfigError(f"{path}: expected a top-level `profiles:` mapping", "see configs/cdrfetch.example.yaml")
-    if profile not in profiles:
-        if profile_named:
-            known = ", ".join(sorted(profiles)) or "none"
-            raise ConfigError(f"profile {profile!r} not found in {path}", f"known profiles: {known}")
-        return {}
-    section = profiles[profile] or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: profile {profile!r} must be a mapping", "see configs/cdrfetch.example.yaml")
-    return section
+        raise ConfigError(f"{path}: expected a top-level `profiles:` mapping", STARTER_HINT)
+    _refuse_unknown_keys(path, document, profiles, provider)
+    return profiles
+
+
+def suggest(word: str, known: Iterable[str]) -> str:
+    """` (did you mean X?)` for a close match among `known`, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _refuse_unknown_keys(path: Path, document: dict[str, Any], profiles: dict[str, Any], also: str | None) -> None:
+    """A typo in a top-level key or a provider section is refused, before any setting is looked at."""
+    from cdrfetch import providers
+
+    for key in document:
+        if key != "profiles":
+            hint = suggest(str(key), ["profiles"])
+            raise ConfigError(f"{path}: unknown top-level key {key!r}{hint}", STARTER_HINT)
+    known = sorted({*providers.names(), *([also] if also else [])})
+    for name, section in profiles.items():
+        for provider in section if isinstance(section, dict) else ():
+            if provider not in known:
+                raise ConfigError(
+                    f"{path}: unknown provider {provider!r} in profile {name!r}{suggest(str(provider), known)}",
+                    f"known providers: {', '.join(known)}",
+                )
 
 
 def parse_overrides(pairs: list[str], settings: tuple[Setting, ...]) -> dict[str, str]:
@@ -146,7 +178,9 @@ def parse_overrides(pairs: list[str], settings: tuple[Setting, ...]) -> dict[str
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or key not in by_name:
-            raise UsageError(f"--set {key!r}: unknown setting", f"known: {', '.join(sorted(by_name))}")
+            raise UsageError(
+                f"--set {key!r}: unknown setting{suggest(key, by_name)}", f"known: {', '.join(sorted(by_name))}"
+            )
         if by_name[key].secret:
             raise UsageError(
                 f"--set {key}: secrets are never accepted on the command line",
@@ -198,15 +232,17 @@ def resolve(
     """
     path, path_named = config_path(config)
     profile_name = profile or os.environ.get("CDRFETCH_PROFILE") or "default"
-    section = load_profile(path, path_named, profile_name, bool(profile or os.environ.get("CDRFETCH_PROFILE")))
+    named = bool(profile or os.environ.get("CDRFETCH_PROFILE"))
+    section = load_profile(path, path_named, profile_name, named, provider)
     own = section.get(provider) or {}
     if not isinstance(own, dict):
-        raise ConfigError(f"{path}: `{provider}` must be a mapping", "see configs/cdrfetch.example.yaml")
+        raise ConfigError(f"{path}: `{provider}` must be a mapping", STARTER_HINT)
     unknown = sorted(set(own) - {s.name for s in settings})
     if unknown:
+        names = sorted(s.name for s in settings)
         raise ConfigError(
-            f"{path}: unknown setting {unknown[0]!r} for {provider}",
-            f"known: {', '.join(sorted(s.name for s in settings))}",
+            f"{path}: unknown setting {unknown[0]!r} for {provider}{suggest(str(unknown[0]), names)}",
+            f"known: {', '.join(names)}",
         )
     resolved = Resolved(provider, profile_name, path if path.exists() else None)
     for setting in settings:

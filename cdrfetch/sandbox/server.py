@@ -118,6 +118,17 @@ class Emulator(abc.ABC):
         """The emulator's clock, `clock_offset` seconds ahead (what its signature checks compare with)."""
         return self.clock() + timedelta(seconds=self.clock_offset)
 
+    @classmethod
+    def knob_defaults(cls) -> dict[str, Any]:
+        """The provider knobs (constructor keywords beyond the shared faults) and their defaults.
+
+        The base lists the named keyword parameters of `__init__` (`clock` aside); an emulator that
+        takes `**knobs` adds those."""
+        import inspect
+
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "clock"}
+
     def supported_faults(self) -> list[str]:
         """The shared data-fault knobs this emulator honours."""
         return [name for name in DATA_FAULTS if name not in self.unsupported_faults]

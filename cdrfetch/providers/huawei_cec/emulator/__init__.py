@@ -62,6 +62,11 @@ class HuaweiCecEmulator(Knobs, Emulator):
         self.damaged = 0
         self.state = threading.Lock()
 
+    @classmethod
+    def knob_defaults(cls) -> dict[str, Any]:
+        """The seed and every attribute of `Knobs`."""
+        return {**super().knob_defaults(), **{k: v for k, v in vars(Knobs).items() if not k.startswith("_")}}
+
     @property
     def ak(self) -> str:
         """The first configured AK (the sandbox account)."""

@@ -73,6 +73,13 @@ class LaafficEmulator(Emulator):
         self._queries: dict[tuple[Any, ...], Query] = {}
         self._data_lock = threading.Lock()
 
+    @classmethod
+    def knob_defaults(cls) -> dict[str, Any]:
+        """The seed, the credentials, every field of `Knobs` and of its record `Formats`."""
+        knobs = dict(vars(Knobs()))
+        formats = vars(knobs.pop("formats"))
+        return {**super().knob_defaults(), **knobs, **formats}
+
     # --- the Emulator interface -------------------------------------------------------------
 
     def routes(self) -> list[Route]:

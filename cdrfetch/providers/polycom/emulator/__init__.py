@@ -68,6 +68,11 @@ class PolycomEmulator(Knobs, Emulator):
     def _fault(self, name: str, value: Any) -> None:
         shared_fault(self, name, value)
 
+    @classmethod
+    def knob_defaults(cls) -> dict[str, Any]:
+        """The constructor keywords and every attribute of `Knobs`."""
+        return {**super().knob_defaults(), **{name: getattr(Knobs, name) for name in Knobs.__annotations__}}
+
     # -- the Emulator interface --------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
@@ -90,15 +95,10 @@ class PolycomEmulator(Knobs, Emulator):
         """Settings for this emulator: sandbox user, quick polling, the CA file when serving HTTPS."""
         quick = min(0.5, max(0.01, float(self.phase_seconds) / 2))
         settings: dict[str, Any] = {
-            "base_url": f"{base_url}/api/rest",
-            "username": SANDBOX_USER[0],
-            "password": SANDBOX_USER[1],
-            "poll_interval": quick,
-            "busy_retry_interval": quick,
-            "backoff": 0.01,
-            "poll_timeout": 60.0,
+            "base_url": f"{base_url}/api/rest", "username": SANDBOX_USER[0], "password": SANDBOX_USER[1],
+            "poll_interval": quick, "busy_retry_interval": quick, "backoff": 0.01, "poll_timeout": 60.0,
             "legacy_timeout": 30.0,
-        }
+        }  # fmt: skip
         if self.ca_pem is not None:
             settings["ca_bundle"] = tls.ca_file(self.ca_pem)
         return settings

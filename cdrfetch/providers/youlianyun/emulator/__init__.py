@@ -82,6 +82,14 @@ class YoulianyunEmulator(Emulator):
         own = {"malformed": ("malformed_row", 2 if value else None), "truncate_downloads": ("truncate_download", value)}
         setattr(self, *own.get(name, (name, value)))  # `empty` is a switch of its own
 
+    @classmethod
+    def knob_defaults(cls) -> dict[str, Any]:
+        """The seed, the public attributes a fresh emulator sets (its run state aside) and the file format."""
+        state = {"seed", "clock", "clock_offset", "faults", "received", "issued", "fmt"}
+        fresh = vars(cls())
+        own = {k: v for k, v in fresh.items() if not k.startswith("_") and k not in state}
+        return {**super().knob_defaults(), **own, **vars(fresh["fmt"])}
+
     def configure(self, **knobs: Any) -> None:
         """Set protocol knobs; the file-format ones (§8.6) update `self.fmt`."""
         layout = {k: knobs.pop(k) for k in list(knobs) if k in files.FileFormat.__dataclass_fields__}
@@ -99,14 +107,9 @@ class YoulianyunEmulator(Emulator):
     def profile(self, base_url: str) -> dict[str, Any]:
         """The sandbox credentials of §8.1 and snappy retry settings."""
         return {
-            "base_url": f"{base_url}/{VERSION}",
-            "account_sid": SID,
-            "auth_token": TOKEN,
-            "app_id": APP_ID,
-            "retries": 3,
-            "backoff": 0.01,
-            "timeout": 10.0,
-        }
+            "base_url": f"{base_url}/{VERSION}", "account_sid": SID, "auth_token": TOKEN, "app_id": APP_ID,
+            "retries": 3, "backoff": 0.01, "timeout": 10.0,
+        }  # fmt: skip
 
     def today(self) -> date:
         """Today's date in Asia/Shanghai by the emulator clock."""
