@@ -72,41 +72,42 @@ app = typer.Typer(
 
 
 def fail(error: CdrfetchError) -> NoReturn:
-    """Print one redacted error line (and its hint) on stderr, in the run's log format, and exit with its code."""
-    from cdrfetch import logs
+    """Print one redacted error line (and its hint) on stderr and exit with its code."""
+    from cdrfetch.redact import REDACTOR
 
-    logs.final(error.message, error.hint, exit_code=int(error.exit_code))
+    typer.echo(f"cdrfetch: error: {REDACTOR(error.message)}", err=True)
+    if error.hint:
+        typer.echo(f"  hint: {REDACTOR(error.hint)}", err=True)
     raise typer.Exit(int(error.exit_code))
 
 
 def guarded(action: Callable[[], int | None]) -> None:
     """Run a command body: expected errors -> one line + exit code; bugs -> short report, exit 1."""
-    from cdrfetch import logs
-
     try:
         code = action()
     except CdrfetchError as error:
         fail(error)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated): every clean-up has run by now
         code = getattr(stop, "exit_code", INTERRUPTED)
-        logs.final("terminated" if code != INTERRUPTED else "interrupted", prefix="", exit_code=code)
+        typer.echo("cdrfetch: terminated" if code != INTERRUPTED else "cdrfetch: interrupted", err=True)
         raise typer.Exit(code) from None
     except BrokenPipeError:  # `cdrfetch ... -o - | head`: the reader left; say so once, like SIGPIPE would
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        logs.final("output pipe closed by the reader; the run was not recorded as complete", prefix="")
+        typer.echo("cdrfetch: output pipe closed by the reader; the run was not recorded as complete", err=True)
         raise typer.Exit(BROKEN_PIPE) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
         import traceback
 
+        from cdrfetch.redact import REDACTOR
+
         frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)
-        logs.final("internal error (a bug): please report it with the lines above", prefix="", details=frames)
+        typer.echo(REDACTOR("".join(frames)).rstrip(), err=True)
+        typer.echo("cdrfetch: internal error (a bug): please report it with the lines above", err=True)
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
-    finally:
-        logs.reset()
     raise typer.Exit(code or 0)
 
 
@@ -132,10 +133,8 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             bool, typer.Option("--allow-partial", help="Exit 0 on provider-reported partial data.")
         ] = False,
         summary_json: Annotated[
-            str | None, typer.Option("--summary-json", help="Write the run summary as JSON here (- for stdout).")
+            str | None, typer.Option("--summary-json", help="Write the run summary as JSON here.")
         ] = None,
-        metrics_file: Annotated[str | None, typer.Option("--metrics-file", help="Prometheus metrics file.")] = None,
-        ping_url: Annotated[str | None, typer.Option("--ping-url", help="Ping this URL at start and end.")] = None,
         since_last: Annotated[
             bool, typer.Option("--since-last", help="From the end of the last completed run (minus `lookback`) to now.")
         ] = False,
@@ -161,7 +160,7 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             provider=name, date=date, start=start, end=end, output=output, fmt=fmt, allow_partial=allow_partial,
             summary_json=summary_json, sandbox=sandbox, profile=profile, config=config,
             overrides=tuple(overrides or ()), since_last=since_last, wait_lock=wait_lock, reset_state=reset_state,
-            yes=yes, metrics_file=metrics_file, ping_url=ping_url,
+            yes=yes,
         )  # fmt: skip
         guarded(lambda: run_pull(options, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
 
