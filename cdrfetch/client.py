@@ -151,7 +151,8 @@ class Client:
             except CdrfetchError as error:
                 if not error.retryable or number == self.retries:
                     if error.retryable:
-                        error.message += f" (gave up after {number + 1} attempts)"
+                        attempts = f"{number + 1} attempt{'s' if number else ''}"
+                        error.message += f" (gave up after {attempts})"
                         error.retryable = False
                     raise
                 delay = self._delay(number, error.retry_after)

@@ -119,7 +119,7 @@ class Run:
         self.schemas = provider.output_tables()
         self.seen = {table: set(already.get(table, ())) for table in sinks}  # ids already written, anywhere
         self.written: dict[str, set[str]] = {table: set() for table in sinks}  # ids this run wrote
-        self.first_error: CdrfetchError | None = None
+        self.last_error: CdrfetchError | None = None  # the error of the latest failed chunk
 
     def execute(self, window: Window) -> None:
         """Fetch all chunks; raise the fatal error, or leave per-chunk failures in the summary."""
@@ -127,12 +127,12 @@ class Run:
         progress = self.services.progress("chunks", len(chunks))
         try:
             for number, chunk in enumerate(chunks, 1):
-                self._chunk(chunk)
+                self._chunk(chunk, last=number == len(chunks))
                 progress.update(completed=number, status=chunk.label)
         finally:
             progress.close()
 
-    def _chunk(self, chunk: Window) -> None:
+    def _chunk(self, chunk: Window, *, last: bool) -> None:
         result = ChunkResult(chunk.label, chunk.start.isoformat(), chunk.end.isoformat())
         self.summary.chunks.append(result)
         spool = Spool(self.services.spool)
@@ -146,8 +146,9 @@ class Run:
             result.status, result.error, result.exit_code = "failed", str(error), int(error.exit_code)
             if error.exit_code in FATAL:
                 raise
-            log.error("chunk %s failed: %s", chunk.label, error)
-            self.first_error = self.first_error or error
+            if not last:  # the run goes on: name the chunk now (the last one is named by the run's final error)
+                log.error("chunk %s failed: %s", chunk.label, error)
+            self.last_error = error
             return
         crashpoints.reach("chunk-spooled")
         for table in self.sinks:
@@ -177,17 +178,22 @@ class Run:
         return written
 
     def outcome(self, allow_partial: bool) -> CdrfetchError | None:
-        """The error the run ends with: None (success), the chunk error, or a partial result."""
-        failed = [c for c in self.summary.chunks if c.status == "failed"]
-        if failed and len(failed) == len(self.summary.chunks) and self.first_error is not None:
-            return self.first_error
-        reasons = [f"chunk {c.label}: {c.error}" for c in failed]
-        if not allow_partial:
-            reasons += self.summary.partial_reasons
+        """The error the run ends with: None (success), the chunk error, or a partial result.
+
+        Each failed chunk is named once on stderr: every one but the last when it fails, the last
+        chunk by this error (when every chunk failed, it is that chunk's own error).
+        """
+        chunks = self.summary.chunks
+        failed = [c for c in chunks if c.status == "failed"]
+        if failed and len(failed) == len(chunks) and self.last_error is not None:
+            return self.last_error
+        reported = [] if allow_partial else self.summary.partial_reasons
+        reasons = [f"chunk {c.label}: {c.error}" for c in failed if c is chunks[-1]] + reported
+        problems = len(failed) + len(reported)
+        if failed and not reasons:
+            reasons = [f"{len(failed)} of {len(chunks)} chunks failed (named above)"]
         if reasons:
-            return PartialResultError(
-                f"partial result: {reasons[0]}", f"{len(reasons)} problem(s); see the run summary"
-            )
+            return PartialResultError(f"partial result: {reasons[0]}", f"{problems} problem(s); see the run summary")
         return None
 
 
@@ -228,7 +234,7 @@ def pull(
         run = Run(provider, sinks, services, already or {})
         run.execute(window)
         error = run.outcome(allow_partial)
-        if error is not None and error is run.first_error:
+        if error is not None and error is run.last_error:
             raise error
         crashpoints.reach("before-rename")
         for table in list(sinks):
