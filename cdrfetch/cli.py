@@ -72,42 +72,41 @@ app = typer.Typer(
 
 
 def fail(error: CdrfetchError) -> NoReturn:
-    """Print one redacted error line (and its hint) on stderr and exit with its code."""
-    from cdrfetch.redact import REDACTOR
+    """Print one redacted error line (and its hint) on stderr, in the run's log format, and exit with its code."""
+    from cdrfetch import logs
 
-    typer.echo(f"cdrfetch: error: {REDACTOR(error.message)}", err=True)
-    if error.hint:
-        typer.echo(f"  hint: {REDACTOR(error.hint)}", err=True)
+    logs.final(error.message, error.hint, exit_code=int(error.exit_code))
     raise typer.Exit(int(error.exit_code))
 
 
 def guarded(action: Callable[[], int | None]) -> None:
     """Run a command body: expected errors -> one line + exit code; bugs -> short report, exit 1."""
+    from cdrfetch import logs
+
     try:
         code = action()
     except CdrfetchError as error:
         fail(error)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated): every clean-up has run by now
         code = getattr(stop, "exit_code", INTERRUPTED)
-        typer.echo("cdrfetch: terminated" if code != INTERRUPTED else "cdrfetch: interrupted", err=True)
+        logs.final("terminated" if code != INTERRUPTED else "interrupted", prefix="", exit_code=code)
         raise typer.Exit(code) from None
     except BrokenPipeError:  # `cdrfetch ... -o - | head`: the reader left; say so once, like SIGPIPE would
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        typer.echo("cdrfetch: output pipe closed by the reader; the run was not recorded as complete", err=True)
+        logs.final("output pipe closed by the reader; the run was not recorded as complete", prefix="")
         raise typer.Exit(BROKEN_PIPE) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
         import traceback
 
-        from cdrfetch.redact import REDACTOR
-
         frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)
-        typer.echo(REDACTOR("".join(frames)).rstrip(), err=True)
-        typer.echo("cdrfetch: internal error (a bug): please report it with the lines above", err=True)
+        logs.final("internal error (a bug): please report it with the lines above", prefix="", details=frames)
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
+    finally:
+        logs.reset()
     raise typer.Exit(code or 0)
 
 

@@ -124,9 +124,11 @@ def send(
     follow = kwargs.pop("allow_redirects", True)  # False: a redirect is returned as it came
     deadline = monotonic() + limits.deadline
     for _ in range(MAX_REDIRECTS + 1):
+        began = time.perf_counter()
         response = _attempt(session, method, url, what=what, timeout=timeout, **kwargs)
         if response.status_code not in REDIRECTS or not follow:
             break
+        exchanged(what, method, url, response, response.headers.get("Content-Length"), began)
         target = _redirect_target(response, url, what)
         response.close()
         if response.status_code in (301, 302, 303) and method != "GET":  # what every client does
@@ -139,7 +141,19 @@ def send(
         )
     if not stream:
         read_body(response, what, limits, deadline, monotonic)
+    exchanged(what, method, url, response, len(response.content) if not stream else None, began)
     return response
+
+
+def exchanged(what: str, method: str, url: str, response: requests.Response, size: object, began: float) -> None:
+    """The debug line of one HTTP exchange (`-vv`): method, redacted URL, status, bytes, elapsed ms."""
+    if log.isEnabledFor(logging.DEBUG):
+        shown, status, elapsed = REDACTOR(url), response.status_code, round((time.perf_counter() - began) * 1000)
+        size = response.headers.get("Content-Length", "?") if size is None else size
+        fields = {"method": method, "url": shown, "status": status, "bytes": size, "elapsed_ms": elapsed}
+        log.debug(
+            "%s: %s %s -> %s, %s bytes, %d ms", what, method, shown, status, size, elapsed, extra={"fields": fields}
+        )
 
 
 def read_body(
@@ -182,7 +196,7 @@ def check_limits(what: str, limits: Limits, size: int, deadline: float, monotoni
 def _attempt(
     session: requests.Session, method: str, url: str, *, what: str, timeout: float, **kwargs: Any
 ) -> requests.Response:
-    log.debug("%s: %s %s", what, method, REDACTOR(url))
+    began = time.perf_counter()
     # requests lets $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE override the session's `verify` (so
     # `ca_bundle` and `insecure` would be ignored wherever those are set); per request they win.
     kwargs.setdefault("verify", session.verify)
@@ -205,7 +219,6 @@ def _attempt(
         raise DataError(
             f"{what}: a malformed URL in the request or in the answer of {_host(url)}", "report it to the provider"
         ) from None
-    log.debug("%s: HTTP %s (%s bytes)", what, response.status_code, response.headers.get("Content-Length", "?"))
     error: CdrfetchError | None = None
     if response.status_code == 429:
         error = TemporaryError(
@@ -219,6 +232,7 @@ def _attempt(
             retry_after=retry_after(response),
         )
     if error is not None:
+        exchanged(what, method, url, response, None, began)
         response.close()
         error.http_status = response.status_code  # lets a provider tell throttling from failures
         raise error

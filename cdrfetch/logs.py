@@ -7,9 +7,10 @@ import logging
 import sys
 import time
 
-from cdrfetch.redact import RedactingFilter
+from cdrfetch.redact import REDACTOR, RedactingFilter
 
 ROOT = "cdrfetch"
+_format = "text"  # the form of the CLI's final lines (see `final`), set by `configure`
 
 
 class StderrHandler(logging.Handler):
@@ -27,18 +28,53 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message (+ fields passed as `extra`)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+        entry = _entry(record.created, record.levelname.lower(), record.name, record.getMessage())
         entry.update(getattr(record, "fields", {}))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+def _entry(created: float, level: str, logger: str, message: str) -> dict[str, object]:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z"
+    return {"ts": stamp, "level": level, "logger": logger, "msg": message}
+
+
+def final(
+    message: str,
+    hint: str | None = None,
+    *,
+    prefix: str = "error: ",
+    details: list[str] | None = None,
+    **fields: object,
+) -> None:
+    """One of the CLI's closing lines (an error and its hint, an interruption, a bug's traceback `details`),
+    redacted, in the run's log format: `cdrfetch: error: ...` + `  hint: ...` as text, one JSON object
+    (with `hint`, `traceback`) in JSON."""
+    message, hint = REDACTOR(message), REDACTOR(hint) if hint else None
+    trace = REDACTOR("".join(details)).rstrip() if details else None
+    if _format == "json":
+        entry = _entry(time.time(), "error", ROOT, message)
+        entry.update({"hint": hint} if hint else {}, **({"traceback": trace} if trace else {}), **fields)
+        sys.stderr.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+    else:
+        lines = [trace] if trace else []
+        lines += [f"cdrfetch: {prefix}{message}"] + ([f"  hint: {hint}"] if hint else [])
+        sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+
+
+def reset() -> None:
+    """Back to text for the CLI's closing lines (a command that did not configure logging)."""
+    global _format
+    _format = "text"
+
+
 def configure(*, verbose: int = 0, quiet: bool = False, fmt: str = "text") -> logging.Logger:
-    """Install the single stderr handler on the `cdrfetch` logger (idempotent)."""
+    """Install the single stderr handler on the `cdrfetch` logger (idempotent).
+
+    Default and `-v`: info; `-vv`: debug, with one line per HTTP exchange; `-q`: warnings and errors.
+    """
+    global _format
+    _format = fmt
     logger = logging.getLogger(ROOT)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
@@ -48,6 +84,6 @@ def configure(*, verbose: int = 0, quiet: bool = False, fmt: str = "text") -> lo
         JsonFormatter() if fmt == "json" else logging.Formatter("cdrfetch: %(levelname)s: %(message)s")
     )
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose >= 2 else logging.INFO)
     logger.propagate = False
     return logger
