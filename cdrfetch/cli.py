@@ -132,8 +132,10 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             bool, typer.Option("--allow-partial", help="Exit 0 on provider-reported partial data.")
         ] = False,
         summary_json: Annotated[
-            str | None, typer.Option("--summary-json", help="Write the run summary as JSON here.")
+            str | None, typer.Option("--summary-json", help="Write the run summary as JSON here (- for stdout).")
         ] = None,
+        metrics_file: Annotated[str | None, typer.Option("--metrics-file", help="Prometheus metrics file.")] = None,
+        ping_url: Annotated[str | None, typer.Option("--ping-url", help="Ping this URL at start and end.")] = None,
         since_last: Annotated[
             bool, typer.Option("--since-last", help="From the end of the last completed run (minus `lookback`) to now.")
         ] = False,
@@ -159,7 +161,7 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             provider=name, date=date, start=start, end=end, output=output, fmt=fmt, allow_partial=allow_partial,
             summary_json=summary_json, sandbox=sandbox, profile=profile, config=config,
             overrides=tuple(overrides or ()), since_last=since_last, wait_lock=wait_lock, reset_state=reset_state,
-            yes=yes,
+            yes=yes, metrics_file=metrics_file, ping_url=ping_url,
         )  # fmt: skip
         guarded(lambda: run_pull(options, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
 

@@ -43,7 +43,7 @@ METAVARS = {
     "date": "day|today|YYYY-MM-DD", "start": "WHEN", "end": "WHEN", "output": "FILE|DIR/|-",
     "fmt": "|".join(FORMATS), "summary_json": "PATH", "profile": "NAME", "config": "PATH",
     "overrides": "KEY=VALUE", "log_format": "|".join(LOG_FORMATS), "key": "SECRET", "port": "PORT",
-    "limit": "N", "provider": "PROVIDER", "knobs": "NAME=VALUE",
+    "limit": "N", "provider": "PROVIDER", "knobs": "NAME=VALUE", "metrics_file": "PATH", "ping_url": "URL",
 }  # fmt: skip
 CASE_INSENSITIVE = ("fmt", "log_format")
 
@@ -131,11 +131,15 @@ def polish(command: Any, key: str, provider: str = "") -> Any:
     if getattr(command, "epilog", None) is None:
         command.epilog = epilog(key, provider)
     for param in command.params:
-        if param.name in METAVARS and not getattr(param, "count", False) and not getattr(param, "is_flag", False):
+        if getattr(param, "count", False) or getattr(param, "is_flag", False):
+            pass
+        elif param.name in METAVARS:
             param.metavar = METAVARS[param.name]
             if param.param_type_name == "argument":  # `PROVIDER`, not `{PROVIDER}` and `PROVIDER <str>`
                 param._usage_display_name = lambda name=METAVARS[param.name]: name
                 param.display_type_rich = lambda ctx: None
+        elif param.metavar is None and param.param_type_name == "option":
+            param.metavar = str(param.name).upper()  # a name, never a Python type such as <str>
         if param.name in COMPLETIONS:
             param._custom_shell_complete = COMPLETIONS[param.name]
         if param.name in CASE_INSENSITIVE:

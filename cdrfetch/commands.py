@@ -6,19 +6,17 @@ Imported only when the command runs, so `cdrfetch --help` stays light.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from cdrfetch import config, crashpoints, locking, logs, pipeline, providers, sinks, windows
+from cdrfetch import config, crashpoints, locking, logs, monitoring, pipeline, providers, sinks, windows
 from cdrfetch.client import Client, utc_now
 from cdrfetch.errors import BROKEN_PIPE, INTERRUPTED, CdrfetchError, ExitCode, UsageError
-from cdrfetch.files import write_atomically
 from cdrfetch.ledger import Key, Ledger
 from cdrfetch.progress import Board
 from cdrfetch.providers.base import Provider
@@ -47,6 +45,8 @@ class PullOptions:
     wait_lock: float = 0.0
     reset_state: bool = False
     yes: bool = False
+    metrics_file: str | None = None
+    ping_url: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,17 +88,44 @@ def resolve_settings(
 
 
 def run_pull(options: PullOptions, output: LogOptions) -> int:
-    """`pull`: resolve, lock, choose the window, fetch, write, record in the ledger, report."""
+    """`pull`: resolve, lock, choose the window, fetch, write, record in the ledger, report.
+
+    The summary, metrics and pings report the run however it ends, even on a usage error."""
+    known_format = output.fmt in ("text", "json")
+    log = logs.configure(verbose=output.verbose, quiet=output.quiet, fmt=output.fmt if known_format else "text")
+    profile = options.profile or os.environ.get("CDRFETCH_PROFILE") or "default"
+    summary = RunSummary(options.provider, "", profile, "", "")
+    both_on_stdout = options.summary_json == "-" and options.output == "-"
+    monitor = monitoring.Monitor(
+        summary, log, summary_json=None if both_on_stdout else options.summary_json,
+        metrics_file=options.metrics_file, ping_url=options.ping_url,
+    )  # fmt: skip
+    return monitor.run(lambda: _pull(options, output, monitor, log))
+
+
+def _check_output_options(options: PullOptions, output: LogOptions) -> None:
+    """Mistakes in the logging and reporting options."""
     if output.fmt not in ("text", "json"):
         raise UsageError(f"--log-format {output.fmt!r}", "use text or json")
-    log = logs.configure(verbose=output.verbose, quiet=output.quiet, fmt=output.fmt)
+    if output.quiet and output.verbose:
+        raise UsageError("-q and -v cannot be combined", "use -q for warnings and errors only, -v/-vv for more")
+    if options.summary_json == "-" and options.output == "-":
+        raise UsageError("--summary-json - and -o - both write to stdout", "write one of them to a file")
+
+
+def _pull(options: PullOptions, output: LogOptions, monitor: monitoring.Monitor, log: logging.Logger) -> int:
+    _check_output_options(options, output)
     fmt = sinks.format_for(options.output, options.fmt)
     _check_window_options(options)
     cls = providers.load(options.provider)
+    summary = monitor.summary
     with sandbox_settings(options.provider, options.sandbox) as injected:
         settings = resolve_settings(options.provider, options.profile, options.config, options.overrides, injected)
+        summary.profile = settings.profile
+        monitor.configure(settings)
         settings.require_complete()
         key = Key(cls.name, settings.profile, cls.account_of(settings))
+        summary.account = key.account
         with locking.exclusive(key, options.wait_lock):
             ledger = Ledger().check()  # a bad ledger fails here, before any request or output
             if options.reset_state:
@@ -108,8 +135,7 @@ def run_pull(options: PullOptions, output: LogOptions) -> int:
             if window is None:
                 log.info("%s: nothing to pull, the ledger is up to date", key.provider)
                 return int(ExitCode.OK)
-            recorded = RecordedPull(options, output, cls, settings, ledger, key, log)
-            summary = recorded.run(window, fmt, started)
+            RecordedPull(options, output, cls, settings, ledger, key, log, summary).run(window, fmt, started)
     for entry in summary.files:
         log.info("wrote %d %s records to %s", entry["rows"], entry["table"], entry["path"])
     return int(ExitCode.OK)
@@ -158,11 +184,12 @@ class RecordedPull:
     ledger: Ledger
     key: Key
     log: logging.Logger
+    summary: RunSummary
 
     def run(self, window: windows.Window, fmt: str, started: datetime) -> RunSummary:
-        """Pull `window`; the ledger and the summary are written even when the pull fails."""
-        key = self.key
-        summary = RunSummary(key.provider, key.account, key.profile, window.start.isoformat(), window.end.isoformat())
+        """Pull `window`; the ledger is written even when the pull fails."""
+        key, summary = self.key, self.summary
+        summary.window_start, summary.window_end = window.start.isoformat(), window.end.isoformat()
         already = self.ledger.written_since(key, window.start) if self.options.since_last else {}
         code: int = ExitCode.INTERNAL
         written: pipeline.Written | None = None
@@ -173,6 +200,7 @@ class RecordedPull:
             code = ExitCode.OK
         except CdrfetchError as error:
             code = error.exit_code
+            summary.fail(error.message, error.hint)
             raise
         except BrokenPipeError:
             code = BROKEN_PIPE
@@ -208,7 +236,8 @@ class RecordedPull:
         self.ledger.record(
             self.key, summary, min(complete, started) if complete else None, written.ids if written else {}
         )
-        _emit_summary(summary, self.options.summary_json, self.output.fmt, self.log)
+        if self.output.fmt == "json":
+            self.log.info("run summary", extra={"fields": {"summary": summary.to_dict()}})
 
 
 def _reset_state(ledger: Ledger, key: Key, yes: bool, log: logging.Logger) -> None:
@@ -223,12 +252,3 @@ def _reset_state(ledger: Ledger, key: Key, yes: bool, log: logging.Logger) -> No
             raise UsageError("--reset-state not confirmed", "answer y, or pass --yes")
     removed = ledger.reset(key)
     log.warning("ledger: forgot %d run(s) of %s account %s", removed, key.provider, key.account)
-
-
-def _emit_summary(summary: RunSummary, path: str | None, log_format: str, log: logging.Logger) -> None:
-    """The run summary to `--summary-json PATH` (atomically) and, with JSON logs, to stderr."""
-    data = summary.to_dict()
-    if path:
-        write_atomically(Path(path), json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"))
-    if log_format == "json":
-        log.info("run summary", extra={"fields": {"summary": data}})

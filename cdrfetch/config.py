@@ -165,7 +165,7 @@ def _refuse_unknown_keys(path: Path, document: dict[str, Any], profiles: dict[st
         for provider in section if isinstance(section, dict) else ():
             if provider not in known:
                 raise ConfigError(
-                    f"{path}: unknown provider {provider!r} in profile {name!r}{suggest(str(provider), known)}",
+                    f"{path}: unknown provider {provider!r}{suggest(str(provider), known)} in profile {name!r}",
                     f"known providers: {', '.join(known)}",
                 )
 

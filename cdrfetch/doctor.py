@@ -66,6 +66,9 @@ def check_keyring() -> Check:
     problem = keystore.backend_problem()
     if problem:
         return Check("keyring", "warn", problem, keystore.HEADLESS_HINT)
+    plain = keystore.plaintext_backend()
+    if plain:
+        return Check("keyring", "warn", f"backend {plain} stores secrets unencrypted", "prefer an encrypted backend")
     import keyring
 
     return Check("keyring", "ok", f"backend {type(keyring.get_keyring()).__name__}")
@@ -168,7 +171,7 @@ def run_checks(provider: str | None, profile: str | None, config_file: str | Non
                 "providers",
                 "fail",
                 "no provider is configured",
-                "add a provider section to the profile",
+                "add a provider section to the profile (`cdrfetch config init` writes one)",
                 ExitCode.CONFIG,
             )
         )

@@ -42,10 +42,10 @@ def timeout_seconds() -> float:
 def backend_problem() -> str | None:
     """Why the keyring cannot be used here, or None when a real backend is active."""
     import keyring
-    from keyring.backends import chainer, fail
+    from keyring.backends import chainer, fail, null
 
     backend = keyring.get_keyring()
-    if isinstance(backend, fail.Keyring):
+    if isinstance(backend, (fail.Keyring, null.Keyring)):
         return "no keyring backend is available (headless machine?)"
     if isinstance(backend, chainer.ChainerBackend) and not backend.backends:
         return "no keyring backend is available (headless machine?)"
@@ -103,3 +103,13 @@ def delete(user: str) -> bool:
         return True
 
     return _call(remove, "deleting a secret")
+
+
+def plaintext_backend() -> str | None:
+    """The name of the active backend when it keeps secrets unencrypted on disk (keyrings.alt), else None."""
+    import keyring
+
+    backend = keyring.get_keyring()
+    found = [backend, *getattr(backend, "backends", [])]
+    plain = [b for b in found if type(b).__module__.startswith("keyrings.alt") and "Plaintext" in type(b).__name__]
+    return type(plain[0]).__name__ if plain else None

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
+
+
+def utc_stamp() -> str:
+    """Now, as ISO-8601 UTC to the second: the form of `started_at` and `finished_at`."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -40,6 +46,10 @@ class RunSummary:
     notes: dict[str, Any] = field(default_factory=dict)
     exit_code: int = 0
     duration_s: float = 0.0
+    started_at: str = field(default_factory=utc_stamp)
+    finished_at: str = ""
+    error: str | None = None  # the message and hint of the error the run ended with
+    hint: str | None = None
 
     def warn(self, message: str) -> None:
         """Record a warning (the caller also logs it)."""
@@ -53,10 +63,15 @@ class RunSummary:
         """Add written rows to the per-table totals."""
         self.records[table] = self.records.get(table, 0) + rows
 
+    def fail(self, message: str, hint: str | None) -> None:
+        """Keep the error the run ends with (masked when the summary leaves the process)."""
+        self.error, self.hint = message, hint
+
     def finish(self, exit_code: int) -> None:
-        """Freeze the exit code and the elapsed time."""
+        """Freeze the exit code, the elapsed time and the time of the end."""
         self.exit_code = exit_code
         self.duration_s = round(time.monotonic() - self.started, 3)
+        self.finished_at = utc_stamp()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, secrets masked: the one form in which a summary leaves the process

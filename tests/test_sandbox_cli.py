@@ -1,0 +1,106 @@
+"""Sandbox knobs from the command line: parsing, shared faults vs constructor knobs, listing, completion."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cdrfetch import providers, sandbox
+from cdrfetch.errors import ExitCode, UsageError
+from cdrfetch.sandbox.faults import DATA_FAULTS
+from cdrfetch.testing.harness import run_cli
+
+
+def test_values_are_json_when_they_parse_else_text() -> None:
+    parsed = sandbox.parse_knobs(["empty=true", "records_max=3", "slow_pages=[1,2]", "busy_mode=409x", "name="])
+    assert parsed == {"empty": True, "records_max": 3, "slow_pages": [1, 2], "busy_mode": "409x", "name": ""}
+    with pytest.raises(UsageError):
+        sandbox.parse_knobs(["no-equals-sign"])
+
+
+@pytest.mark.parametrize("name", providers.names())
+def test_every_listed_knob_is_accepted_with_its_default(name: str) -> None:
+    table = sandbox.knob_table(name)
+    shared = [row[0] for row in table if row[0] in DATA_FAULTS]
+    assert shared == sandbox.emulator_class(name)().supported_faults()
+    own = {knob: default for knob, default, _help in table if knob not in DATA_FAULTS}
+    server = sandbox.serve(name, own)
+    server.stop()
+
+
+def test_shared_faults_go_through_fault_and_others_to_the_constructor() -> None:
+    server = sandbox.serve("laaffic", {"empty": True, "records_max": 7})
+    try:
+        assert server.emulator.knobs.records_max == 0  # `empty` applied after construction
+    finally:
+        server.stop()
+    server = sandbox.serve("laaffic", {"records_max": 7})
+    try:
+        assert server.emulator.knobs.records_max == 7
+    finally:
+        server.stop()
+
+
+def test_unknown_knobs_exit_2_naming_the_known_ones() -> None:
+    result = run_cli("sandbox", "serve", "laaffic", "--knob", "recods_max=3")
+    assert result.exit_code == ExitCode.USAGE
+    assert "recods_max" in result.stderr and "did you mean records_max" in result.stderr
+    assert "known:" in result.stderr and "empty" in result.stderr
+    result = run_cli("sandbox", "serve", "laaffic", "--knob", "truncate_downloads=1")  # not a Laaffic fault
+    assert result.exit_code == ExitCode.USAGE
+
+
+def test_list_knobs_prints_every_knob_with_default_and_help() -> None:
+    result = run_cli("sandbox", "serve", "polycom", "--list-knobs")
+    assert result.exit_code == 0
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert "clock_offset" not in names  # Polycom has no timestamps to skew
+    assert {"malformed", "empty", "truncate_downloads", "phase_seconds", "cluster_tz"} <= set(names)
+    assert any(line.split()[:2] == ["phase_seconds", "0.1"] for line in result.stdout.splitlines())
+    assert "shared fault: serve no records at all" in result.stdout
+
+
+def test_a_served_emulator_honours_its_knobs(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cdrfetch", "sandbox", "serve", "youlianyun", "--knob", "empty=true"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        lines = []
+        while not (line := server.stdout.readline()).startswith("# save as"):
+            lines.append(line)
+        path = tmp_path / "sandbox.yaml"
+        path.write_text("".join(lines))
+        path.chmod(0o600)
+        out = tmp_path / "day.csv"
+        result = run_cli("youlianyun", "pull", "--config", str(path), "--profile", "sandbox", "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        assert len(out.read_text().splitlines()) <= 1  # header only: the emulator serves no data
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def complete(words: str, profile_file: Path | None = None) -> list[str]:
+    env = {**os.environ, "_CDRFETCH_COMPLETE": "complete_bash", "COMP_WORDS": words}
+    env["COMP_CWORD"] = str(len(words.split(" ")) - 1)
+    if profile_file is not None:
+        env["CDRFETCH_CONFIG"] = str(profile_file)
+    command = [sys.executable, "-m", "cdrfetch"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False).stdout.split()
+
+
+def test_completion_completes_values(tmp_path: Path) -> None:
+    assert complete("cdrfetch youlianyun pull --format ") == ["parquet", "csv", "jsonl", "json"]
+    assert complete("cdrfetch youlianyun pull --date t") == ["today"]
+    assert complete("cdrfetch sandbox serve ") == providers.names()
+    path = tmp_path / "c.yaml"
+    path.write_text("profiles: {default: {}, prod: {}, staging: {}}\n")
+    path.chmod(0o600)
+    assert complete("cdrfetch laaffic pull --profile ", path) == ["default", "prod", "staging"]
