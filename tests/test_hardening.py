@@ -39,7 +39,10 @@ def test_sigterm_cleans_up_like_ctrl_c_and_exits_143(tmp_path: Path) -> None:
     out = tmp_path / "out"
     command = cdrfetch("polycom", "pull", "--sandbox", "--from", "2024-03-01", "--to", "2024-03-20", "-o", f"{out}/")
     child = subprocess.Popen(command, env=child_env(tmp_path), stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    time.sleep(1.5)  # a few chunks into the 19 exports
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "tmp").glob("cdrfetch-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the run has its temp dir: the pull is under way, not still starting up
+    time.sleep(0.5)
     child.send_signal(signal.SIGTERM)
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == 143, stderr
