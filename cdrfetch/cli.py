@@ -147,6 +147,9 @@ def _add_pull(group: typer.Typer, name: str) -> None:
         ] = False,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
         sandbox: SandboxOpt = False,
+        knobs: Annotated[
+            list[str] | None, typer.Option("--knob", metavar="NAME=VALUE", help="Emulator knob, with --sandbox.")
+        ] = None,
         profile: ProfileOpt = None,
         config: ConfigOpt = None,
         overrides: SetOpt = None,
@@ -161,7 +164,7 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             provider=name, date=date, start=start, end=end, output=output, fmt=fmt, allow_partial=allow_partial,
             summary_json=summary_json, sandbox=sandbox, profile=profile, config=config,
             overrides=tuple(overrides or ()), since_last=since_last, wait_lock=wait_lock, reset_state=reset_state,
-            yes=yes, metrics_file=metrics_file, ping_url=ping_url,
+            yes=yes, knobs=tuple(knobs or ()), metrics_file=metrics_file, ping_url=ping_url,
         )  # fmt: skip
         guarded(lambda: run_pull(options, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
 

@@ -45,6 +45,7 @@ class PullOptions:
     wait_lock: float = 0.0
     reset_state: bool = False
     yes: bool = False
+    knobs: tuple[str, ...] = ()  # emulator knobs NAME=VALUE, with `sandbox`
     metrics_file: str | None = None
     ping_url: str | None = None
 
@@ -59,15 +60,16 @@ class LogOptions:
 
 
 @contextlib.contextmanager
-def sandbox_settings(provider: str, enabled: bool) -> Iterator[dict[str, Any]]:
-    """Start the provider's emulator when asked; yields the settings that point at it."""
+def sandbox_settings(provider: str, enabled: bool, knobs: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+    """Start the provider's emulator (with `knobs`) when asked; yields the settings that point at it."""
     if not enabled:
+        if knobs:
+            raise UsageError("--knob sets an emulator knob", "add --sandbox")
         yield {}
         return
     from cdrfetch import sandbox
 
-    server = sandbox.serve(provider)
-    logging.getLogger(logs.ROOT).info("sandbox: %s emulator listening on %s", provider, server.url)
+    server = sandbox.serve(provider, sandbox.parse_knobs(knobs))
     try:
         yield server.emulator.profile(server.url)
     finally:
@@ -119,11 +121,13 @@ def _pull(options: PullOptions, output: LogOptions, monitor: monitoring.Monitor,
     _check_window_options(options)
     cls = providers.load(options.provider)
     summary = monitor.summary
-    with sandbox_settings(options.provider, options.sandbox) as injected:
+    with sandbox_settings(options.provider, options.sandbox, options.knobs) as injected:
         settings = resolve_settings(options.provider, options.profile, options.config, options.overrides, injected)
         summary.profile = settings.profile
         monitor.configure(settings)
         settings.require_complete()
+        if injected:  # said once the settings are known to be usable, not before a config error
+            log.info("sandbox: %s emulator listening on %s", options.provider, settings["base_url"])
         key = Key(cls.name, settings.profile, cls.account_of(settings))
         summary.account = key.account
         with locking.exclusive(key, options.wait_lock):

@@ -104,3 +104,14 @@ def test_completion_completes_values(tmp_path: Path) -> None:
     path.write_text("profiles: {default: {}, prod: {}, staging: {}}\n")
     path.chmod(0o600)
     assert complete("cdrfetch laaffic pull --profile ", path) == ["default", "prod", "staging"]
+
+
+def test_pull_sandbox_takes_the_same_knobs() -> None:
+    empty = run_cli("laaffic", "pull", "--sandbox", "--knob", "empty=true", "-o", "-", "--format", "jsonl")
+    assert empty.exit_code == 0, empty.stderr
+    assert empty.stdout == "" and "listening" in empty.stderr
+    unknown = run_cli("laaffic", "pull", "--sandbox", "--knob", "nope=1", "-o", "-")
+    assert unknown.exit_code == 2 and "no knob 'nope'" in unknown.stderr
+    assert "listening" not in unknown.stderr  # the emulator line comes only once the run can go ahead
+    without = run_cli("laaffic", "pull", "--knob", "empty=true", "-o", "-")
+    assert without.exit_code == 2 and "--sandbox" in without.stderr
