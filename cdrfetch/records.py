@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -19,6 +20,11 @@ UTC_MS = pa.timestamp("ms", tz="UTC")
 COST = pa.decimal128(18, 6)
 DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
 BATCH_ROWS = 65_536  # rows per record batch: large enough for columnar speed, small enough for flat memory
+# The instants a normalized time may hold: those of Python's datetime (years 1-9999, UTC), so every
+# consumer (the sinks, the ledger, a reader's to_pylist) can hold them; Arrow alone would take more.
+FIRST_INSTANT = datetime(1, 1, 1, tzinfo=timezone.utc)
+LAST_INSTANT = datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=timezone.utc)
+MAX_SECONDS = int((LAST_INSTANT - FIRST_INSTANT).total_seconds())  # no call lasts longer than all of time
 
 CALLS = pa.schema(
     [

@@ -3,22 +3,27 @@
 Parsers normalize a block of rows at a time with Arrow kernels (no per-row Python work) and fall
 back to an exact row-by-row parser, with true line numbers, from the first block the column-wise
 path cannot vouch for: that path raises `Irregular`, and `columnwise_then_exact` switches over.
+It also holds the guards every parser puts around input from servers we do not control: JSON
+that nests past the stack, CSV fields past the csv module's limit, times past Python's years.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cdrfetch.records import BATCH_ROWS, UTC_MS
+from cdrfetch.errors import DataError
+from cdrfetch.records import BATCH_ROWS, FIRST_INSTANT, LAST_INSTANT, UTC_MS
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -26,10 +31,40 @@ PART_MIN_ROWS = 50_000  # below this, splitting a table over threads costs more 
 _NULL = pa.scalar(None, pa.string())
 _END = 1 << 62  # a slice start past any cell: append
 _NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f\\"]')
+# What reading JSON from a server we do not control raises besides a JSONDecodeError: undecodable
+# bytes and numbers over int()'s 4300-digit limit are ValueErrors too; nesting deeper than the
+# interpreter's stack is a RecursionError.
+JSON_FAILURES = (ValueError, RecursionError)
 
 
 class Irregular(Exception):
     """The column-wise path met something only the exact row parser handles."""
+
+
+def read_json(text: str | bytes, **options: Any) -> Any:
+    """`json.loads` for untrusted text: every way it can fail to be a document is a ValueError."""
+    try:
+        return json.loads(text, **options)
+    except RecursionError:
+        raise ValueError("JSON nested deeper than the interpreter can follow") from None
+
+
+@contextmanager
+def csv_errors(where: Callable[[], str]) -> Iterator[None]:
+    """The csv module's refusals (a field over its 128 KiB limit) as a DataError at `where()` (file, line)."""
+    try:
+        yield
+    except csv.Error as error:
+        raise DataError(f"{where()}: unreadable CSV ({error})", "the file is damaged or in an unknown layout") from None
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """`repr(value)` cut to about `limit` characters, for an error message quoting hostile input."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int past 4300 digits; a value nested past the stack
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters)"
 
 
 def columnwise_then_exact(columnwise: Iterator[A], exact: Callable[[], Iterable[A]]) -> Iterator[A]:
@@ -110,16 +145,38 @@ def local_to_utc(naive: pa.Array, tz: tzinfo) -> pa.Array:
     """Naive local times in `tz` -> timestamp[ms, UTC]; a repeated hour takes its first occurrence.
 
     Arrow refuses a time in a DST gap (and may lack a zone database): those blocks go the Python way,
-    whose rule (fold=0) is the same for repeats and moves gap times forward.
+    whose rule (fold=0) is the same for repeats and moves gap times forward. A time that is not an
+    instant of records.FIRST_INSTANT..LAST_INSTANT once in UTC becomes null, as an unreadable one.
     """
     name = arrow_zone(tz)
+    naive = within_range(naive)  # Arrow reads year 0, which Python cannot hold
     if name == "UTC":
         return naive.cast(UTC_MS)
     try:
-        return pc.assume_timezone(naive, name, ambiguous="earliest", nonexistent="raise").cast(UTC_MS)
+        utc = pc.assume_timezone(naive, name, ambiguous="earliest", nonexistent="raise").cast(UTC_MS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
-        local = [None if t is None else t.replace(tzinfo=tz, fold=0) for t in naive.to_pylist()]
-        return pa.array([None if t is None else t.astimezone(timezone.utc) for t in local], UTC_MS)
+        return pa.array([None if t is None else utc_or_none(t, tz) for t in naive.to_pylist()], UTC_MS)
+    return within_range(utc)
+
+
+def utc_or_none(naive: datetime, tz: tzinfo) -> datetime | None:
+    """A naive local time in `tz` as a UTC instant (fold=0); None when that falls outside the years 1-9999."""
+    try:
+        return naive.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
+    except OverflowError:
+        return None
+
+
+def within_range(instants: pa.Array) -> pa.Array:
+    """Millisecond timestamps (naive or UTC) with those before FIRST_INSTANT or after LAST_INSTANT nulled."""
+    aware = instants.type.tz is not None
+    low = pa.scalar(FIRST_INSTANT if aware else FIRST_INSTANT.replace(tzinfo=None), instants.type)
+    high = pa.scalar(LAST_INSTANT if aware else LAST_INSTANT.replace(tzinfo=None), instants.type)
+    extremes = pc.min_max(instants)
+    if not extremes["min"].is_valid or (extremes["min"].value >= low.value and extremes["max"].value <= high.value):
+        return instants  # the usual case: one pass, nothing to change
+    inside = pc.and_(pc.greater_equal(instants, low), pc.less_equal(instants, high))
+    return pc.if_else(inside, instants, pa.scalar(None, instants.type))
 
 
 def json_objects(members: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], rows: int) -> pa.Array:

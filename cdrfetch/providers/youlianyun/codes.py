@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, UnavailableError
+from cdrfetch.tabular import read_json
 
 SUCCESS = ("200", "000000")
 NO_DATA = "100007"
@@ -66,12 +66,13 @@ def error_for(code: str, what: str) -> CdrfetchError:
 def envelope(content: bytes, what: str) -> dict[str, Any]:
     """The JSON object holding respCode (`resp` member or top level); not JSON -> retryable."""
     try:
-        body = json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        body = read_json(content.decode("utf-8"))
+    except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("resp"), dict):
         body = body["resp"]
-    if not isinstance(body, dict) or body.get("respCode") is None:
+    # a respCode that is an object or a list is no code (and its text could nest without end)
+    if not isinstance(body, dict) or not isinstance(body.get("respCode"), (str, int, float)):
         raise UnavailableError(
             f"{what}: answer without a respCode (proxy or error page?)", "check `base_url`", retryable=True
         )

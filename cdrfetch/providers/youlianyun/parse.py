@@ -8,7 +8,6 @@ while a worker thread converts the next block.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,22 +20,25 @@ import pyarrow.compute as pc
 
 from cdrfetch.errors import DataError
 from cdrfetch.providers.youlianyun.read import (
+    DAMAGED,
     FIELDS,
     Layout,
     RawBlock,
     arrow_blocks,
+    durations,
+    first,
+    naive_stamps,
     python_blocks,
     sniff_layout,
+    where,
 )
 from cdrfetch.records import BATCH_ROWS, CALLS, extra_json
-from cdrfetch.tabular import Irregular, blank_to_null, columnwise_then_exact, json_objects, local_to_utc
+from cdrfetch.tabular import blank_to_null, columnwise_then_exact, json_objects, local_to_utc, shown, within_range
 from cdrfetch.windows import Window
 
 TYPE_LABELS = {"0": "direct", "1": "free", "2": "callback"}
 _TYPES, _LABELS = pa.array(list(TYPE_LABELS)), pa.array(list(TYPE_LABELS.values()))
 PROVIDER = "youlianyun"
-_STAMP = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})[ T](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,6}))?")
-_DURATION = re.compile(r"\d+(?:\.0*)?")
 _HEX = methodcaller("hexdigest")
 
 
@@ -89,13 +91,18 @@ class DayParser:
         """Every column but the ids (vectorized; raises on a bad mandatory value)."""
         cells = raw.cells
         start = self._start_times(cells["startTime"], raw.lines, name)
-        duration = _durations(cells["duration"], raw.lines, name)
+        duration = durations(cells["duration"], raw.lines, name)
         count = len(start)
+        end = within_range(pc.add(start, pc.cast(pc.multiply(duration, 1000), pa.duration("ms"))))
+        if end.null_count > duration.null_count:
+            row = first(pc.and_(pc.is_null(end), pc.is_valid(duration)))
+            cell = cells["duration"][row].as_py()
+            raise DataError(f"{where(raw.lines, row, name)}: duration {shown(cell)} ends after the year 9999", DAMAGED)
         columns = {
             "provider": pa.repeat(pa.scalar(PROVIDER), count),
             "account": pa.repeat(pa.scalar(self.account_sid), count),
             "start_time": start,
-            "end_time": pc.add(start, pc.cast(pc.multiply(duration, 1000), pa.duration("ms"))),
+            "end_time": end,
             "duration_s": duration,
             "caller": blank_to_null(cells["ClientId"]),
             "callee": blank_to_null(cells["Callee"]),
@@ -125,10 +132,12 @@ class DayParser:
         return pc.and_(pc.greater_equal(start, low), pc.less(start, high))
 
     def _start_times(self, text: pa.Array, lines: list[int] | None, name: str) -> pa.Array:
-        naive = _strict(text, pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="ms", error_is_null=True))
-        if naive.null_count:
-            naive = _patch_stamps(text, naive, lines, name)
-        return local_to_utc(naive, self.tz)
+        start = local_to_utc(naive_stamps(text, lines, name), self.tz)
+        if start.null_count:  # every stamp was read: these fall before year 1 or after 9999 in UTC
+            row = first(pc.is_null(start))
+            cell = shown(text[row].as_py())
+            raise DataError(f"{where(lines, row, name)}: startTime {cell} is outside the years 1-9999 in UTC", DAMAGED)
+        return start
 
     def _extras(self, kind: pa.Array, extras: list[tuple[str, pa.Array]]) -> pa.Array:
         """`{"appId":..,"type_label":..,<extra columns>}`; a label only for the documented types."""
@@ -220,72 +229,3 @@ class Occurrences:
 def _slices(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
     for offset in range(0, batch.num_rows, BATCH_ROWS):
         yield batch.slice(offset, BATCH_ROWS)
-
-
-def _where(lines: list[int] | None, row: int, name: str) -> str:
-    if lines is None:
-        raise Irregular  # the exact reader will say which line
-    return f"{name}: line {lines[row]}"
-
-
-def _strict(text: pa.Array, naive: pa.Array) -> pa.Array:
-    """Keep only values that are exactly what the text says (null the rest for the exact parser).
-
-    Arrow's strptime rolls impossible dates over (Feb 30 -> Mar 2, second 60 -> next minute), so
-    the day and second of each zero-padded stamp are compared with its text; other forms go the
-    exact way.
-    """
-    try:
-        same_day = pc.equal(pc.cast(pc.utf8_slice_codeunits(text, 8, 10), pa.int64()), pc.day(naive))
-        same_second = pc.equal(pc.cast(pc.utf8_slice_codeunits(text, 17, 19), pa.int64()), pc.second(naive))
-    except (pa.ArrowInvalid, ValueError):
-        return pa.nulls(len(text), naive.type)
-    exact = pc.and_kleene(pc.equal(pc.utf8_length(text), 19), pc.and_kleene(same_day, same_second))
-    return pc.if_else(pc.fill_null(exact, False), naive, pa.scalar(None, naive.type))
-
-
-def _patch_stamps(text: pa.Array, naive: pa.Array, lines: list[int] | None, name: str) -> pa.Array:
-    """Parse what strptime could not (no padding, '/', 'T', fractions) or fail naming the line."""
-    values = naive.to_pylist()
-    for row, (cell, value) in enumerate(zip(text.to_pylist(), values, strict=False)):
-        if value is None:
-            values[row] = _stamp(cell, lines, row, name)
-    return pa.array(values, pa.timestamp("ms"))
-
-
-def _stamp(cell: str, lines: list[int] | None, row: int, name: str) -> datetime:
-    match = _STAMP.fullmatch(cell)
-    try:
-        if match is None:
-            raise ValueError(cell)
-        year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-        micro = int((match.group(7) or "0").ljust(6, "0")[:3]) * 1000  # truncated to milliseconds
-        return datetime(year, month, day, hour, minute, second, micro)
-    except ValueError:
-        raise DataError(
-            f"{_where(lines, row, name)}: startTime {cell!r} is missing or not a date and time",
-            "expected yyyy-MM-dd HH:mm:ss; the bill file is damaged or in an unknown layout",
-        ) from None
-
-
-def _durations(text: pa.Array, lines: list[int] | None, name: str) -> pa.Array:
-    """Whole seconds; empty -> null; '35.0' accepted; negative or non-numeric -> DataError."""
-    cells = blank_to_null(text)
-    try:
-        values = pc.cast(cells, pa.int64())
-        if (pc.min(values).as_py() or 0) >= 0:
-            return values
-    except (pa.ArrowInvalid, ValueError):
-        pass
-    return pa.array([_seconds(cell, lines, row, name) for row, cell in enumerate(cells.to_pylist())], pa.int64())
-
-
-def _seconds(cell: str | None, lines: list[int] | None, row: int, name: str) -> int | None:
-    if cell is None:
-        return None
-    if _DURATION.fullmatch(cell):
-        return int(cell.split(".")[0])
-    raise DataError(
-        f"{_where(lines, row, name)}: duration {cell!r} is not a non-negative number of seconds",
-        "the bill file is damaged or in an unknown layout",
-    )
