@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cdrfetch.errors import CdrfetchError, ConfigError, DataError, UnavailableError
+from cdrfetch.tabular import read_json
 
 NOT_READY, NO_DATA = "0300011", "0300012"
 DOWNLOAD_FLOW, QUERY_FLOW = "0300008", "0300009"  # flow-control thresholds reached
@@ -18,8 +18,8 @@ SETTING_FIELDS = {"callBackURL": "callback_url", "accountId": "account_id", "dat
 def parse_json(raw: bytes, what: str) -> dict[str, Any]:
     """A JSON object answer; anything else (an HTML page from a proxy, say) is worth another try."""
     try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        payload = read_json(raw.decode("utf-8"))
+    except ValueError:
         raise UnavailableError(
             f"{what}: answer is not JSON: {raw[:200]!r}",
             "check `base_url`; a proxy may be answering instead of CC-FS",
@@ -31,11 +31,13 @@ def parse_json(raw: bytes, what: str) -> dict[str, Any]:
 
 
 def result_code(payload: dict[str, Any]) -> str:
-    """Top-level resultCode, else the legacy response.resultCode."""
+    """Top-level resultCode, else the legacy response.resultCode; "<none>" without one."""
     code = payload.get("resultCode")
-    if code is None:
-        code = (payload.get("response") or {}).get("resultCode")
-    return str(code) if code is not None else "<none>"
+    legacy = payload.get("response")
+    if code is None and isinstance(legacy, dict):
+        code = legacy.get("resultCode")
+    # a code that is an object or a list is no code (and its text could nest without end)
+    return str(code) if isinstance(code, (str, int, float)) else "<none>"
 
 
 def error_for(what: str, code: str, desc: str) -> CdrfetchError:

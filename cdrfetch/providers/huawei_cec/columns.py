@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdrfetch import records
-from cdrfetch.tabular import blank_to_null, json_objects, local_to_utc
+from cdrfetch.tabular import blank_to_null, json_objects, local_to_utc, utc_or_none
 
 PROVIDER = "huawei-cec"
 NAIVE_MS = pa.timestamp("ms")
@@ -75,8 +75,14 @@ def py_time(text: str) -> datetime | None:
     return value if value is None or value.tzinfo is None else None
 
 
+def readable(text: str, zone: tzinfo) -> bool:
+    """Whether `times` reads the cell: a time that is an instant of the years 1-9999 once in UTC."""
+    value = py_time(text)
+    return value is not None and utc_or_none(value, zone) is not None
+
+
 def times(values: pa.Array, zone: tzinfo) -> pa.Array:
-    """Cells in `zone` -> timestamp[ms, UTC]; empty or unreadable cells -> null."""
+    """Cells in `zone` -> timestamp[ms, UTC]; empty or unreadable cells (and out-of-range times) -> null."""
     cells = blank_to_null(values)
     try:
         naive = pc.cast(cells, NAIVE_MS)
@@ -115,7 +121,7 @@ def require(ok: pa.Array, reason: str, check: Callable[[list[str], tzinfo], bool
 
 
 def _no_start(row: list[str], zone: tzinfo) -> bool:
-    return all(py_time(cell(row, i)) is None for i in (11, 7, 9))
+    return not any(readable(cell(row, i), zone) for i in (11, 7, 9))
 
 
 def normalize_calls(
@@ -171,7 +177,7 @@ def normalize_recordings(
     require(pc.not_equal(call_id, ""), "call_id is empty", lambda row, z: not cell(row, 4))
     require(pc.not_equal(file_name, ""), "file_name is empty", lambda row, z: not cell(row, 9))
     start = times(c["call_begin"], zone)
-    require(pc.is_valid(start), "call_begin is empty or unreadable", lambda row, z: py_time(cell(row, 7)) is None)
+    require(pc.is_valid(start), "call_begin is empty or unreadable", lambda row, z: not readable(cell(row, 7), z))
     extension = [(key, c[key]) for key in c if key not in RECORD_NAMES]
     extra = [(key, c[key]) for key in RECORD_EXTRA] + extension + developer_field(c["developer"], account, warn, name)
     columns = [

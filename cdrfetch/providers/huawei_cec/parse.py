@@ -22,7 +22,7 @@ import pyarrow.csv as pcsv
 from cdrfetch import archive, records
 from cdrfetch.errors import DataError
 from cdrfetch.providers.huawei_cec import columns as cols
-from cdrfetch.tabular import rebatch
+from cdrfetch.tabular import csv_errors, rebatch
 
 PROVIDER = "huawei-cec"
 BLOCK_BYTES = 1 << 20  # Arrow reads ahead dozens of blocks; 1 MiB keeps that to tens of MiB
@@ -86,15 +86,20 @@ class Layout:
 def _layout(member: archive.Member, encoding: str, spec: cols.Table, ctx: Context) -> Layout | None:
     with open(member.path, encoding=encoding, newline="") as handle:
         reader = csv.reader(handle)
-        first, skip = None, 0
-        for row in reader:
-            skip = reader.line_num
-            if any(cell for cell in row):
-                first = row
-                break
+        first, skip, more = None, 0, False
+        with csv_errors(lambda: f"{member.name}: line {reader.line_num}"):
+            for row in reader:
+                if first is None:
+                    skip = reader.line_num
+                    first = row if any(cell for cell in row) else None
+                elif any(cell for cell in row):
+                    more = True  # a row after the first: there is something to read
+                    break
     if first is None:
         return None  # an empty member holds no rows
     header = first[0].lstrip("\ufeff").strip().lower() == "developer"
+    if header and not more:
+        return None  # only a header (Arrow cannot skip it when it lacks a line end)
     if header and [c.strip().lower() for c in first[: len(spec.names)]] != list(spec.names[: len(first)]):
         ctx.warn(f"{member.name}: header names differ from the documented columns; mapping by position")
     names = spec.extend(first if header else [], len(first))
@@ -125,8 +130,9 @@ def _odd_rows(
 ) -> Iterator[pa.RecordBatch]:
     """Rows narrower or wider than the first row: padded with nulls or extended with extra columns."""
     by_width: dict[int, list[list[str]]] = {}
-    for row in csv.reader(text for _, text in odd):
-        by_width.setdefault(len(row), []).append(row)
+    with csv_errors(lambda: f"{member.name}: line {_refused_line(member)}"):
+        for row in csv.reader(text for _, text in odd):
+            by_width.setdefault(len(row), []).append(row)
     for width, rows in sorted(by_width.items()):
         names = layout.names[:width] + spec.extend([], width)[len(layout.names) :]
         columns = {name: pa.array([row[i] for row in rows], pa.string()) for i, name in enumerate(names)}
@@ -145,12 +151,26 @@ def _normalize(
         raise DataError(f"{member.name}: {where}: {bad.reason}", "the export is damaged; run again") from None
 
 
+def _refused_line(member: archive.Member) -> int | str:
+    """The line where the csv module refuses the member (read again, only on error: Arrow's rows
+    carry no line numbers when values may span lines)."""
+    with open(member.path, encoding=archive.detect_encoding(member.path, member.name), newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            for _ in reader:
+                pass
+        except csv.Error:
+            return reader.line_num
+    return "?"
+
+
 def _locate(member: archive.Member, spec: cols.Table, ctx: Context, bad: cols.BadRow) -> int | None:
     """The physical line of the first row failing the same check (read again, only on error)."""
     encoding = archive.detect_encoding(member.path, member.name)
     with open(member.path, encoding=encoding, newline="") as handle:
         reader = csv.reader(handle)
-        for row in reader:
-            if row and row[0].lstrip("\ufeff").strip().lower() != "developer" and bad.check(row, ctx.zone):
-                return reader.line_num
+        with csv_errors(lambda: f"{member.name}: line {reader.line_num}"):
+            for row in reader:
+                if row and row[0].lstrip("\ufeff").strip().lower() != "developer" and bad.check(row, ctx.zone):
+                    return reader.line_num
     return None
