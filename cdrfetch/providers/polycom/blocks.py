@@ -136,7 +136,7 @@ def _layout(first: bytes) -> tuple[list[str], bool]:
     end = first.find(b"\n")
     try:
         cells = next(csv.reader([first[: end if end >= 0 else len(first)].decode("utf-8")]), [])
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, csv.Error):  # the row parser names the line (csv.Error: a field over 128 KiB)
         return [], False
     if not first or first[:1] in b"\r\n" or len(cells) < 3:
         return [], False

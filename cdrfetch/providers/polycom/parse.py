@@ -71,7 +71,10 @@ def parse_time(text: str) -> tuple[datetime, bool]:
     zone = "+00:00" if offset in (None, "Z") else offset
     if len(zone) == 5:  # +hhmm
         zone = f"{zone[:3]}:{zone[3:]}"
-    value = datetime.fromisoformat(f"{base}.{micros}{zone}").astimezone(timezone.utc)
+    try:
+        value = datetime.fromisoformat(f"{base}.{micros}{zone}").astimezone(timezone.utc)
+    except OverflowError:  # years 1-9999 with an offset that takes them past the range in UTC
+        raise ValueError(text) from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000), offset is not None
 
 
@@ -144,10 +147,12 @@ class ExportParser:
         if line is None:
             return ["the export has no counts line"], []
         warnings: list[str] = []
-        numbers = [int(n) for n in re.findall(r"\b\d+\b", line)]
+        numbers = re.findall(r"\b\d+\b", line)[:2]
         parsed = (self.export.rows_in_file["CALL"], self.export.rows_in_file["CONF"])
-        if len(numbers) >= 2 and tuple(numbers[:2]) != parsed:
-            warnings.append(f"counts line says {numbers[0]} calls / {numbers[1]} conferences, the files hold {parsed}")
+        # int() refuses more than 4300 digits; a count that long matches no file anyway
+        if len(numbers) == 2 and tuple(int(n) if len(n) <= 4300 else None for n in numbers) != parsed:
+            said = [n if len(n) <= 20 else f"{n[:20]}..." for n in numbers]
+            warnings.append(f"counts line says {said[0]} calls / {said[1]} conferences, the files hold {parsed}")
         return warnings, excluded_clusters(line)
 
 

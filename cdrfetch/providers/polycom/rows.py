@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,9 @@ from cdrfetch.providers.polycom.parse import (
     utc_text,
 )
 from cdrfetch.records import extra_json
+from cdrfetch.tabular import csv_errors, shown
+
+_COUNT = re.compile(r"[0-9]{1,18}")  # a participant count: int64, and ASCII (str.isdigit takes '²')
 
 
 class Member:
@@ -42,13 +46,14 @@ class Member:
     def parse(self, text: str) -> None:
         """Every row of the member, in order; header rows switch the column names."""
         reader = csv.reader(io.StringIO(text, newline=""))
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            if cells[0].strip().lower() == "version":
-                self.header = [cell.strip() for cell in cells]
-                continue
-            self.row(self.first_line + reader.line_num, cells)
+        with csv_errors(lambda: f"polycom export member {self.name} line {self.first_line + reader.line_num}"):
+            for cells in reader:
+                if not any(cell.strip() for cell in cells):
+                    continue
+                if cells[0].strip().lower() == "version":
+                    self.header = [cell.strip() for cell in cells]
+                    continue
+                self.row(self.first_line + reader.line_num, cells)
 
     def row(self, number: int, cells: list[str]) -> None:
         """Route one row by its `type` cell; a bad mandatory value names this member and line."""
@@ -85,7 +90,7 @@ class Member:
         try:
             value, had_offset = parse_time(raw)
         except ValueError:
-            raise _RowError(f"{name} {raw!r} is not an ISO-8601 time") from None
+            raise _RowError(f"{name} {shown(raw)} is not an ISO-8601 time") from None
         if not had_offset and not self.naive_warned:
             self.naive_warned = True
             self.export.warnings.append(f"{self.name}: times without a UTC offset, read as UTC")
@@ -180,7 +185,7 @@ def _conference(member: Member, fields: dict[str, str]) -> dict[str, Any]:
     extra = _extra(fields, CONF_MAPPED, itp)
     pick = _first if itp else _same
     count = pick(_get(fields, "partCount")).strip()
-    if count.isdigit():
+    if _COUNT.fullmatch(count):
         extra.pop(next((k for k in extra if k.lower() == "partcount"), ""), None)
     return {
         "provider": "polycom",
@@ -193,7 +198,7 @@ def _conference(member: Member, fields: dict[str, str]) -> dict[str, Any]:
         "cluster": _optional(pick(_get(fields, "cluster"))),
         "owner": _optional(pick(_get(fields, "userID"))),
         "room_id": _optional(pick(_get(fields, "roomID"))),
-        "max_participants": int(count) if count.isdigit() else None,
+        "max_participants": int(count) if _COUNT.fullmatch(count) else None,
         "class_of_service": _optional(pick(_get(fields, "classOfService"))),
         "duration_s": _duration(member, start, end, conf_id),
         "extra": extra_json(extra),

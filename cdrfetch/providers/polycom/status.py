@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from cdrfetch.errors import AuthError, ConfigError, DataError, UnavailableError
+from cdrfetch.tabular import JSON_FAILURES, read_json
 
 if TYPE_CHECKING:
     from requests import Response
@@ -109,7 +110,7 @@ def parse_status(body: bytes, content_type: str) -> Status:
 
 
 def _json_fields(text: str) -> dict[str, Any]:
-    document = json.loads(text)
+    document = read_json(text)
     if not isinstance(document, dict):
         raise ValueError("not an object")
     for key in ("plcmBillingStatus", "plcm-billing-status"):
@@ -131,7 +132,7 @@ def _getter(fields: dict[str, Any]) -> Any:
 
     def get(name: str) -> str | None:
         value = normal.get(name.lower())
-        if value is None:
+        if value is None or isinstance(value, (dict, list)):  # no field is an object (whose text could nest on)
             return None
         return json.dumps(value) if isinstance(value, bool) else str(value)
 
@@ -174,8 +175,8 @@ def etag_notes(header: str | None) -> dict[str, Any]:
 def error_text(body: bytes) -> str:
     """A plcm-error body as sent (parsed JSON or XML text), cut to 500 characters."""
     text = body.decode("utf-8", errors="replace").strip()
-    with contextlib.suppress(ValueError):
-        text = json.dumps(json.loads(text), ensure_ascii=False)
+    with contextlib.suppress(*JSON_FAILURES):  # writing what was read may nest as deep as reading did
+        text = json.dumps(read_json(text), ensure_ascii=False)
     return text[:500] or "(empty body)"
 
 
