@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from cdrfetch.concurrency import Gate
 from cdrfetch.errors import AuthError, ConfigError, DataError, ExitCode, TemporaryError, UnavailableError
-from cdrfetch.providers.laaffic import parse
+from cdrfetch.providers.laaffic import codes, parse
 from cdrfetch.providers.laaffic import protocol as proto
 from cdrfetch.providers.laaffic.emulator.data import PLATFORM_TZ
 from cdrfetch.providers.laaffic.provider import Laaffic
@@ -352,6 +353,79 @@ def test_records_are_deduplicated_across_fetch_calls_of_one_run(lab: Lab) -> Non
     first = [row for batch in provider.fetch(chunk) for row in batch.data.to_pylist()]
     again = [row for batch in provider.fetch(chunk) for row in batch.data.to_pylist()]
     assert len(first) == oracle(emulator, MARCH).total() and again == []
+
+
+# --- declared totals: every page's `total` and `pages` agree with each other and with its records ----------
+
+
+def test_an_absurd_page_count_is_refused_before_another_page_is_asked(lab: Lab) -> None:
+    emulator = lab.start(declare={"pages": 10**7})
+    with pytest.raises(DataError, match=r"page 1: declares 10000000 pages for a total of \d+ records") as caught:
+        lab.pull(lab.provider(), MARCH)
+    assert caught.value.exit_code == ExitCode.DATA and "report this answer" in str(caught.value)
+    assert len(emulator.received) == 1  # nothing was planned from it
+
+
+def test_a_consistent_but_absurd_total_is_refused(lab: Lab) -> None:
+    emulator = lab.start(declare={"total": 10**9, "pages": 10**7})
+    with pytest.raises(DataError, match=r"page 1: declares 1000000000 records, 10000000 pages where one chunk may ha"):
+        lab.pull(lab.provider(), MARCH)
+    assert len(emulator.received) == 1
+
+
+def test_a_page_holding_more_than_it_was_asked_for_is_refused(lab: Lab) -> None:
+    lab.start(heavy_dates=(date(2024, 3, 2),), serve_size=150)
+    with pytest.raises(DataError, match=r"page 1: holds 150 records, more than the 100 asked for"):
+        lab.pull(lab.provider(), MARCH)
+
+
+def test_a_page_holding_more_than_its_total_leaves_is_refused_naming_it(lab: Lab) -> None:
+    lab.start(heavy_dates=(date(2024, 3, 2),), declare={"total": 150, "pages": 2})  # the pages hold 250+
+    with pytest.raises(DataError, match=r"2024-03-01_2024-03-08 page 2: holds 100 records where its total of 150"):
+        lab.pull(lab.provider(concurrency=1), MARCH)
+
+
+def test_a_zero_total_beside_records_is_not_an_empty_chunk(lab: Lab) -> None:
+    lab.start(declare={"total": 0, "pages": 0})
+    with pytest.raises(DataError, match=r"page 1: holds \d+ records where its total of 0 leaves 0"):
+        lab.pull(lab.provider(), MARCH)
+
+
+@pytest.mark.parametrize(
+    ("data", "number", "expected"),
+    [
+        ({"total": 0, "pages": 0, "records": []}, 1, (0, 0)),
+        ({"total": 250, "pages": 3, "records": [{}] * 50}, 3, (250, 3)),
+        ({"total": "250", "records": [{}] * 100}, 1, (250, 3)),  # no `pages`: counted from the total
+        ({"total": 250, "pages": 3, "records": []}, 9, (250, 3)),  # past the last page: empty is fine
+        ({"total": 100 * codes.MAX_PAGES, "pages": codes.MAX_PAGES, "records": []}, 1, (10**7, 100_000)),
+    ],
+)
+def test_page_declarations_that_agree_are_taken(data: dict[str, Any], number: int, expected: tuple[int, int]) -> None:
+    total, pages, _ = codes.declared(data, f"laaffic x page {number}", number)
+    assert (total, pages) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "number", "message"),
+    [
+        ({"total": 250, "pages": 2, "records": []}, 1, "declares 2 pages for a total of 250 records (3 pages of 100)"),
+        ({"total": 0, "pages": 1, "records": []}, 1, "declares 1 pages for a total of 0 records"),
+        ({"total": -1, "records": []}, 1, "declares a total of -1 records"),
+        ({"total": 10**7 + 1, "records": []}, 1, "declares 10000001 records, 100001 pages where one chunk may have"),
+        ({"total": 250, "pages": 3, "records": [{}] * 51}, 3, "holds 51 records where its total of 250 leaves 50"),
+        ({"total": 250, "pages": 3, "records": [{}]}, 4, "holds 1 records where its total of 250 leaves 0"),
+        ({"pages": 1, "records": [{}]}, 1, "declares 1 pages for a total of 0 records"),  # no total: 0
+        ({"total": "1" * 5000, "records": []}, 1, "bad page counts"),
+        ({"total": 1.5, "records": []}, 1, "bad page counts"),
+        ({"total": 1, "records": {"a": 1}}, 1, "`records` is not a list"),
+    ],
+)
+def test_page_declarations_that_contradict_themselves_are_refused(
+    data: dict[str, Any], number: int, message: str
+) -> None:
+    with pytest.raises(DataError, match=re.escape(f"laaffic x page {number}: {message}")):
+        codes.declared(data, f"laaffic x page {number}", number)
 
 
 # --- throttling ---------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ seconds / milliseconds; all become UTC truncated to milliseconds.
 from __future__ import annotations
 
 import functools
+import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -16,31 +18,17 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from cdrfetch.records import extra_json
+from cdrfetch.tabular import shown
 
 UTC = timezone.utc
 CENTS = Decimal("0.000001")
 MAX_COST = Decimal(10) ** 12  # decimal128(18, 6) holds 12 integer digits
 EPOCH_MS_FROM = 10**11  # digits at or above this are epoch milliseconds (year 5138 in seconds)
+INT64 = 2**63  # integers go to int64 columns: -INT64 <= n < INT64
 DIRECTIONS = {2: "inbound", 3: "outbound"}
 # provider fields mapped to a column (lower-cased -> documented spelling); the rest go to `extra`
-MAPPED = {
-    name.lower(): name
-    for name in (
-        "callid",
-        "startTime",
-        "endTime",
-        "callDuration",
-        "chargedDuration",
-        "caller",
-        "called",
-        "callSource",
-        "sipCode",
-        "pay",
-        "currency",
-        "country",
-        "recordingFileUrl",
-    )
-}
+_COLUMNS = "callid startTime endTime callDuration chargedDuration caller called callSource sipCode pay currency"
+MAPPED = {name.lower(): name for name in f"{_COLUMNS} country recordingFileUrl".split()}
 _TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d{2}:?\d{2})?",
 )
@@ -54,22 +42,29 @@ class FieldError(ValueError):
 
 def parse_time(value: Any, tz: tzinfo) -> datetime | None:
     """A record time in any accepted format -> aware UTC datetime (ms precision); '' / null -> None."""
+    try:
+        return _any_time(value, tz)
+    except OverflowError:  # a time of the years 1-9999 that UTC takes beyond them
+        raise FieldError(f"{shown(value)} is out of range") from None
+
+
+def _any_time(value: Any, tz: tzinfo) -> datetime | None:
     if value is None or value == "":
         return None
     if type(value) is str and _NAIVE.fullmatch(value):
         try:
             return datetime.fromisoformat(value).replace(tzinfo=tz).astimezone(UTC)
         except ValueError:
-            raise FieldError(f"{value!r} is not a valid date and time") from None
+            raise FieldError(f"{shown(value)} is not a valid date and time") from None
     if isinstance(value, bool):
-        raise FieldError(f"{value!r} is not a time")
+        raise FieldError(f"{shown(value)} is not a time")
     if isinstance(value, (int, Decimal)) or (isinstance(value, str) and value.strip().isdigit()):
         return _epoch(value)
     if not isinstance(value, str):
-        raise FieldError(f"{value!r} is not a time")
+        raise FieldError(f"{shown(value)} is not a time")
     match = _TIME.fullmatch(value.strip())
     if not match:
-        raise FieldError(f"{value!r} is not a time")
+        raise FieldError(f"{shown(value)} is not a time")
     return _from_match(match, tz)
 
 
@@ -91,27 +86,32 @@ class TimeReader:
         try:
             naive = datetime.fromisoformat(value)
         except ValueError:
-            raise FieldError(f"{value!r} is not a valid date and time") from None
+            raise FieldError(f"{shown(value)} is not a valid date and time") from None
         offset = self._offsets.get(value[:16])
         if offset is None:
             if len(self._offsets) > 50_000:
                 self._offsets.clear()
             offset = self._offsets[value[:16]] = naive.replace(second=0, tzinfo=self.tz).utcoffset() or timedelta(0)
-        return (naive - offset).replace(tzinfo=UTC)
+        try:
+            return (naive - offset).replace(tzinfo=UTC)
+        except OverflowError:  # as parse_time says
+            raise FieldError(f"{shown(value)} is out of range") from None
 
 
 def _epoch(value: int | Decimal | str) -> datetime:
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
     except InvalidOperation:
-        raise FieldError(f"{value!r} is not a time") from None
+        raise FieldError(f"{shown(value)} is not a time") from None
     if not number.is_finite() or number < 0 or number != number.to_integral_value():
-        raise FieldError(f"{value!r} is not an epoch time")
+        raise FieldError(f"{shown(value)} is not an epoch time")
+    if number.adjusted() > 17:  # past any representable instant (and int() of 1e999999999 would not end)
+        raise FieldError(f"{shown(value)} is out of range")
     millis = int(number) if number >= EPOCH_MS_FROM else int(number) * 1000
     try:
         return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
     except OverflowError:
-        raise FieldError(f"{value!r} is out of range") from None
+        raise FieldError(f"{shown(value)} is out of range") from None
 
 
 def _from_match(match: re.Match[str], tz: tzinfo) -> datetime:
@@ -122,7 +122,7 @@ def _from_match(match: re.Match[str], tz: tzinfo) -> datetime:
     try:
         local = datetime(year, month, day, hour, minute, second, micros, tzinfo=zone)
     except ValueError:
-        raise FieldError(f"{match.group(0)!r} is not a valid date and time") from None
+        raise FieldError(f"{shown(match.group(0))} is not a valid date and time") from None
     return local.astimezone(UTC)
 
 
@@ -132,22 +132,27 @@ def _offset(text: str) -> tzinfo:
     digits = text[1:].replace(":", "")
     delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
     if delta >= timedelta(hours=24):
-        raise FieldError(f"offset {text!r} is out of range")
+        raise FieldError(f"offset {shown(text)} is out of range")
     return timezone(-delta if text[0] == "-" else delta)
 
 
 def parse_int(value: Any) -> int | None:
-    """An integer sent as a JSON number or numeric text; '' / null -> None; 10.5 or 'abc' -> error."""
+    """An int64 sent as a JSON number or numeric text; '' / null -> None; 10.5, 'abc' or 2**63 -> error."""
     if type(value) is int:
-        return value
+        return _int64(value)
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise FieldError(f"{value!r} is not an integer")
-    text = str(value).strip()
-    if isinstance(value, (str, Decimal)) and _INTEGER.fullmatch(text):
-        return int(Decimal(text))
-    raise FieldError(f"{value!r} is not an integer")
+    if isinstance(value, (str, Decimal)) and _INTEGER.fullmatch(text := str(value).strip()):
+        if len(text) > 40 and len(text.lstrip("+-0").split(".")[0]) > 19:  # too long for int64: no int() of it
+            raise FieldError(f"{shown(value)} is out of range")
+        return _int64(int(Decimal(text)))
+    raise FieldError(f"{shown(value)} is not an integer")
+
+
+def _int64(number: int) -> int:
+    if -INT64 <= number < INT64:
+        return number
+    raise FieldError(f"{shown(number)} is out of range")
 
 
 def parse_pay(value: Any) -> Decimal | None:
@@ -166,7 +171,7 @@ def parse_pay(value: Any) -> Decimal | None:
 
 
 def _bad_pay(value: Any) -> Decimal:
-    raise FieldError(f"{value!r} is not an amount")
+    raise FieldError(f"{shown(value)} is not an amount")
 
 
 def text(value: Any) -> str | None:
@@ -176,8 +181,11 @@ def text(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, (dict, list)):
-        raise FieldError(f"{value!r} is not text")
-    return str(value)
+        raise FieldError(f"{shown(value)} is not text")
+    try:
+        return str(value)
+    except ValueError:  # an int past the 4300 digits int() writes
+        raise FieldError(f"{shown(value)} is too long") from None
 
 
 def split_fields(record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -207,7 +215,11 @@ def _plain(value: Any) -> Any:
     if type(value) is str:
         return value
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+        if value.is_finite() and value.adjusted() < 18 and value == value.to_integral_value() and "." not in str(value):
+            return int(value)  # 1e5 -> 100000; 1e999999999 would not end, so larger ones are floats
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)  # NaN and Infinity are not JSON numbers: `extra` keeps their text
     if isinstance(value, list):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
@@ -242,8 +254,15 @@ class RecordParser:
         """One record -> one row. Raises FieldError naming the field."""
         if not isinstance(record, dict):
             raise FieldError(f"expected a JSON object, got {type(record).__name__}")
-        fields, extra = split_fields(record)
-        row: dict[str, Any] = {"provider": "laaffic", "account": self.account}
+        try:
+            fields, extra = split_fields(record)
+            row: dict[str, Any] = {"provider": "laaffic", "account": self.account, "extra": extra_json(extra)}
+        except FieldError:
+            raise
+        except RecursionError:  # a value nested about as deep as the JSON reader follows
+            raise FieldError("a field is nested too deeply") from None
+        except ValueError:  # an int past the 4300 digits int() writes
+            raise FieldError("a number is too long to write") from None
         try:
             for column, key, read in self.columns:
                 row[column] = read(fields.get(key))
@@ -257,7 +276,6 @@ class RecordParser:
         row["call_type"] = None if source is None else str(source)
         row["currency"] = _currency(row["currency"], row["cost"])
         row["country"] = row["country"] or text(_lookup(extra, "ccode"))
-        row["extra"] = extra_json(extra)
         return row
 
 

@@ -2,24 +2,24 @@
 
 Per chunk of at most `max_window_days` local days: page 1 alone (it tells the page count), then
 pages 2..N concurrently through a bounded, throttle-aware gate; every request freshly signed.
+Each page's `total`, `pages` and records must agree with each other (codes.declared) before any
+request is planned from them.
 Records are de-duplicated on `callid` across pages and chunks. See specs/laaffic.md.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cdrfetch.concurrency import Gate, prompt_thread_switches
-from cdrfetch.errors import CdrfetchError, DataError, TemporaryError, UnavailableError
+from cdrfetch.errors import CdrfetchError, TemporaryError
 from cdrfetch.http import fail_on_status
 from cdrfetch.providers.base import Provider, Setting
-from cdrfetch.providers.laaffic import parse
+from cdrfetch.providers.laaffic import codes, parse
 from cdrfetch.providers.laaffic import protocol as proto
 from cdrfetch.windows import Window, day_window, zone
 
@@ -214,46 +214,14 @@ class Laaffic(Provider):
 
     def _data(self, response: requests.Response, what: str, body: bytes) -> dict[str, Any]:
         """The `data` object of a successful answer; raise the mapped error otherwise."""
-        try:
-            payload = response.json(parse_float=Decimal)
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict) or "status" not in payload:
-            raise UnavailableError(f"{what}: the answer has no Laaffic `status`", proto.BASE_URL_HINT, retryable=True)
-        status, reason = str(payload["status"]).strip(), str(payload.get("reason") or "")
-        if status != "0":
-            raise proto.status_error(status, reason, what, f"POST {self.url} {body.decode('utf-8')}")
-        data = payload.get("data")
-        if not isinstance(data, dict) or not isinstance(data.get("records", []), list):
-            raise DataError(f"{what}: status 0 without a `data.records` list", "report this answer to Laaffic")
-        return data
+        return codes.answer_data(response, what, lambda: f"POST {self.url} {body.decode('utf-8')}")
 
     def _parse(self, chunk: Window, number: int, data: dict[str, Any]) -> Page:
-        """Rows of one page; a bad record raises DataError naming the page and its index."""
-        import pyarrow as pa
-
-        from cdrfetch.records import CALLS
-
+        """One page: its declared counts, checked (codes.declared), and its rows; errors name the page."""
         where = f"laaffic {chunk.label} page {number}"
-        try:
-            total = parse.parse_int(data.get("total")) or 0
-            pages = parse.parse_int(data.get("pages"))
-        except parse.FieldError as error:
-            raise DataError(f"{where}: bad page counts: {error}", "report this answer to Laaffic") from None
-        rows = [self._row(where, index, record) for index, record in enumerate(data.get("records") or [])]
-        batch = pa.RecordBatch.from_pylist(rows, schema=CALLS)
-        count = pages if pages is not None else math.ceil(total / proto.PAGE_SIZE)
-        return Page(number, total, count, [row["record_id"] for row in rows], batch)
-
-    def _row(self, where: str, index: int, record: Any) -> dict[str, Any]:
-        try:
-            return self.parser.row(record)
-        except parse.FieldError as error:
-            callid = record.get("callid") if isinstance(record, dict) else None
-            named = f" (callid {callid})" if callid else ""
-            raise DataError(
-                f"{where} records[{index}]{named}: {error}", "Laaffic sent a record cdrfetch cannot read; report it"
-            ) from None
+        total, pages, records = codes.declared(data, where, number)
+        ids, batch = codes.page_rows(self.parser, where, records)
+        return Page(number, total, pages, ids, batch)
 
     # --- helpers ---------------------------------------------------------------------------
 

@@ -213,7 +213,9 @@ class LaafficEmulator(Emulator):
         data: dict[str, Any] = {"total": total, "size": size, "current": current, "pages": math.ceil(total / size)}
         if self.knobs.search_count:
             data["searchCount"] = True
-        records = b",".join(query.rendered[(current - 1) * size : current * size])
+        data.update(self.knobs.declare)
+        served = self.knobs.serve_size or size
+        records = b",".join(query.rendered[(current - 1) * served : current * served])
         head = json.dumps({"status": "0", "reason": "success"}, separators=(",", ":"))[:-1]
         payload = f'{head},"data":{json.dumps(data, separators=(",", ":"))[:-1]},"records":['.encode()
         reply = Reply(200, payload + records + b"]}}", {"Content-Type": JSON_TYPE}, truncate=self._take_truncate())

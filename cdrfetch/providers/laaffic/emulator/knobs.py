@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from cdrfetch.providers.laaffic.emulator import data as synth
 
@@ -31,6 +32,8 @@ class Knobs:
     insert_repeat: int = 1  # how many times the insertion happens (on later queries too)
     end_inclusive: bool = False  # filter `startTime <= endTime` (an inclusive reading of the docs)
     total_offset: int = 0  # report a `total` this much larger than the records served
+    declare: dict[str, Any] = field(default_factory=dict)  # `data` members answered as given (`pages`, `total`)
+    serve_size: int | None = None  # records served per page, whatever `size` asked for
     malformed: int | None = None  # position in each query whose `startTime` is unreadable
     slow_seconds: float = 0.0  # delay before answering a successful page ...
     slow_pages: tuple[int, ...] = ()  # ... of these page numbers (empty: every page)
