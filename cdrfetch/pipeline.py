@@ -42,12 +42,13 @@ def output_targets(
 ) -> dict[str, Path | None]:
     """Table -> file (None: stdout). Side tables go beside the calls file, named by suffix.
 
-    `-o -` is stdout (calls only); a directory (existing, or ending in '/') gets the
-    deterministic layout `<dir>/<provider>/<account>/<label>.<ext>`; anything else is the file.
+    `-o -` is stdout (calls only); a directory (existing, ending in '/', or a name without a
+    suffix) gets the deterministic layout `<dir>/<provider>/<account>/<label>.<ext>`; anything
+    else is the file.
     """
     if output == "-":
         return {"calls": None}
-    if output is None or output.endswith(("/", "\\")) or Path(output).is_dir():
+    if output is None or output.endswith(("/", "\\")) or Path(output).is_dir() or not Path(output).suffix:
         calls = Path(output or DEFAULT_DIR) / provider / _safe(account) / f"{label}.{fmt}"
     else:
         calls = Path(output)

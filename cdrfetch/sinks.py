@@ -26,14 +26,26 @@ TEXT_FORMATS = ("csv", "jsonl", "json")
 
 
 def format_for(path: str | None, explicit: str | None) -> str:
-    """The output format: `--format`, else the file suffix, else parquet (csv on stdout)."""
+    """The output format: `--format`, else the file suffix, else parquet (csv on stdout).
+
+    A suffix that contradicts `--format`, or an unknown suffix without it, is refused: the file
+    would otherwise hold something else than its name says.
+    """
+    explicit = explicit.lower() if explicit else explicit
     if explicit and explicit not in FORMATS:
         raise UsageError(f"unknown format {explicit!r}", f"use one of {', '.join(FORMATS)}")
     if path == "-":
         fmt = explicit or "csv"
         _check_stdout(fmt)
         return fmt
-    suffix = Path(path).suffix.lstrip(".").lower() if path else ""
+    suffix = Path(path).suffix.lstrip(".").lower() if path and not path.endswith(("/", "\\")) else ""
+    if explicit and suffix in FORMATS and suffix != explicit:
+        raise UsageError(f"-o {path} names a .{suffix} file but --format is {explicit}", "make the two agree")
+    if not explicit and suffix and suffix not in FORMATS:
+        raise UsageError(
+            f"-o {path}: cdrfetch does not write .{suffix} files",
+            f"name a .{'/.'.join(FORMATS)} file, add --format, or end a directory with '/'",
+        )
     return explicit or (suffix if suffix in FORMATS else "parquet")
 
 

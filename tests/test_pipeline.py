@@ -102,6 +102,10 @@ def test_output_layout_is_deterministic(tmp_path: Path) -> None:
     assert targets["calls"] == tmp_path / "huawei-cec" / "AK_.._x" / "2024-01-01.csv"
     assert targets["recordings"] == tmp_path / "huawei-cec" / "AK_.._x" / "2024-01-01.recordings.csv"
     assert output_targets("-", "csv", "p", "a", "l", tables) == {"calls": None}
+    # a name without a suffix is a directory (it would otherwise become a file named like one)
+    assert output_targets(str(tmp_path / "newdir"), "csv", "p", "a", "l", {"calls": records.CALLS}) == {
+        "calls": tmp_path / "newdir" / "p" / "a" / "l.csv"
+    }
     assert output_targets("x/calls.parquet", "parquet", "p", "a", "l", {"calls": records.CALLS}) == {
         "calls": Path("x/calls.parquet")
     }

@@ -77,9 +77,14 @@ def test_empty_outputs_are_valid(tmp_path: Path, fmt: str) -> None:
 
 def test_format_selection() -> None:
     assert format_for("x.jsonl", None) == "jsonl"
-    assert format_for("x.data", None) == "parquet"
+    assert format_for("x.data", "csv") == "csv"  # an unknown suffix with an explicit format
+    assert format_for("out/", None) == format_for("out", None) == "parquet"  # directories
     assert format_for("-", None) == "csv"
-    assert format_for("x.csv", "json") == "json"
+    assert format_for("x.csv", "CSV") == "csv"
+    with pytest.raises(UsageError, match="does not write .xlsx files"):
+        format_for("calls.xlsx", None)  # would be Parquet under an Excel name
+    with pytest.raises(UsageError, match="names a .csv file but --format is json"):
+        format_for("x.csv", "json")
     with pytest.raises(UsageError):
         format_for("x", "xlsx")
     with pytest.raises(UsageError):
