@@ -81,9 +81,9 @@ def test_format_selection() -> None:
     assert format_for("out/", None) == format_for("out", None) == "parquet"  # directories
     assert format_for("-", None) == "csv"
     assert format_for("x.csv", "CSV") == "csv"
-    with pytest.raises(UsageError, match="does not write .xlsx files"):
+    with pytest.raises(UsageError, match=r"does not write \.xlsx files"):
         format_for("calls.xlsx", None)  # would be Parquet under an Excel name
-    with pytest.raises(UsageError, match="names a .csv file but --format is json"):
+    with pytest.raises(UsageError, match=r"names a \.csv file but --format is json"):
         format_for("x.csv", "json")
     with pytest.raises(UsageError):
         format_for("x", "xlsx")

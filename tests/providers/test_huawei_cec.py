@@ -568,3 +568,20 @@ def test_header_only_empty_and_foreign_members_give_no_rows(tmp_path: Path) -> N
     (tmp_path / "readme.txt").write_text("not a member we read", encoding="utf-8")
     members = [archive.Member(p.name, p) for p in sorted(tmp_path.iterdir())]
     assert list(parse_members(members, Context("ak", UTC, print))) == []
+
+
+@pytest.mark.parametrize("data", [[], "text", 5, None, {"responseId": 7}])
+def test_a_query_answer_of_the_wrong_shape_is_bad_data(data: object) -> None:
+    emulator = HuaweiCecEmulator(ready_after=0.0)
+    original = emulator._query
+
+    def wrong_shape(request: Any, match: Any) -> Any:
+        reply = original(request, match)
+        body = json.loads(reply.body)
+        body["resultData"] = data
+        reply.body = json.dumps(body).encode()
+        return reply
+
+    emulator._query = wrong_shape  # type: ignore[method-assign]
+    with pytest.raises(DataError, match="without a responseId"):
+        pull(emulator)

@@ -137,7 +137,8 @@ class HuaweiCec(Provider):
         payload = self.client.retry(lambda: self._query_once(body, attempts), what="queryBillData")
         if payload is None:
             return None
-        response_id = (payload.get("resultData") or {}).get("responseId")
+        data = payload.get("resultData")
+        response_id = data.get("responseId") if isinstance(data, dict) else None
         if not isinstance(response_id, str) or not response_id.strip("-"):
             raise DataError("queryBillData: accepted without a responseId", "report this CC-FS answer")
         return response_id
