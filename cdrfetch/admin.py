@@ -190,13 +190,16 @@ def _setting_line(provider: str, setting: Setting) -> str:
 
 def run_runs(provider: str | None, limit: int, as_json: bool) -> int:
     """`runs`: the run ledger, newest first."""
+    from cdrfetch import providers
     from cdrfetch.ledger import Ledger
 
+    if provider is not None and provider not in providers.names():
+        raise UsageError(f"unknown provider {provider!r}", f"one of: {', '.join(providers.names())}")
     rows = Ledger().runs(provider, limit)
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    columns = ("id", "finished", "provider", "account", "window", "outcome", "records", "files", "checksum", "secs")
+    columns = ("id", "finished", "provider", "profile", "account", "window", "outcome", "records", "files", "checksum")
     lines = [_run_cells(row) for row in rows]
     if not sys.stdout.isatty():  # scripts get plain tab-separated lines, never truncated
         print("\t".join(columns))
@@ -207,8 +210,8 @@ def run_runs(provider: str | None, limit: int, as_json: bool) -> int:
     from rich.table import Table
 
     table = Table(title=f"cdrfetch runs{' of ' + provider if provider else ''} (newest first)")
-    for column in columns:
-        table.add_column(column)
+    for column in columns:  # times are what this table is for: never cut, wrap the rest instead
+        table.add_column(column, no_wrap=column in ("finished", "window"), overflow="fold")
     for cells in lines:
         table.add_row(*cells)
     Console().print(table)
@@ -218,8 +221,9 @@ def run_runs(provider: str | None, limit: int, as_json: bool) -> int:
 def _run_cells(row: dict[str, Any]) -> list[str]:
     """One ledger row as display cells."""
     records = " ".join(f"{name}={count}" for name, count in row["records"].items()) or "0"
+    outcome = f"{row['outcome']} ({row['exit_code']}, {row['duration_s']:.1f}s)"
     return [
-        str(row["id"]), row["finished_at"], row["provider"], row["account"],
-        f"{row['window_start']} -> {row['window_end']}", f"{row['outcome']} ({row['exit_code']})", records,
-        str(len(row["files"])), (row["checksum"] or "")[:12], f"{row['duration_s']:.1f}",
+        str(row["id"]), row["finished_at"], row["provider"], row["profile"], row["account"],
+        f"{row['window_start']} -> {row['window_end']}", outcome, records, str(len(row["files"])),
+        (row["checksum"] or "")[:12],
     ]  # fmt: skip

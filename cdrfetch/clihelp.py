@@ -28,7 +28,7 @@ VerboseOpt = Annotated[
 ]
 LogFormatOpt = Annotated[str, typer.Option("--log-format", help="Log lines as text or json (one object a line).")]
 SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Run against the built-in emulator on 127.0.0.1.")]
-LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="How many runs to show.")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs to show (at least 1).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 # Plain (non-rich) help: rendering help with rich costs more start-up time than the whole CLI.

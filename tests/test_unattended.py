@@ -233,3 +233,18 @@ def test_since_last_twice_on_every_provider_writes_each_record_once(provider: st
         runs[1]["window_end"]
     )
     assert len(ids) == len(set(ids)) == sum(run["records"]["calls"] for run in runs)
+
+
+def test_runs_refuses_an_unknown_provider_and_a_limit_below_one() -> None:
+    unknown = run_cli("runs", "--provider", "laafic")
+    assert unknown.exit_code == 2 and "unknown provider 'laafic'" in unknown.stderr
+    assert run_cli("runs", "-n", "-1").exit_code == 2
+
+
+def test_runs_shows_the_profile_and_whole_times(tmp_path: Path) -> None:
+    assert run_cli("laaffic", "pull", "--sandbox", "-o", str(tmp_path / "a.parquet"), "-q").exit_code == 0
+    listed = run_cli("runs")
+    header, row = listed.stdout.splitlines()[:2]
+    cells = dict(zip(header.split("\t"), row.split("\t"), strict=True))
+    assert cells["profile"] == "default" and cells["provider"] == "laaffic"
+    assert cells["finished"].endswith("+00:00") and " -> " in cells["window"]
