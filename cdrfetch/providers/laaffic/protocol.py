@@ -21,10 +21,9 @@ SKEW_HINT = (
     "the system clock is off by more than ~30 minutes (Laaffic rejects stale timestamps): "
     "synchronise it with NTP and run again"
 )
-RANGE_HINT = (
-    "Laaffic answers at most 31 days per query and keeps records only about two months: "
-    "narrow the window or lower `max_window_days`"
-)
+# cdrfetch never asks for more than 31 days (max_window_days is capped there), so -25 means the
+# chunk reaches back beyond the records Laaffic still keeps
+RANGE_HINT = "Laaffic keeps call records for about two months only: start the window later (--from)"
 AUTH_HINTS = {
     "-1": "check `api_key` and `api_secret` (the API secret is in the Laaffic console)",
     "-2": IP_HINT,
