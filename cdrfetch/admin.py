@@ -12,6 +12,7 @@ from typing import Any
 from cdrfetch import config, keystore, providers
 from cdrfetch.commands import resolve_settings, sandbox_settings
 from cdrfetch.errors import ConfigError, UsageError
+from cdrfetch.files import write_atomically
 from cdrfetch.providers.base import Setting
 
 
@@ -144,12 +145,7 @@ def run_config_init(names: list[str], config_file: str | None, force: bool) -> i
         raise UsageError(f"{path} already exists", "add --force to replace it")
     text = starter_config(names or known)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.chmod(temp, 0o600)
-    os.replace(temp, path)
+    write_atomically(path, text.encode("utf-8"))  # mkstemp: mode 0600 from the start
     print(f"wrote {path}: fill in the empty settings, then store the secrets with `login`", file=sys.stderr)
     return 0
 

@@ -121,6 +121,7 @@ class Client:
         answer limits, unless `stream=True` (then `save` or `body` reads it).
         """
         timeout = kwargs.pop("timeout", self.timeout)
+        http.check_url(url, what)  # before its origin is compared: a malformed URL is bad data, not a crash
         if kwargs.get("auth") is not None and self.origin is not None and http.origin(url) != self.origin:
             raise ConfigError(
                 f"{what}: refusing to send credentials to {http.origin(url)[1]}, outside `base_url`",
@@ -194,7 +195,7 @@ class Client:
         `verify` unpacks and checks the file; when it finds damage (a retryable CdrfetchError) the
         attempt's files are deleted at once and the file is downloaded again, at most DAMAGED_DOWNLOADS
         times. Transport failures are retried inside `download` (see `download` and `retry`); a
-        refusal that is not damage (a bomb, a wrong token in strict mode) is never downloaded again.
+        refusal that is not damage (a bomb, an escaping member name) is never downloaded again.
         """
         for attempt in range(DAMAGED_DOWNLOADS + 1):
             directory = self.scratch()

@@ -133,6 +133,8 @@ def read_profiles(path: Path, provider: str | None = None) -> dict[str, Any]:
     _refuse_writable_config(path)
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", "point --config at a file") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

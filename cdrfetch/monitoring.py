@@ -111,7 +111,7 @@ def ping(url: str, body: str, log: logging.Logger) -> None:
     """POST `body` to `url` within PING_TIMEOUT; any failure is one warning line, never the run's."""
     host = urlsplit(url).hostname or "?"  # the rest of a ping URL is its key: never logged
     if urlsplit(url).scheme.lower() not in ("http", "https"):
-        log.warning("ping: %r is not an http(s) URL; nothing sent", url.split("://")[0][:20])
+        log.warning("ping: ping_url is not an http(s) URL; nothing sent")  # any part of it may be its key
         return
     outcome: list[str] = []
 
@@ -153,7 +153,11 @@ class Monitor:
         self._started = False
 
     def start(self) -> None:
-        """The start ping, once the ping URL is known."""
+        """The start ping, once the ping URL is known (and masked everywhere: its path is a key)."""
+        if self.ping_url:
+            from cdrfetch.redact import REDACTOR
+
+            REDACTOR.add(self.ping_url)
         if self.ping_url and not self._started:
             self._started = True
             ping(self.ping_url.rstrip("/") + "/start", f"cdrfetch {self.summary.provider} pull started", self.log)

@@ -8,13 +8,15 @@ row in time and add their own columns after them.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
+
+from cdrfetch.errors import DataError
+from cdrfetch.untrusted import extra_json as extra_json  # part of the record helpers providers use
 
 UTC_MS = pa.timestamp("ms", tz="UTC")
 COST = pa.decimal128(18, 6)
@@ -49,9 +51,6 @@ CALLS = pa.schema(
     ]
 )
 
-# built once: json.dumps with options builds an encoder per call
-_EXTRA = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-_quote: Callable[[str], str] = json.encoder.encode_basestring
 _SIDE_KEYS = ("provider", "account", "record_id", "start_time", "end_time")
 
 
@@ -86,17 +85,6 @@ def first_sightings(ids: list[str], seen: set[str]) -> list[bool]:
     return keep
 
 
-def extra_json(fields: Mapping[str, Any]) -> str:
-    """The `extra` column value: compact JSON, insertion order, non-ASCII kept readable.
-
-    All-text objects (the usual case) are joined directly, which is several times faster than the
-    encoder and gives the same text; tabular.json_objects builds the same text column-wise.
-    """
-    if all(type(value) is str for value in fields.values()):
-        return "{" + ",".join([_quote(name) + ":" + _quote(value) for name, value in fields.items()]) + "}"
-    return _EXTRA.encode(fields)
-
-
 def table_batches(table: str, data: pa.Table) -> Iterator[Batch]:
     """An Arrow table's rows as batches of at most BATCH_ROWS rows."""
     for batch in data.to_batches(max_chunksize=BATCH_ROWS):
@@ -109,7 +97,15 @@ def batches(table: str, schema: pa.Schema, rows: Iterable[Mapping[str, Any]]) ->
     for row in rows:
         pending.append(row)
         if len(pending) >= BATCH_ROWS:
-            yield Batch(table, pa.RecordBatch.from_pylist(pending, schema=schema))
+            yield Batch(table, _record_batch(table, schema, pending))
             pending = []
     if pending:
-        yield Batch(table, pa.RecordBatch.from_pylist(pending, schema=schema))
+        yield Batch(table, _record_batch(table, schema, pending))
+
+
+def _record_batch(table: str, schema: pa.Schema, rows: list[Mapping[str, Any]]) -> pa.RecordBatch:
+    """Rows as a batch; a value the schema cannot hold is the provider's bad data, not a crash."""
+    try:
+        return pa.RecordBatch.from_pylist(rows, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError, TypeError) as exc:
+        raise DataError(f"{table}: a value does not fit the schema ({exc})"[:300], "report the record") from None

@@ -9,20 +9,17 @@ that nests past the stack, CSV fields past the csv module's limit, times past Py
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cdrfetch.errors import DataError
 from cdrfetch.records import BATCH_ROWS, FIRST_INSTANT, LAST_INSTANT, UTC_MS
 
 A = TypeVar("A")
@@ -31,40 +28,10 @@ PART_MIN_ROWS = 50_000  # below this, splitting a table over threads costs more 
 _NULL = pa.scalar(None, pa.string())
 _END = 1 << 62  # a slice start past any cell: append
 _NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f\\"]')
-# What reading JSON from a server we do not control raises besides a JSONDecodeError: undecodable
-# bytes and numbers over int()'s 4300-digit limit are ValueErrors too; nesting deeper than the
-# interpreter's stack is a RecursionError.
-JSON_FAILURES = (ValueError, RecursionError)
 
 
 class Irregular(Exception):
     """The column-wise path met something only the exact row parser handles."""
-
-
-def read_json(text: str | bytes, **options: Any) -> Any:
-    """`json.loads` for untrusted text: every way it can fail to be a document is a ValueError."""
-    try:
-        return json.loads(text, **options)
-    except RecursionError:
-        raise ValueError("JSON nested deeper than the interpreter can follow") from None
-
-
-@contextmanager
-def csv_errors(where: Callable[[], str]) -> Iterator[None]:
-    """The csv module's refusals (a field over its 128 KiB limit) as a DataError at `where()` (file, line)."""
-    try:
-        yield
-    except csv.Error as error:
-        raise DataError(f"{where()}: unreadable CSV ({error})", "the file is damaged or in an unknown layout") from None
-
-
-def shown(value: object, limit: int = 60) -> str:
-    """`repr(value)` cut to about `limit` characters, for an error message quoting hostile input."""
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # an int past 4300 digits; a value nested past the stack
-        return f"<{type(value).__name__} too large to show>"
-    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters)"
 
 
 def columnwise_then_exact(columnwise: Iterator[A], exact: Callable[[], Iterable[A]]) -> Iterator[A]:

@@ -3,9 +3,10 @@ between settings that every provider shares."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-from cdrfetch.errors import ConfigError
+from cdrfetch.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from cdrfetch.config import Resolved
@@ -41,6 +42,8 @@ def convert(setting: Setting, raw: Any, source: str) -> Any:
 
 
 def _check_range(setting: Setting, value: Any, source: str) -> None:
+    if setting.kind is float and not math.isfinite(value):  # inf and nan compare false with every bound
+        raise ConfigError(f"setting {setting.name!r} from {source}: {value!r} is not a finite number", setting.help)
     low, high = setting.minimum, setting.maximum
     below, above = low is not None and value < low, high is not None and value > high
     if setting.kind not in (int, float) or not (below or above):
@@ -53,8 +56,15 @@ def check_consistent(resolved: Resolved) -> None:
     """Rules between settings that every provider shares."""
     from urllib.parse import urlsplit
 
-    from cdrfetch.http import is_loopback
+    from cdrfetch.http import check_url, is_loopback
 
+    if resolved["base_url"]:
+        try:
+            check_url(str(resolved["base_url"]), f"{resolved.provider}: base_url")
+        except DataError as error:
+            raise ConfigError(
+                error.message, "base_url is an absolute http(s) URL, e.g. https://api.example.com"
+            ) from None
     base = urlsplit(str(resolved["base_url"] or ""))
     if base.scheme.lower() == "http" and not is_loopback(base.hostname or "") and not resolved["allow_http"]:
         raise ConfigError(

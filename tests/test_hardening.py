@@ -153,3 +153,44 @@ def test_a_secret_echoed_by_a_server_is_masked_wherever_the_summary_goes() -> No
     Ledger().record(key, summary, None, {})
     produced = json.dumps(summary.to_dict()) + json.dumps(Ledger().runs("laaffic"))
     assert secret not in produced and "bad key" in produced
+
+
+@pytest.mark.parametrize(
+    ("setting", "text"),
+    [("max_answer_mb=inf", "not a finite number"), ("deadline=nan", "not a finite number"),
+     ("base_url=https://api.example.com:99999/v3", "malformed URL"), ("base_url=ftp://example.com/v3", "refusing")],
+)  # fmt: skip
+def test_values_that_used_to_crash_are_78(setting: str, text: str) -> None:
+    result = run_cli("laaffic", "pull", "--sandbox", "--set", setting, "-o", "-")
+    assert result.exit_code == 78, result.stderr
+    assert text in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_directory_as_config_file_is_78(tmp_path: Path) -> None:
+    result = run_cli("laaffic", "pull", "--config", str(tmp_path), "-o", "-")
+    assert result.exit_code == 78 and "cannot read" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("knob", "code"), [("truncate_downloads=abc", 2), ("malformed=no", 0), ("empty=yes", 0)])
+def test_knob_values_are_read_like_settings(knob: str, code: int) -> None:
+    result = run_cli("polycom", "pull", "--sandbox", "--knob", knob, "-o", "-", "--format", "jsonl")
+    assert result.exit_code == code, result.stderr
+    if knob == "empty=yes":
+        assert result.stdout == ""
+    elif code == 0:
+        assert result.stdout.count("\n") > 0  # `no` turned the fault off
+
+
+@pytest.mark.parametrize("provider", ["youlianyun", "laaffic", "polycom"])
+def test_a_providers_help_stays_light(provider: str) -> None:
+    probe = f"""
+import sys
+from cdrfetch.cli import main
+try:
+    main([{provider!r}, "--help"])
+except SystemExit:
+    pass
+print("HEAVY", [m for m in ("pyarrow", "yaml", "keyring") if m in sys.modules])
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.rsplit("HEAVY", 1)[1].strip() == "[]"

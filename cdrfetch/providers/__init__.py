@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from cdrfetch.providers.base import Provider
 
 GROUP = "cdrfetch.providers"
-RESERVED = frozenset({"sandbox", "doctor", "runs", "help"})  # top-level commands a plugin cannot shadow
+RESERVED = frozenset({"sandbox", "doctor", "runs", "config", "help"})  # top-level commands a plugin cannot shadow
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 

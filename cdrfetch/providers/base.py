@@ -170,8 +170,13 @@ class Provider(abc.ABC):
         """The provider's emulator: `EMULATOR` of the `emulator` module beside the provider module."""
         import importlib
 
+        from cdrfetch.errors import UsageError
+
         package = cls.__module__.rpartition(".")[0]
-        emulator: type[Emulator] = importlib.import_module(f"{package}.emulator").EMULATOR
+        try:
+            emulator: type[Emulator] = importlib.import_module(f"{package}.emulator").EMULATOR
+        except (ImportError, AttributeError, TypeError):
+            raise UsageError(f"{cls.name} has no sandbox emulator", "run it against the real service") from None
         return emulator
 
     def check(self) -> str:

@@ -68,7 +68,10 @@ def serve(provider: str, knobs: Mapping[str, Any] | None = None, *, port: int = 
             f"{provider} emulator has no knob {unknown[0]!r}{suggest(unknown[0], known)}", f"known: {', '.join(known)}"
         )
     faults = {name: value for name, value in wanted.items() if name in DATA_FAULTS}
-    emulator = cls(**{name: value for name, value in wanted.items() if name not in DATA_FAULTS})
-    for name, value in faults.items():
-        emulator.fault(name, value)
+    try:
+        emulator = cls(**{name: value for name, value in wanted.items() if name not in DATA_FAULTS})
+        for name, value in faults.items():
+            emulator.fault(name, value)
+    except (TypeError, ValueError) as exc:  # a knob value of the wrong kind
+        raise UsageError(f"{provider} emulator: {exc}", "see --list-knobs for each knob's default") from None
     return SandboxServer(emulator, port=port).start()

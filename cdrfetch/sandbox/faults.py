@@ -89,3 +89,19 @@ def _due(queue: list[list[Any]], path: str) -> list[Any] | None:
             entry[0] -= 1
             return entry
     return None
+
+
+def knob_value(name: str, kind: type, value: Any) -> Any:
+    """`value` as the knob's type; text the way settings read it (`no` is False); TypeError otherwise."""
+    if isinstance(value, str) and kind is bool:
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return lowered in ("1", "true", "yes", "on")
+    elif isinstance(value, kind) or (kind is float and isinstance(value, int) and not isinstance(value, bool)):
+        return kind(value)
+    elif isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise TypeError(f"knob {name!r} takes a {kind.__name__}, not {value!r}")

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from cdrfetch.sandbox.faults import DATA_FAULTS, Faults
+from cdrfetch.sandbox.faults import DATA_FAULTS, Faults, knob_value
 from cdrfetch.windows import Window
 
 
@@ -140,10 +140,11 @@ class Emulator(abc.ABC):
                 f"{self.name} emulator has no fault knob {name!r} (known: {', '.join(self.supported_faults())})"
             )
         kind = DATA_FAULTS[name][0]
+        converted = knob_value(name, kind, value)
         if name == "clock_offset":
-            self.clock_offset = float(value)
+            self.clock_offset = converted
         else:
-            self._fault(name, kind(value))
+            self._fault(name, converted)
 
     def _fault(self, name: str, value: Any) -> None:
         """Map a data fault onto this protocol (clock_offset is handled by the base)."""

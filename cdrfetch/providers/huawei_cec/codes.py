@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cdrfetch.errors import CdrfetchError, ConfigError, DataError, UnavailableError
-from cdrfetch.tabular import read_json
+from cdrfetch.untrusted import read_json
 
 NOT_READY, NO_DATA = "0300011", "0300012"
 DOWNLOAD_FLOW, QUERY_FLOW = "0300008", "0300009"  # flow-control thresholds reached

@@ -22,7 +22,8 @@ import pyarrow.csv as pcsv
 from cdrfetch import archive, records
 from cdrfetch.errors import DataError
 from cdrfetch.providers.huawei_cec import columns as cols
-from cdrfetch.tabular import csv_errors, rebatch
+from cdrfetch.tabular import rebatch
+from cdrfetch.untrusted import csv_errors
 
 PROVIDER = "huawei-cec"
 BLOCK_BYTES = 1 << 20  # Arrow reads ahead dozens of blocks; 1 MiB keeps that to tens of MiB

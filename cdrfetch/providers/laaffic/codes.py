@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cdrfetch.errors import DataError, UnavailableError
 from cdrfetch.providers.laaffic import parse
 from cdrfetch.providers.laaffic import protocol as proto
-from cdrfetch.tabular import JSON_FAILURES, shown
+from cdrfetch.untrusted import JSON_FAILURES, shown
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -17,8 +17,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from cdrfetch.records import extra_json
-from cdrfetch.tabular import shown
+from cdrfetch.untrusted import extra_json, shown
 
 UTC = timezone.utc
 CENTS = Decimal("0.000001")

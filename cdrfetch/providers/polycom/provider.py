@@ -18,7 +18,6 @@ from urllib.parse import quote, urlsplit
 
 from cdrfetch.errors import CdrfetchError, TemporaryError, UnavailableError
 from cdrfetch.providers.base import Provider, Setting
-from cdrfetch.providers.polycom import export
 from cdrfetch.providers.polycom import status as st
 from cdrfetch.providers.polycom.api import Dma
 from cdrfetch.windows import Window
@@ -244,14 +243,14 @@ class Polycom(Provider):
         """The zip, checked (downloaded again when broken); its ETag goes to the run summary."""
         return self.client.verified_download(
             lambda directory: self.dma.download_into(directory, url, what, kwargs),
-            lambda path, directory: export.unpack(path, directory, what),
+            lambda path, directory: _export().unpack(path, directory, what),
             what=what,
         )
 
     # -- parsing -----------------------------------------------------------------------------------
 
     def _parse(self, members: list[Member], chunk: Window) -> Iterator[Batch]:
-        reading = export.read_export(members, self.output_tables(), account=self.account, chunk_end=chunk.end)
+        reading = _export().read_export(members, self.output_tables(), account=self.account, chunk_end=chunk.end)
         parsed, excluded, warnings = yield from reading
         for message in warnings:
             self.client.warn(f"polycom: {chunk.label}: {message}")
@@ -263,6 +262,13 @@ class Polycom(Provider):
 
     def _partial(self, reason: str) -> None:
         self.client.partial("polycom: " + reason)
+
+
+def _export() -> Any:
+    """The export zip module, imported when a zip is at hand (it brings pyarrow: `--help` stays light)."""
+    from cdrfetch.providers.polycom import export
+
+    return export
 
 
 def _label(status: st.Status) -> str:

@@ -25,8 +25,7 @@ from cdrfetch.providers.polycom.parse import (
     parse_time,
     utc_text,
 )
-from cdrfetch.records import extra_json
-from cdrfetch.tabular import csv_errors, shown
+from cdrfetch.untrusted import csv_errors, extra_json, shown
 
 _COUNT = re.compile(r"[0-9]{1,18}")  # a participant count: int64, and ASCII (str.isdigit takes '²')
 

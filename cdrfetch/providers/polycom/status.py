@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from cdrfetch.errors import AuthError, ConfigError, DataError, UnavailableError
-from cdrfetch.tabular import JSON_FAILURES, read_json
+from cdrfetch.untrusted import JSON_FAILURES, read_json
 
 if TYPE_CHECKING:
     from requests import Response

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, DataError, UnavailableError
-from cdrfetch.tabular import read_json
+from cdrfetch.untrusted import read_json
 
 SUCCESS = ("200", "000000")
 NO_DATA = "100007"

@@ -33,7 +33,8 @@ from cdrfetch.providers.youlianyun.read import (
     where,
 )
 from cdrfetch.records import BATCH_ROWS, CALLS, extra_json
-from cdrfetch.tabular import blank_to_null, columnwise_then_exact, json_objects, local_to_utc, shown, within_range
+from cdrfetch.tabular import blank_to_null, columnwise_then_exact, json_objects, local_to_utc, within_range
+from cdrfetch.untrusted import shown
 from cdrfetch.windows import Window
 
 TYPE_LABELS = {"0": "direct", "1": "free", "2": "callback"}

@@ -196,7 +196,12 @@ class Youlianyun(Provider):
         url = down_url.translate(_WHITESPACE) + "&token=" + token.translate(_WHITESPACE)
         path = self.client.download(url, what=f"youlianyun download {name}", into=directory)
         head = _head(path)
-        if head.lstrip()[:1] in (b"{", b"<") and b"respCode" in head:
+        if head.lstrip()[:1] in (b"{", b"<") and b"respCode" in head:  # an error answer, not a bill
+            limit = self.client.answer_limits.max_bytes
+            if limit is not None and path.stat().st_size > limit:
+                raise DataError(
+                    f"youlianyun download {name}: an error answer of {path.stat().st_size} bytes", "report it"
+                )
             codes.raise_for_body(path.read_bytes(), f"youlianyun download {name}")
         return path
 
