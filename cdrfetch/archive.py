@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, Protocol
 
 from cdrfetch import zipcheck
-from cdrfetch.errors import DataError
+from cdrfetch.errors import DataError, LocalIOError
 
 ZIP, GZIP, PLAIN = "zip", "gzip", "plain"
 MAX_BYTES = 16 << 30  # total decompressed bytes accepted from one archive
@@ -179,8 +179,9 @@ def _drain(blocks: Iterable[bytes], target: Path, limits: _Limits, name: str) ->
                 raise _unwritable(name, exc) from None
 
 
-def _unwritable(name: str, exc: OSError) -> DataError:
-    return DataError(
+def _unwritable(name: str, exc: OSError) -> LocalIOError:
+    """A full or failing local disk is the run's failure (74), not the provider's data."""
+    return LocalIOError(
         f"{name}: cannot write the unpacked file ({exc.strerror or exc})",
         "check the free space and permissions of the work directory",
     )

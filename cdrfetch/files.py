@@ -27,6 +27,7 @@ class AtomicFile:
     def __init__(self, target: Path, *, suffix: str = ".partial") -> None:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(target.parent, f".{target.name}.")  # temp files of killed runs, never a live one's
         # the pid in the name tells a later run whether the writer is still alive (see remove_orphans)
         handle, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=suffix, dir=target.parent)
         self.temp = Path(name)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdrfetch.errors import CantCreateError, UsageError
-from cdrfetch.files import AtomicFile, remove_orphans
+from cdrfetch.files import AtomicFile
 
 FORMATS = ("parquet", "csv", "jsonl", "json")
 TEXT_FORMATS = ("csv", "jsonl", "json")
@@ -87,8 +87,6 @@ class Sink(abc.ABC):
         if target is None:
             self._stream: IO[bytes] = sys.stdout.buffer
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            remove_orphans(target.parent, f".{target.name}.")  # temp files of killed runs, never a live one's
             self._file = AtomicFile(target)
             self._stream = self._file.stream
         self.begin()

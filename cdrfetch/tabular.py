@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TypeVar
 
@@ -43,23 +43,6 @@ def columnwise_then_exact(columnwise: Iterator[A], exact: Callable[[], Iterable[
         yield from columnwise
     except Irregular:
         yield from exact()
-
-
-def read_ahead(items: Iterable[A], work: Callable[[A], B]) -> Iterator[tuple[A, Future[B]]]:
-    """Each item with its `work` started on a worker thread one item ahead of the consumer.
-
-    Arrow kernels release the GIL, so the next block is read and normalized while the caller writes
-    the current one. A consumer that stops early leaves at most one piece of work running.
-    """
-    with ThreadPoolExecutor(1, thread_name_prefix="cdrfetch-ahead") as pool:
-        pending: tuple[A, Future[B]] | None = None
-        for item in items:
-            started = (item, pool.submit(work, item))
-            if pending is not None:
-                yield pending
-            pending = started
-        if pending is not None:
-            yield pending
 
 
 def in_parallel(table: pa.Table, work: Callable[[pa.Table], B]) -> list[B]:

@@ -27,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdrfetch import archive, zipcheck
-from cdrfetch.errors import DataError
+from cdrfetch.errors import DataError, LocalIOError
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = b"".join(
@@ -292,10 +292,11 @@ def test_any_other_parse_failure_is_a_data_error_naming_the_file(
     refusal(source, dest, rf"hostile\.zip: unreadable archive \({type(error).__name__}\)")
 
 
-def test_an_unwritable_destination_is_a_data_error(tmp_path: Path) -> None:
+def test_an_unwritable_destination_is_a_local_io_error(tmp_path: Path) -> None:
     source, _ = write(tmp_path, build_zip([Raw(b"a.csv", b"1")]))
-    with pytest.raises(DataError, match="cannot write the unpacked file"):
+    with pytest.raises(LocalIOError, match="cannot write the unpacked file") as caught:
         archive.extract(source, tmp_path / "missing", name="hostile.zip")
+    assert caught.value.exit_code == 74  # the local disk, not the provider's data
 
 
 def _mutations() -> st.SearchStrategy[list[tuple[str, float, int]]]:

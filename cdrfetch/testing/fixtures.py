@@ -5,7 +5,6 @@ Use them with `pytest_plugins = ["cdrfetch.testing.fixtures"]` in your conftest.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 import keyring
 import pytest
 
+from cdrfetch.http import is_loopback
 from cdrfetch.testing.harness import MemoryKeyring
 
 
@@ -28,11 +28,7 @@ _real_connect = socket.socket.connect
 def _loopback_only(self: socket.socket, address: Any) -> Any:
     if self.family in (socket.AF_INET, socket.AF_INET6):
         host = address[0]
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if not loopback:
+        if not is_loopback(host):
             raise NonLoopbackConnection(f"tests may only connect to loopback, not {host}")
     return _real_connect(self, address)
 
