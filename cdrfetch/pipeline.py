@@ -25,7 +25,7 @@ from cdrfetch import archive, crashpoints
 from cdrfetch.errors import CdrfetchError, ExitCode, LocalIOError, PartialResultError
 from cdrfetch.providers.base import Provider
 from cdrfetch.records import Batch, first_sightings
-from cdrfetch.sinks import Sink, open_sink
+from cdrfetch.sinks import Sink, names_directory, open_sink
 from cdrfetch.summary import ChunkResult, RunSummary
 from cdrfetch.windows import Window
 
@@ -48,7 +48,7 @@ def output_targets(
     """
     if output == "-":
         return {"calls": None}
-    if output is None or output.endswith(("/", "\\")) or Path(output).is_dir() or not Path(output).suffix:
+    if output is None or names_directory(output):
         calls = Path(output or DEFAULT_DIR) / provider / _safe(account) / f"{label}.{fmt}"
     else:
         calls = Path(output)

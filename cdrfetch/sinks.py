@@ -38,7 +38,7 @@ def format_for(path: str | None, explicit: str | None) -> str:
         fmt = explicit or "csv"
         _check_stdout(fmt)
         return fmt
-    suffix = Path(path).suffix.lstrip(".").lower() if path and not path.endswith(("/", "\\")) else ""
+    suffix = "" if names_directory(path) else Path(str(path)).suffix.lstrip(".").lower()
     if explicit and suffix in FORMATS and suffix != explicit:
         raise UsageError(f"-o {path} names a .{suffix} file but --format is {explicit}", "make the two agree")
     if not explicit and suffix and suffix not in FORMATS:
@@ -47,6 +47,13 @@ def format_for(path: str | None, explicit: str | None) -> str:
             f"name a .{'/.'.join(FORMATS)} file, add --format, or end a directory with '/'",
         )
     return explicit or (suffix if suffix in FORMATS else "parquet")
+
+
+def names_directory(output: str | None) -> bool:
+    """Whether `-o` names a directory: none given, an existing one, a trailing '/', or no suffix."""
+    if output is None:
+        return True
+    return output.endswith(("/", "\\")) or Path(output).is_dir() or not Path(output).suffix
 
 
 def _check_stdout(fmt: str) -> None:

@@ -89,3 +89,9 @@ def test_format_selection() -> None:
         format_for("x", "xlsx")
     with pytest.raises(UsageError):
         open_sink("parquet", CALLS, None)
+
+
+def test_an_existing_directory_with_a_dot_in_its_name_is_a_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "out.v2"
+    directory.mkdir()
+    assert format_for(str(directory), None) == "parquet"  # not refused as a ".v2 file"
