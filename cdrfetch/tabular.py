@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,7 +26,6 @@ A = TypeVar("A")
 B = TypeVar("B")
 PART_MIN_ROWS = 50_000  # below this, splitting a table over threads costs more than it saves
 _NULL = pa.scalar(None, pa.string())
-_END = 1 << 62  # a slice start past any cell: append
 _NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f\\"]')
 
 
@@ -129,33 +128,44 @@ def within_range(instants: pa.Array) -> pa.Array:
     return pc.if_else(inside, instants, pa.scalar(None, instants.type))
 
 
-def json_objects(members: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], rows: int) -> pa.Array:
+def json_objects(members: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], rows: int) -> Any:
     """Per row, the JSON object of the (name, text cells) members in order, null cells left out.
 
-    The text is exactly what records.extra_json gives for the same fields, built column-wise.
+    The text is exactly what records.extra_json gives for the same fields, built in one string join:
+    a member without nulls (the common case) joins in as literal pieces around the cells themselves,
+    so no per-column string is built. The first such member anchors the commas: members before it
+    carry a trailing comma, members after it a leading one, so an absent member (an empty piece)
+    never leaves a stray comma.
     """
-    if not members:
+    pairs = []  # (key, pieces of the JSON value, presence mask or None when every cell is present)
+    for name, cells in members:
+        present = pc.is_valid(cells)
+        if not pc.any(present).as_py():
+            continue
+        key = json.dumps(name, ensure_ascii=False) + ":"
+        pairs.append((key, _json_strings(cells), None if pc.all(present).as_py() else present))
+    if not pairs:
         return pa.repeat(pa.scalar("{}"), rows)
-    parts = [_member(name, _combined(values)) for name, values in members]
-    joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
-    return _wrap(pc.binary_replace_slice(joined, 0, 1, ""), "{", "}")  # drop the leading comma
+    anchor = next((i for i, (_, _, present) in enumerate(pairs) if present is None), None)
+    if anchor is None:  # every member has absent cells: let the join skip them
+        items = [
+            pc.if_else(present, pc.binary_join_element_wise(key, *value, ""), _NULL) for key, value, present in pairs
+        ]
+        return pc.binary_join_element_wise("{", pc.binary_join_element_wise(*items, ",", null_handling="skip"), "}", "")
+    parts: list[Any] = ["{"]
+    for i, (key, value, present) in enumerate(pairs):
+        head, tail = ("," if i > anchor else "") + key, "," if i < anchor else ""
+        if present is None:
+            parts += [head, *value, tail]
+        else:
+            parts.append(pc.if_else(present, pc.binary_join_element_wise(head, *value, tail, ""), ""))
+    return pc.binary_join_element_wise(*parts, "}", "")
 
 
-def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
-
-def _member(name: str, cells: pa.Array) -> pa.Array:
-    """`,"name":<JSON string>` per row, null for null cells; escapes identical to json.dumps(ensure_ascii=False)."""
-    key = "," + json.dumps(name, ensure_ascii=False) + ":"
-    data = cells.buffers()[2]
-    # one C-speed scan of the column's character data; escaping is rare, so it takes the slow path
-    if data is not None and _NEEDS_ESCAPE.search(memoryview(data)):
-        literals = [None if v is None else json.dumps(v, ensure_ascii=False) for v in cells.to_pylist()]
-        return _wrap(pa.array(literals, pa.string()), key, "")
-    return _wrap(cells, key + '"', '"')
-
-
-def _wrap(values: pa.Array, before: str, after: str) -> pa.Array:
-    """before + value + after (null stays null); slice replacement beats binary_join_element_wise ~2x."""
-    return pc.binary_replace_slice(pc.binary_replace_slice(values, 0, 0, before), _END, _END, after)
+def _json_strings(cells: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """Pieces that join into each cell as a JSON string, escaped exactly like json.dumps(ensure_ascii=False)."""
+    chunks = cells.chunks if isinstance(cells, pa.ChunkedArray) else [cells]
+    # one C-speed scan of the character data; escaping is rare, so it takes the slow path
+    if any(c.buffers()[2] is not None and _NEEDS_ESCAPE.search(memoryview(c.buffers()[2])) for c in chunks):
+        return [pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in cells.to_pylist()])]
+    return ['"', cells, '"']
