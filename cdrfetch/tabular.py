@@ -144,14 +144,16 @@ def json_objects(members: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], rows
             continue
         key = json.dumps(name, ensure_ascii=False) + ":"
         pairs.append((key, _json_strings(cells), None if pc.all(present).as_py() else present))
-    if not pairs:
-        return pa.repeat(pa.scalar("{}"), rows)
+    if not pairs:  # as long as the members are (a caller's row count may count rows the members lack)
+        return pa.repeat(pa.scalar("{}"), len(members[0][1]) if members else rows)
     anchor = next((i for i, (_, _, present) in enumerate(pairs) if present is None), None)
-    if anchor is None:  # every member has absent cells: let the join skip them
+    if anchor is None:  # every member has absent cells: each brings its own leading comma, the first is cut
         items = [
-            pc.if_else(present, pc.binary_join_element_wise(key, *value, ""), _NULL) for key, value, present in pairs
+            pc.if_else(present, pc.binary_join_element_wise(",", key, *value, ""), "") for key, value, present in pairs
         ]
-        return pc.binary_join_element_wise("{", pc.binary_join_element_wise(*items, ",", null_handling="skip"), "}", "")
+        # not Arrow's null_handling="skip": it drops the rows where every value is null
+        joined = items[0] if len(items) == 1 else pc.binary_join_element_wise(*items, "")
+        return pc.binary_join_element_wise("{", pc.binary_replace_slice(joined, 0, 1, ""), "}", "")
     parts: list[Any] = ["{"]
     for i, (key, value, present) in enumerate(pairs):
         head, tail = ("," if i > anchor else "") + key, "," if i < anchor else ""
