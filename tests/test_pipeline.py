@@ -33,7 +33,9 @@ class Scripted(Provider):
     account_setting = "account"
     settings = (Setting("account", "id"),)
     max_window = timedelta(days=1)
-    tables: ClassVar[dict[str, pa.Schema]] = {"calls": records.CALLS, "recordings": RECORDINGS}
+    @classmethod
+    def output_tables(cls) -> dict[str, pa.Schema]:
+        return {"calls": records.CALLS, "recordings": RECORDINGS}
     failures: ClassVar[dict[int, Exception]] = {}
 
     def fetch(self, chunk: Window) -> Iterator[records.Batch]:

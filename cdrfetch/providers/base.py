@@ -117,9 +117,6 @@ class Provider(abc.ABC):
     # Longest chunk the provider accepts. A provider whose users may shorten it declares the setting
     # `max_window_days` (with its `maximum`); the core then cuts chunks of that many days.
     max_window: ClassVar[timedelta | None] = None
-    # Output tables: {"calls": records.CALLS, "recordings": ...}; filled in by subclasses that
-    # have side tables. None means calls only (resolved lazily so pyarrow is not imported early).
-    tables: ClassVar[Mapping[str, pa.Schema] | None] = None
 
     def __init__(self, settings: Resolved, client: Client) -> None:
         self.config = settings
@@ -133,10 +130,11 @@ class Provider(abc.ABC):
 
     @classmethod
     def output_tables(cls) -> Mapping[str, pa.Schema]:
-        """Table name -> Arrow schema of everything this provider writes."""
+        """Table name -> Arrow schema of everything this provider writes: `calls`, and side tables
+        a provider adds by overriding this (importing their schemas here keeps pyarrow out of start-up)."""
         from cdrfetch.records import CALLS
 
-        return cls.tables or {"calls": CALLS}
+        return {"calls": CALLS}
 
     @classmethod
     def account_of(cls, settings: Mapping[str, Any]) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from cdrfetch import archive, records
 from cdrfetch.errors import AuthError, ConfigError, DataError, UnavailableError
@@ -24,6 +24,8 @@ from cdrfetch.providers.huawei_cec.signing import DEFAULT_SIGNED, AuthV2
 from cdrfetch.windows import Window, zone
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from cdrfetch.client import Client
     from cdrfetch.config import Resolved
     from cdrfetch.files import Verified
@@ -52,7 +54,6 @@ class HuaweiCec(Provider):
     title = "Huawei CEC (CC-FS)"
     account_setting = "ak"
     max_window = timedelta(days=3)
-    tables: ClassVar[Mapping[str, Any]] = {"calls": records.CALLS, "recordings": cols.RECORDINGS}
     settings = (
         Setting("base_url", "https://<CC-FS or NSLB ip>:<port>, no path (e.g. https://10.0.0.1:28443)"),
         Setting("ak", "access key (developer ID / appId); also the `account` column"),
@@ -70,6 +71,11 @@ class HuaweiCec(Provider):
         Setting("poll_timeout", "seconds to wait for one export before giving up", default=1800.0, kind=float),
         Setting("flow_backoff", "first wait after a flow-control code (doubles, max 300 s)", default=30.0, kind=float),
     )
+
+    @classmethod
+    def output_tables(cls) -> Mapping[str, pa.Schema]:
+        """`calls` and the `recordings` side table."""
+        return {"calls": records.CALLS, "recordings": cols.RECORDINGS}
 
     def __init__(self, settings: Resolved, client: Client) -> None:
         super().__init__(settings, client)
