@@ -878,3 +878,9 @@ def test_gbk_members_are_read_with_a_warning_and_utf8_bom_is_stripped(tmp_path: 
     assert export.calls[0]["caller"] == "会议室" and export.conferences[0]["conf_id"] == "c-1"
     assert [(b.table, b.data.num_rows) for b in batches] == [("calls", 1), ("conferences", 1)]
     assert excluded == [] and warnings == ["calls.csv is not UTF-8; read as GBK"]
+
+
+@pytest.mark.parametrize("etag", ['"' + "9" * 5000 + '"', '"99999999999999999999"', '"9999999999999999"', "\x00\xff"])
+def test_an_absurd_etag_stays_a_plain_note(etag: str) -> None:
+    notes = etag_notes(etag)
+    assert len(notes["etag"]) <= 200 and "export_time" not in notes

@@ -161,14 +161,15 @@ def etag_notes(header: str | None) -> dict[str, Any]:
         return {}
     value = header.strip()
     value = value[2:] if value.startswith("W/") else value
-    value = value.strip('"')
+    value = value.strip('"')[:200]  # a note, not a place to store whatever a server sends
     notes: dict[str, Any] = {"etag": value}
-    if value.isdigit():
+    if value.isascii() and value.isdigit() and len(value) <= 16:  # seconds or ms of a plausible date only
         stamp = int(value)
         seconds = stamp / 1000 if stamp > 10**11 else stamp
         from datetime import timezone
 
-        notes["export_time"] = datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+        with contextlib.suppress(OverflowError, OSError, ValueError):  # no clock shows it: a plain note
+            notes["export_time"] = datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
     return notes
 
 
