@@ -33,9 +33,11 @@ class Scripted(Provider):
     account_setting = "account"
     settings = (Setting("account", "id"),)
     max_window = timedelta(days=1)
+
     @classmethod
     def output_tables(cls) -> dict[str, pa.Schema]:
         return {"calls": records.CALLS, "recordings": RECORDINGS}
+
     failures: ClassVar[dict[int, Exception]] = {}
 
     def fetch(self, chunk: Window) -> Iterator[records.Batch]:
