@@ -115,3 +115,15 @@ def test_pull_sandbox_takes_the_same_knobs() -> None:
     assert "listening" not in unknown.stderr  # the emulator line comes only once the run can go ahead
     without = run_cli("laaffic", "pull", "--knob", "empty=true", "-o", "-")
     assert without.exit_code == 2 and "--sandbox" in without.stderr
+
+
+@pytest.mark.parametrize(
+    ("knob", "extra", "code", "text"),
+    [("redirect_to=https://127.0.0.2:9/x", [], 78, "redirect"), ("fail_status=503", ["--set", "retries=0"], 69, "503"),
+     ("trickle_seconds=0.2", ["--set", "deadline=1", "--set", "retries=0"], 69, "not complete within 1s"),
+     ("endless=true", ["--set", "max_answer_mb=1"], 65, "larger than")],
+)  # fmt: skip
+def test_hostile_server_knobs_reach_every_answer(knob: str, extra: list[str], code: int, text: str) -> None:
+    result = run_cli("huawei-cec", "pull", "--sandbox", "--knob", knob, *extra, "-o", "-", "--format", "jsonl")
+    assert result.exit_code == code, result.stderr
+    assert text in result.stderr and "Traceback" not in result.stderr

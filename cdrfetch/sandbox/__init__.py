@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cdrfetch.errors import UsageError
-from cdrfetch.sandbox.faults import DATA_FAULTS
+from cdrfetch.sandbox.faults import DATA_FAULTS, HOSTILE_KNOBS, knob_value
 from cdrfetch.sandbox.server import Emulator, SandboxServer
 
 
@@ -46,6 +46,7 @@ def knob_table(provider: str) -> list[tuple[str, Any, str]]:
     cls = emulator_class(provider)
     shared = [name for name in DATA_FAULTS if name not in cls.unsupported_faults]
     rows: list[tuple[str, Any, str]] = [(n, DATA_FAULTS[n][0](), f"shared fault: {DATA_FAULTS[n][1]}") for n in shared]
+    rows += [(n, HOSTILE_KNOBS[n][0](), f"hostile server: {HOSTILE_KNOBS[n][1]}") for n in HOSTILE_KNOBS]
     for name, default in cls.knob_defaults().items():
         if name not in DATA_FAULTS:
             kind = type(default).__name__ if default is not None else "optional"
@@ -68,10 +69,14 @@ def serve(provider: str, knobs: Mapping[str, Any] | None = None, *, port: int = 
             f"{provider} emulator has no knob {unknown[0]!r}{suggest(unknown[0], known)}", f"known: {', '.join(known)}"
         )
     faults = {name: value for name, value in wanted.items() if name in DATA_FAULTS}
+    hostile = {name: value for name, value in wanted.items() if name in HOSTILE_KNOBS}
+    own = {name: value for name, value in wanted.items() if name not in DATA_FAULTS and name not in HOSTILE_KNOBS}
     try:
-        emulator = cls(**{name: value for name, value in wanted.items() if name not in DATA_FAULTS})
+        emulator = cls(**own)
         for name, value in faults.items():
             emulator.fault(name, value)
+        for name, value in hostile.items():
+            emulator.faults.hostile(name, knob_value(name, HOSTILE_KNOBS[name][0], value))
     except (TypeError, ValueError) as exc:  # a knob value of the wrong kind
         raise UsageError(f"{provider} emulator: {exc}", "see --list-knobs for each knob's default") from None
     return SandboxServer(emulator, port=port).start()

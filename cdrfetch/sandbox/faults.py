@@ -16,6 +16,16 @@ if TYPE_CHECKING:
 # The data faults every emulator understands under the same names: name -> (type, what it does).
 # Each emulator maps them onto its protocol (`Emulator._fault`); one without a use for a knob (no
 # timestamps to expire, no file to download) lists it in `unsupported_faults`.
+# Transport faults as knobs (`sandbox serve --knob`, `pull --sandbox --knob`): each applies to every
+# answer of the emulator, for as long as it runs. name -> (type, what it does).
+HOSTILE_KNOBS: dict[str, tuple[type, str]] = {
+    "fail_status": (int, "every answer is this HTTP status (e.g. 503)"),
+    "redirect_to": (str, "every answer redirects (302) to this URL: another origin, an http:// downgrade, file:..."),
+    "trickle_seconds": (float, "every answer's body arrives one byte per this many seconds"),
+    "endless": (bool, "every answer's body never ends"),
+}
+FOREVER = 1 << 62  # `remaining` of a fault queued for the emulator's whole life
+
 DATA_FAULTS: dict[str, tuple[type, str]] = {
     "malformed": (bool, "one served row carries an unparseable mandatory field"),
     "empty": (bool, "serve no records at all"),
@@ -55,6 +65,19 @@ class Faults:
     def endless_next(self, count: int, route: str = "") -> None:
         """The next `count` matching answers never end (the body repeats, no Content-Length)."""
         self.endless.append([count, route])
+
+    def hostile(self, name: str, value: Any) -> None:
+        """Apply one HOSTILE_KNOBS knob to every answer from now on (a false value leaves it off)."""
+        if not value:
+            return
+        if name == "fail_status":
+            self.fail_next(FOREVER, int(value))
+        elif name == "redirect_to":
+            self.redirect_next(FOREVER, str(value))
+        elif name == "trickle_seconds":
+            self.trickle_next(FOREVER, float(value))
+        elif name == "endless":
+            self.endless_next(FOREVER)
 
     def delay(self, path: str) -> None:
         """Apply the latency knob (outside any lock, so concurrent requests overlap)."""
