@@ -76,7 +76,7 @@ class Client:
         )  # fmt: skip
         # the origin credentials belong to; None for a provider without `base_url`
         self.origin = http.origin(str(settings["base_url"])) if settings.get("base_url") else None
-        if self.origin and self.origin[0] == "http" and not http.is_loopback(self.origin[1]):
+        if self.origin and http.in_the_clear(str(settings["base_url"])):
             log.warning(
                 "base_url is plain http (allow_http: true): credentials and records cross the network in the clear"
             )

@@ -62,6 +62,12 @@ def is_loopback(host: str) -> bool:
         return host.lower() == "localhost"
 
 
+def in_the_clear(url: str) -> bool:
+    """Plain http to a host that is not loopback: credentials and records would cross the network readable."""
+    parts = urlsplit(url)
+    return parts.scheme.lower() == "http" and not is_loopback(parts.hostname or "")
+
+
 def check_url(url: str, what: str) -> None:
     """Only absolute http(s) URLs are ever requested, whatever a provider hands out."""
     try:

@@ -56,7 +56,7 @@ def check_consistent(resolved: Resolved) -> None:
     """Rules between settings that every provider shares."""
     from urllib.parse import urlsplit
 
-    from cdrfetch.http import check_url, is_loopback
+    from cdrfetch.http import check_url, in_the_clear
 
     if resolved["base_url"]:
         try:
@@ -66,7 +66,7 @@ def check_consistent(resolved: Resolved) -> None:
                 error.message, "base_url is an absolute http(s) URL, e.g. https://api.example.com"
             ) from None
     base = urlsplit(str(resolved["base_url"] or ""))
-    if base.scheme.lower() == "http" and not is_loopback(base.hostname or "") and not resolved["allow_http"]:
+    if in_the_clear(str(resolved["base_url"] or "")) and not resolved["allow_http"]:
         raise ConfigError(
             f"{resolved.provider}: base_url {base.scheme}://{base.netloc} is plain http: credentials would cross "
             "the network in the clear",

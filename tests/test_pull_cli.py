@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,27 +11,11 @@ from typing import Any
 import pytest
 
 from cdrfetch.errors import ExitCode
-from cdrfetch.sandbox import emulator_class
 from cdrfetch.sandbox.server import SandboxServer
 from cdrfetch.testing.harness import MemoryKeyring, run_cli, write_profile
+from tests.sandbox_cli import PROVIDER, pull  # its `server` and `profile` fixtures come through conftest
 
-PROVIDER = "youlianyun"
 EXCHANGE = re.compile(r"(GET|POST) http://127\.0\.0\.1:\d+/\S+ -> \d{3}, \d+ bytes, \d+ ms$")
-
-
-@pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    with SandboxServer(emulator_class(PROVIDER)()) as running:
-        yield running
-
-
-@pytest.fixture
-def profile(server: SandboxServer, tmp_path: Path, memory_keyring: MemoryKeyring) -> Path:
-    return write_profile(PROVIDER, server.emulator.profile(server.url), tmp_path / "config.yaml", memory_keyring)
-
-
-def pull(profile: Path, *args: str) -> Any:
-    return run_cli(PROVIDER, "pull", "--config", str(profile), *args)
 
 
 def stale(path: Path) -> Path:

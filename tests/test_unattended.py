@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import keyring
 import pytest
@@ -16,27 +14,11 @@ from keyring.backends import fail
 from cdrfetch import locking, providers
 from cdrfetch.errors import ExitCode
 from cdrfetch.ledger import Key, Ledger
-from cdrfetch.sandbox import emulator_class
 from cdrfetch.sandbox.server import SandboxServer
 from cdrfetch.testing.harness import MemoryKeyring, read_table, run_cli, write_profile
+from tests.sandbox_cli import PROVIDER, pull  # its `server` and `profile` fixtures come through conftest
 
-PROVIDER = "youlianyun"
 SID = "1784fd62ae354a1eca54f8b34e5a9baf"
-
-
-@pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    with SandboxServer(emulator_class(PROVIDER)()) as running:
-        yield running
-
-
-@pytest.fixture
-def profile(server: SandboxServer, tmp_path: Path, memory_keyring: MemoryKeyring) -> Path:
-    return write_profile(PROVIDER, server.emulator.profile(server.url), tmp_path / "config.yaml", memory_keyring)
-
-
-def pull(profile: Path, *args: str) -> Any:
-    return run_cli(PROVIDER, "pull", "--config", str(profile), *args)
 
 
 def test_since_last_resumes_and_never_duplicates(server: SandboxServer, profile: Path, tmp_path: Path) -> None:
