@@ -112,9 +112,7 @@ def run_sandbox_serve(provider: str, port: int, pairs: list[str], list_knobs: bo
 
     from cdrfetch import sandbox
 
-    if provider not in providers.names():
-        hint = f"one of: {', '.join(providers.names())}"
-        raise UsageError(f"unknown provider {provider!r}{config.suggest(provider, providers.names())}", hint)
+    providers.require(provider)
     if list_knobs:
         for name, default, help_text in sandbox.knob_table(provider):
             print(f"{name:24} {json.dumps(default, default=str):16} {help_text}")
@@ -138,8 +136,7 @@ def run_config_init(names: list[str], config_file: str | None, force: bool) -> i
     """`config init`: a commented starter config (mode 0600) where cdrfetch looks for it."""
     known = providers.names()
     for name in names:
-        if name not in known:
-            raise UsageError(f"unknown provider {name!r}{config.suggest(name, known)}", f"one of: {', '.join(known)}")
+        providers.require(name)
     path, _named = config.config_path(config_file)
     if path.exists() and not force:
         raise UsageError(f"{path} already exists", "add --force to replace it")
@@ -189,8 +186,8 @@ def run_runs(provider: str | None, limit: int, as_json: bool) -> int:
     from cdrfetch import providers
     from cdrfetch.ledger import Ledger
 
-    if provider is not None and provider not in providers.names():
-        raise UsageError(f"unknown provider {provider!r}", f"one of: {', '.join(providers.names())}")
+    if provider is not None:
+        providers.require(provider)
     rows = Ledger().runs(provider, limit)
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))

@@ -63,14 +63,26 @@ def entries() -> dict[str, Entry]:
     return found
 
 
-def load(name: str) -> type[Provider]:
-    """The provider class registered under `name` (ConfigError when a plugin fails to import)."""
-    from cdrfetch.errors import ConfigError, UsageError
-    from cdrfetch.providers.base import Provider
+def require(name: str) -> Entry:
+    """The entry of `name`; a UsageError with the closest names when there is none."""
+    import difflib
+
+    from cdrfetch.errors import UsageError
 
     registered = entry(name)
     if registered is None:
-        raise UsageError(f"unknown provider {name!r}", f"one of: {', '.join(names())}")
+        close = difflib.get_close_matches(name, names(), n=1)
+        guess = f" (did you mean {close[0]}?)" if close else ""
+        raise UsageError(f"unknown provider {name!r}{guess}", f"one of: {', '.join(names())}")
+    return registered
+
+
+def load(name: str) -> type[Provider]:
+    """The provider class registered under `name` (ConfigError when a plugin fails to import)."""
+    from cdrfetch.errors import ConfigError
+    from cdrfetch.providers.base import Provider
+
+    registered = require(name)
     try:
         module_name, _, attribute = registered.ref.partition(":")
         found: object = importlib.import_module(module_name)
