@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cdrfetch import config, crashpoints, locking, logs, monitoring, pipeline, providers, sinks, windows
+from cdrfetch import config, crashpoints, destinations, locking, logs, monitoring, pipeline, providers, windows
 from cdrfetch.client import Client, utc_now
 from cdrfetch.errors import BROKEN_PIPE, INTERRUPTED, CdrfetchError, ExitCode, UsageError
 from cdrfetch.ledger import Key, Ledger
@@ -117,7 +117,7 @@ def _check_output_options(options: PullOptions, output: LogOptions) -> None:
 
 def _pull(options: PullOptions, output: LogOptions, monitor: monitoring.Monitor, log: logging.Logger) -> int:
     _check_output_options(options, output)
-    fmt = sinks.format_for(options.output, options.fmt)
+    destinations.choose(options.output, options.fmt, config_file=options.config)  # usage errors first
     _check_window_options(options)
     cls = providers.load(options.provider)
     summary = monitor.summary
@@ -130,16 +130,20 @@ def _pull(options: PullOptions, output: LogOptions, monitor: monitoring.Monitor,
             log.info("sandbox: %s emulator listening on %s", options.provider, settings["base_url"])
         key = Key(cls.name, settings.profile, cls.account_of(settings))
         summary.account = key.account
+        destination = destinations.choose(
+            options.output, options.fmt, config_file=options.config, file_layout=str(settings["layout"])
+        )
         with locking.exclusive(key, options.wait_lock):
             ledger = Ledger().check()  # a bad ledger fails here, before any request or output
             if options.reset_state:
                 _reset_state(ledger, key, options.yes, log)
             started = utc_now().replace(microsecond=0)
-            window = _choose_window(options, ledger, key, settings, started, log)
+            state = State(ledger, destination, key)
+            window = _choose_window(options, state, settings, started, log)
             if window is None:
-                log.info("%s: nothing to pull, the ledger is up to date", key.provider)
+                log.info("%s: nothing to pull, %s is up to date", key.provider, state.holder)
                 return int(ExitCode.OK)
-            RecordedPull(options, output, cls, settings, ledger, key, log, summary).run(window, fmt, started)
+            RecordedPull(options, output, cls, settings, ledger, key, log, summary).run(window, destination, started)
     for entry in summary.files:
         log.info("wrote %d %s records to %s", entry["rows"], entry["table"], entry["path"])
     return int(ExitCode.OK)
@@ -153,21 +157,39 @@ def _check_window_options(options: PullOptions) -> None:
         windows.from_options(day=options.date, start=options.start, end=options.end, tz=windows.UTC, now=utc_now())
 
 
+@dataclass(frozen=True)
+class State:
+    """Where --since-last resumes from: the destination when it keeps the state (tables), else the ledger."""
+
+    ledger: Ledger
+    destination: destinations.Destination
+    key: Key
+
+    @property
+    def holder(self) -> str:
+        return self.destination.describe() if self.destination.keeps_state else "the ledger"
+
+    def resume_point(self) -> datetime | None:
+        if self.destination.keeps_state:
+            return self.destination.resume_point(self.key.provider, self.key.account)
+        return self.ledger.resume_point(self.key)
+
+
 def _choose_window(
-    options: PullOptions, ledger: Ledger, key: Key, settings: config.Resolved, now: datetime, log: logging.Logger
+    options: PullOptions, state: State, settings: config.Resolved, now: datetime, log: logging.Logger
 ) -> windows.Window | None:
-    """The explicit window, or for --since-last: from the ledger's resume point (minus lookback) to now."""
+    """The explicit window, or for --since-last: from the state's resume point (minus lookback) to now."""
     tz = windows.zone(str(settings["tz"]))
     if not options.since_last:
         return windows.from_options(day=options.date, start=options.start, end=options.end, tz=tz, now=now)
-    resumed = ledger.resume_point(key)
+    resumed = state.resume_point()
     if resumed is None:  # first run: start with yesterday, like --date day
         start = windows.from_options(day="day", start=None, end=None, tz=tz, now=now).start
     else:
         if resumed > now:  # the clock went back since that run (or it ran with the clock ahead)
             log.warning(
-                "ledger: %s is recorded complete until %s, after now (%s): the clock moved back; resuming from now",
-                key.provider, resumed.isoformat(), now.isoformat(),
+                "%s: %s is recorded complete until %s, after now (%s): the clock moved back; resuming from now",
+                state.holder, state.key.provider, resumed.isoformat(), now.isoformat(),
             )  # fmt: skip
             resumed = now
         start = resumed - parse_duration(str(settings["lookback"]))
@@ -190,15 +212,16 @@ class RecordedPull:
     log: logging.Logger
     summary: RunSummary
 
-    def run(self, window: windows.Window, fmt: str, started: datetime) -> RunSummary:
+    def run(self, window: windows.Window, destination: destinations.Destination, started: datetime) -> RunSummary:
         """Pull `window`; the ledger is written even when the pull fails."""
         key, summary = self.key, self.summary
         summary.window_start, summary.window_end = window.start.isoformat(), window.end.isoformat()
-        already = self.ledger.written_since(key, window.start) if self.options.since_last else {}
+        overlap = self.options.since_last and not destination.keeps_state  # tables drop repeats themselves
+        already = self.ledger.written_since(key, window.start) if overlap else {}
         code: int = ExitCode.INTERNAL
         written: pipeline.Written | None = None
         try:
-            written = self._pull(window, fmt, summary, already)
+            written = self._pull(window, destination, summary, already, started)
             if written.partial is not None:
                 raise written.partial
             code = ExitCode.OK
@@ -217,7 +240,12 @@ class RecordedPull:
         return summary
 
     def _pull(
-        self, window: windows.Window, fmt: str, summary: RunSummary, already: dict[str, set[str]]
+        self,
+        window: windows.Window,
+        destination: destinations.Destination,
+        summary: RunSummary,
+        already: dict[str, set[str]],
+        started: datetime,
     ) -> pipeline.Written:
         board = Board(enabled=not self.output.quiet and self.output.fmt == "text")
         log = logging.getLogger(f"{logs.ROOT}.{self.cls.name}")
@@ -225,9 +253,8 @@ class RecordedPull:
             return pipeline.pull(
                 self.cls(self.settings, client),
                 window,
-                pipeline.Services(summary, board, client.scratch()),
-                output=self.options.output,
-                fmt=fmt,
+                pipeline.Services(summary, board, client.scratch(), started),
+                destination,
                 allow_partial=self.options.allow_partial or bool(self.settings["allow_partial"]),
                 already=already,
             )

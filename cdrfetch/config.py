@@ -8,13 +8,13 @@ One resolver, one precedence, highest first:
 Every resolved value remembers where it came from, so `cdrfetch <provider> config` can show it.
 The config file is `--config PATH` > $CDRFETCH_CONFIG > <user config dir>/config.yaml, and the
 profile is `--profile NAME` > $CDRFETCH_PROFILE > `default`. A file holds one mapping,
-`profiles: {<profile>: {<provider>: {<setting>: value}}}`; any other key is refused.
+`profiles: {<profile>: {<provider>: {<setting>: value}}}` and `destinations: {<name>: {...}}`;
+any other key is refused.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +22,13 @@ from typing import Any
 
 from cdrfetch.errors import ConfigError, UsageError
 from cdrfetch.keystore import KeyringError
+from cdrfetch.permissions import read_secret_file, refuse_readable_secret, refuse_writable_config
 from cdrfetch.providers.base import Setting
 from cdrfetch.values import check_consistent, convert
 
 APP = "cdrfetch"
 STARTER_HINT = "run `cdrfetch config init` for a commented starter file"
+TOP_LEVEL = ("profiles", "destinations")
 
 
 @dataclass(frozen=True)
@@ -128,9 +130,15 @@ def load_profile(
 
 def read_profiles(path: Path, provider: str | None = None) -> dict[str, Any]:
     """Every profile of an existing config file, its keys checked (`provider` counts as known)."""
+    profiles: dict[str, Any] = read_document(path, provider).get("profiles", {})
+    return profiles
+
+
+def read_document(path: Path, provider: str | None = None) -> dict[str, Any]:
+    """The whole config file (`profiles:` and `destinations:`), its keys checked."""
     import yaml
 
-    _refuse_writable_config(path)
+    refuse_writable_config(path)
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
@@ -140,10 +148,10 @@ def read_profiles(path: Path, provider: str | None = None) -> dict[str, Any]:
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{where}: not valid YAML", STARTER_HINT) from None
     profiles = document.get("profiles", {}) if isinstance(document, dict) else None
-    if not isinstance(profiles, dict):
-        raise ConfigError(f"{path}: expected a top-level `profiles:` mapping", STARTER_HINT)
+    if not isinstance(profiles, dict) or not isinstance(document.get("destinations", {}), dict):
+        raise ConfigError(f"{path}: expected `profiles:` (and `destinations:`) mappings", STARTER_HINT)
     _refuse_unknown_keys(path, document, profiles, provider)
-    return profiles
+    return document
 
 
 def suggest(word: str, known: Iterable[str]) -> str:
@@ -159,8 +167,8 @@ def _refuse_unknown_keys(path: Path, document: dict[str, Any], profiles: dict[st
     from cdrfetch import providers
 
     for key in document:
-        if key != "profiles":
-            hint = suggest(str(key), ["profiles"])
+        if key not in TOP_LEVEL:
+            hint = suggest(str(key), TOP_LEVEL)
             raise ConfigError(f"{path}: unknown top-level key {key!r}{hint}", STARTER_HINT)
     known = sorted({*providers.names(), *([also] if also else [])})
     for name, section in profiles.items():
@@ -190,32 +198,6 @@ def parse_overrides(pairs: list[str], settings: tuple[Setting, ...]) -> dict[str
             )
         overrides[key] = value
     return overrides
-
-
-def _refuse_readable_secret(path: Path, name: str) -> None:
-    """A file holding a secret (a config file, a `*_FILE`) that group or others can read is refused."""
-    if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{path} holds secret {name!r} but is readable by group/others",
-            f"chmod 600 {path} (in Kubernetes: defaultMode 0400), or keep the secret in the keyring with `login`",
-        )
-
-
-def _refuse_writable_config(path: Path) -> None:
-    """A config file others can change would let them choose where the secrets are sent (`base_url`)."""
-    if os.name == "posix" and path.stat().st_mode & stat.S_IWOTH:
-        raise ConfigError(f"{path} is writable by others, who could redirect the secrets", f"chmod o-w {path}")
-
-
-def _read_secret_file(path_text: str, variable: str, secret: str | None) -> str:
-    """The value in a `*_FILE`; the file of a secret setting follows the permission rule of secrets."""
-    path = Path(path_text).expanduser()
-    try:
-        if secret is not None:
-            _refuse_readable_secret(path, secret)
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror}", "point it at a readable file") from None
 
 
 def resolve(
@@ -283,10 +265,10 @@ def _lookup(
         return os.environ[variable], f"env {variable}"
     if os.environ.get(variable + "_FILE"):
         secret = name if setting.secret else None
-        return _read_secret_file(os.environ[variable + "_FILE"], variable + "_FILE", secret), f"env {variable}_FILE"
+        return read_secret_file(os.environ[variable + "_FILE"], variable + "_FILE", secret), f"env {variable}_FILE"
     if own.get(name) is not None:
         if setting.secret:
-            _refuse_readable_secret(path, name)
+            refuse_readable_secret(path, name)
         return own[name], f"profile {profile} ({path})"
     if setting.secret and keyring_lookup:
         from cdrfetch import keystore

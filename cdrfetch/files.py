@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Generic, TypeVar
@@ -138,3 +139,16 @@ def write_block(out: IO[bytes], block: bytes, target: Path) -> None:
     except OSError as exc:
         target.unlink(missing_ok=True)
         raise LocalIOError(f"cannot write {target.parent}: {exc.strerror}", "free disk space (or set TMPDIR)") from None
+
+
+@contextlib.contextmanager
+def local_io(where: str) -> Iterator[None]:
+    """A failing local write (disk full, I/O error) ends the run with exit 74, naming the place."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise  # the reader of stdout left: the CLI reports that itself
+    except OSError as exc:
+        raise LocalIOError(
+            f"cannot write {where}: {exc.strerror or exc}", "free disk space, or check the disk"
+        ) from None

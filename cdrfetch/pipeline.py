@@ -1,4 +1,4 @@
-"""window -> chunks -> provider.fetch -> spool -> dedup -> sinks, and the run summary.
+"""window -> chunks -> provider.fetch -> spool -> dedup -> destination, and the run summary.
 
 Each chunk is fetched into a spool (Arrow IPC files in the run's temp directory) and only copied
 to the outputs once the provider has delivered all of it, so a chunk that fails half way leaves
@@ -9,10 +9,8 @@ the caller out after repeated failures).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,11 +19,12 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from cdrfetch import archive, crashpoints
-from cdrfetch.errors import CdrfetchError, ExitCode, LocalIOError, PartialResultError
+from cdrfetch import crashpoints
+from cdrfetch.destinations.base import Chunk, Destination, Load, Where
+from cdrfetch.errors import CdrfetchError, ExitCode, PartialResultError
+from cdrfetch.files import local_io
 from cdrfetch.providers.base import Provider
 from cdrfetch.records import Batch, first_sightings
-from cdrfetch.sinks import Sink, names_directory, open_sink
 from cdrfetch.summary import ChunkResult, RunSummary
 from cdrfetch.windows import Window
 
@@ -34,32 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cdrfetch.pipeline")
 FATAL = (ExitCode.AUTH, ExitCode.CONFIG, ExitCode.USAGE)
-DEFAULT_DIR = "cdrs"
-
-
-def output_targets(
-    output: str | None, fmt: str, provider: str, account: str, label: str, tables: Mapping[str, pa.Schema]
-) -> dict[str, Path | None]:
-    """Table -> file (None: stdout). Side tables go beside the calls file, named by suffix.
-
-    `-o -` is stdout (calls only); a directory (existing, ending in '/', or a name without a
-    suffix) gets the deterministic layout `<dir>/<provider>/<account>/<label>.<ext>`; anything
-    else is the file.
-    """
-    if output == "-":
-        return {"calls": None}
-    if output is None or names_directory(output):
-        calls = Path(output or DEFAULT_DIR) / provider / _safe(account) / f"{label}.{fmt}"
-    else:
-        calls = Path(output)
-    return {
-        table: calls if table == "calls" else calls.with_name(f"{calls.stem}.{table}{calls.suffix}") for table in tables
-    }
-
-
-def _safe(text: str) -> str:
-    """A path segment that cannot escape its directory."""
-    return re.sub(r"[^A-Za-z0-9._@-]+", "_", text).strip(".") or "_"
 
 
 @dataclass
@@ -99,27 +72,37 @@ class Spool:
 
 @dataclass(frozen=True)
 class Services:
-    """What the pipeline works with besides the provider: the summary it fills, the progress display
-    and the directory chunks are spooled in."""
+    """What the pipeline works with besides the provider: the summary it fills, the progress display,
+    the directory chunks are spooled in, and when the run started (no chunk is complete beyond it)."""
 
     summary: RunSummary
     progress: Callable[[str, float | None], Progress]
     spool: Path
+    started: datetime | None = None
 
 
 class Run:
-    """One pull: fetch every chunk of `window`, write the tables, fill the summary."""
+    """One pull: fetch every chunk of `window`, store each complete one in the destination, fill the summary."""
 
     def __init__(
-        self, provider: Provider, sinks: dict[str, Sink], services: Services, already: Mapping[str, set[str]]
+        self,
+        provider: Provider,
+        load: Load,
+        services: Services,
+        already: Mapping[str, set[str]],
+        *,
+        anchor: datetime,
+        unit_id: str | None = None,
     ) -> None:
         self.provider = provider
-        self.sinks = sinks
+        self.load = load
         self.services = services
         self.summary = services.summary
         self.schemas = provider.output_tables()
-        self.seen = {table: set(already.get(table, ())) for table in sinks}  # ids already written, anywhere
-        self.written: dict[str, set[str]] = {table: set() for table in sinks}  # ids this run wrote
+        self.anchor = anchor
+        self.unit_id = unit_id
+        self.seen = {table: set(already.get(table, ())) for table in self.schemas}  # ids already written, anywhere
+        self.written: dict[str, set[str]] = {table: set() for table in self.schemas}  # ids this run wrote
         self.last_error: CdrfetchError | None = None  # the error of the latest failed chunk
 
     def execute(self, window: Window) -> None:
@@ -152,19 +135,30 @@ class Run:
             self.last_error = error
             return
         crashpoints.reach("chunk-spooled")
-        for table in self.sinks:
-            result.records[table] = self._commit(table, spool)
+        offered: dict[str, int] = {}
+        fresh = {table: self._fresh(table, spool, offered) for table in self.schemas}
+        stored = self.load.store(self._proof(chunk), fresh)
         spool.discard()
+        for table, rows in stored.items():
+            result.records[table] = rows
+            self.summary.count(table, rows)
+            self.summary.duplicates_dropped += offered.get(table, 0) - rows  # already in the destination
         result.status = "ok"
+
+    def _proof(self, chunk: Window) -> Chunk:
+        """The chunk as the destination records it: complete up to its end, never beyond the run's start."""
+        started = self.services.started
+        end = min(chunk.end, started) if started else chunk.end
+        return Chunk(self.provider.name, self.provider.account, chunk.start, end, self.anchor, self.unit_id)
 
     def _check_schema(self, batch: Batch) -> None:
         expected = self.schemas.get(batch.table)
         if expected is None or not batch.data.schema.equals(expected):
             raise TypeError(f"{self.provider.name} yielded a {batch.table!r} batch that does not match its schema")
 
-    def _commit(self, table: str, spool: Spool) -> int:
-        """Copy the spooled rows of `table` to its sink, dropping record_ids already written."""
-        written = 0
+    def _fresh(self, table: str, spool: Spool, offered: dict[str, int]) -> Iterator[pa.RecordBatch]:
+        """The spooled rows of `table` whose record_id this run (or, per `already`, an earlier one) has not
+        written yet; `offered` counts what is handed on."""
         for data in spool.replay(table):
             ids = data.column("record_id").to_pylist()
             keep = first_sightings(ids, self.seen[table])
@@ -172,11 +166,8 @@ class Run:
             if not all(keep):
                 self.summary.duplicates_dropped += keep.count(False)
                 data = data.filter(pa.array(keep))
-            with local_io(str(self.sinks[table].target or "stdout")):
-                self.sinks[table].write(data)
-            written += data.num_rows
-        self.summary.count(table, written)
-        return written
+            offered[table] = offered.get(table, 0) + data.num_rows
+            yield data
 
     def outcome(self, allow_partial: bool) -> CdrfetchError | None:
         """The error the run ends with: None (success), the chunk error, or a partial result.
@@ -200,8 +191,8 @@ class Run:
 
 @dataclass(frozen=True)
 class Written:
-    """What a pull put in place: the record ids per table, and the partial-result error, if any
-    (raised by the caller once the run is recorded)."""
+    """What a pull put in place: the record ids per table (for the ledger; empty for destinations that
+    keep their own), and the partial-result error, if any (raised by the caller once the run is recorded)."""
 
     ids: dict[str, set[str]]
     partial: CdrfetchError | None
@@ -211,62 +202,35 @@ def pull(
     provider: Provider,
     window: Window,
     services: Services,
+    destination: Destination,
     *,
-    output: str | None,
-    fmt: str,
     allow_partial: bool,
     already: Mapping[str, set[str]] | None = None,
+    anchor: datetime | None = None,
+    unit_id: str | None = None,
 ) -> Written:
-    """Run a whole pull into `output`.
+    """Run a whole pull into `destination`.
 
-    Outputs are committed (renamed into place) only when at least one chunk succeeded; if every
-    chunk failed, nothing is written and the chunk error is raised. `already` (table -> record ids)
-    holds ids written by earlier runs, which are skipped.
+    Files are committed (put in place) only when at least one chunk succeeded; if every chunk
+    failed, nothing is written and the chunk error is raised. Table destinations commit each chunk
+    as it completes. `already` (table -> record ids) holds ids written by earlier runs, which are
+    skipped. `anchor` is where the account's state may start (default: the window's start).
     """
-    summary = services.summary
     tables = provider.output_tables()
-    targets = output_targets(output, fmt, provider.name, provider.account, window.label, tables)
-    if output == "-" and len(tables) > 1:
-        log.warning("stdout carries the calls table only; use -o DIR for %s", ", ".join(tables))
-    sinks: dict[str, Sink] = {}
+    where = Where(provider.name, provider.account, window.label, window.start.astimezone(window.tz))
+    load = destination.open(tables, where)
     try:
-        for table, target in targets.items():
-            sinks[table] = open_sink(fmt, tables[table], target)
-        run = Run(provider, sinks, services, already or {})
+        run = Run(provider, load, services, already or {}, anchor=anchor or window.start, unit_id=unit_id)
         run.execute(window)
         error = run.outcome(allow_partial)
         if error is not None and error is run.last_error:
             raise error
         crashpoints.reach("before-rename")
-        for table in list(sinks):
-            _record_file(summary, table, sinks.pop(table))
+        services.summary.files.extend(load.commit())
     finally:
-        for sink in sinks.values():
-            sink.abort()
-    return Written(run.written, error)
-
-
-def _record_file(summary: RunSummary, table: str, sink: Sink) -> None:
-    """Commit one sink and describe the file in the summary (path, rows, size, SHA-256)."""
-    with local_io(str(sink.target or "stdout")):
-        path = sink.commit()
-    entry: dict[str, object] = {"table": table, "path": str(path) if path else "-", "rows": sink.rows}
-    if path is not None:
-        entry.update(bytes=path.stat().st_size, sha256=archive.file_digest(path, "sha256"))
-    summary.files.append(entry)
-
-
-@contextlib.contextmanager
-def local_io(where: str) -> Iterator[None]:
-    """A failing local write (disk full, I/O error) ends the run with exit 74, naming the place."""
-    try:
-        yield
-    except BrokenPipeError:
-        raise  # the reader of stdout left: the CLI reports that itself
-    except OSError as exc:
-        raise LocalIOError(
-            f"cannot write {where}: {exc.strerror or exc}", "free disk space, or check the disk"
-        ) from None
+        load.abort()
+    ids = {} if destination.keeps_state else run.written
+    return Written(ids, error)
 
 
 def complete_until(summary: RunSummary) -> datetime | None:

@@ -13,8 +13,10 @@ import pytest
 
 from cdrfetch import records
 from cdrfetch.client import Client
+from cdrfetch.destinations import Where
+from cdrfetch.destinations.files import Files
 from cdrfetch.errors import AuthError, ExitCode, PartialResultError, UnavailableError
-from cdrfetch.pipeline import Services, output_targets, pull
+from cdrfetch.pipeline import Services, pull
 from cdrfetch.providers.base import COMMON_SETTINGS, Provider, Setting
 from cdrfetch.summary import RunSummary
 from cdrfetch.testing.harness import read_rows
@@ -64,7 +66,7 @@ def run(tmp_path: Path, failures: dict[int, Exception], days: int = 3, **kw: Any
     with Client(settings, log=logging.getLogger("t"), summary=summary) as client:
         services = Services(summary, client.progress, client.scratch())
         window = Window(START, START + timedelta(days=days))
-        written = pull(Scripted(settings, client), window, services, output=str(out), fmt="jsonl", **kw)
+        written = pull(Scripted(settings, client), window, services, Files(str(out), "jsonl"), **kw)
     if written.partial is not None:
         raise written.partial
     assert written.ids["calls"] == {r["record_id"] for r in read_rows(out, "jsonl")}
@@ -100,16 +102,33 @@ def test_auth_errors_stop_the_run_at_once(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def targets(output: str, fmt: str, where: Where, tables: dict[str, pa.Schema], layout: str | None = None) -> Any:
+    return Files(output, fmt, *([layout] if layout else [])).targets(tables, where)
+
+
 def test_output_layout_is_deterministic(tmp_path: Path) -> None:
     tables = {"calls": records.CALLS, "recordings": RECORDINGS}
-    targets = output_targets(str(tmp_path) + "/", "csv", "huawei-cec", "AK/../x", "2024-01-01", tables)
-    assert targets["calls"] == tmp_path / "huawei-cec" / "AK_.._x" / "2024-01-01.csv"
-    assert targets["recordings"] == tmp_path / "huawei-cec" / "AK_.._x" / "2024-01-01.recordings.csv"
-    assert output_targets("-", "csv", "p", "a", "l", tables) == {"calls": None}
+    where = Where("huawei-cec", "AK/../x", "2024-01-01", START)
+    found = targets(str(tmp_path) + "/", "csv", where, tables)
+    assert found["calls"] == f"{tmp_path}/huawei-cec/AK_.._x/2024-01-01.csv"
+    assert found["recordings"] == f"{tmp_path}/huawei-cec/AK_.._x/2024-01-01.recordings.csv"
+    assert targets("-", "csv", where, tables) == {"calls": None}
+    plain = Where("p", "a", "l", START)
     # a name without a suffix is a directory (it would otherwise become a file named like one)
-    assert output_targets(str(tmp_path / "newdir"), "csv", "p", "a", "l", {"calls": records.CALLS}) == {
-        "calls": tmp_path / "newdir" / "p" / "a" / "l.csv"
+    assert targets(str(tmp_path / "newdir"), "csv", plain, {"calls": records.CALLS}) == {
+        "calls": f"{tmp_path}/newdir/p/a/l.csv"
     }
-    assert output_targets("x/calls.parquet", "parquet", "p", "a", "l", {"calls": records.CALLS}) == {
-        "calls": Path("x/calls.parquet")
+    assert targets("x/calls.parquet", "parquet", plain, {"calls": records.CALLS}) == {"calls": "x/calls.parquet"}
+
+
+def test_layout_places_files_hive_style_and_refuses_escapes(tmp_path: Path) -> None:
+    hive = "{provider}/{account}/date={date}/{label}.{ext}"
+    where = Where("laaffic", "key 1", "2024-01-01", datetime(2024, 1, 1, tzinfo=UTC))
+    assert targets("s3://lake/raw/", "parquet", where, {"calls": records.CALLS}, hive) == {
+        "calls": "s3://lake/raw/laaffic/key_1/date=2024-01-01/2024-01-01.parquet"
     }
+    from cdrfetch.errors import ConfigError
+
+    for bad in ("/abs/{label}.{ext}", "../{label}.{ext}", "{label}.csv", "{nope}/{label}.{ext}", "{label"):
+        with pytest.raises(ConfigError):
+            Files(str(tmp_path) + "/", "csv", bad)

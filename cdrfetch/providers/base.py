@@ -102,6 +102,7 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
         kind=bool,
     ),
     Setting("allow_partial", "exit 0 when the provider reports partial data (still warned)", default=False, kind=bool),
+    Setting("layout", "file names under an output directory or prefix", default="{provider}/{account}/{label}.{ext}"),
     Setting("metrics_file", "write each run's metrics here (Prometheus textfile collector, *.prom)", required=False),
     Setting("ping_url", "healthchecks-style URL pinged at the start and end of each run", required=False),
 )
