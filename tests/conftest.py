@@ -7,7 +7,7 @@ import os
 
 from hypothesis import settings
 
-pytest_plugins = ["cdrfetch.testing.fixtures", "tests.sandbox_cli"]
+pytest_plugins = ["cdrfetch.testing.fixtures", "tests.sandbox_cli", "tests.s3_server", "tests.pg_server"]
 
 # The suite's property tests run a fixed, reproducible set of examples, so a CI result never depends
 # on the luck of the draw. `HYPOTHESIS_PROFILE=explore pytest` searches afresh with many more.

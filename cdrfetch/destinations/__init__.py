@@ -51,7 +51,8 @@ def choose(
     from cdrfetch.destinations.files import Files
     from cdrfetch.sinks import format_for
 
-    return Files(url, format_for(url, fmt), spec.layout or file_layout or DEFAULT_LAYOUT, spec.storage_options)
+    file_layout = spec.layout or file_layout or DEFAULT_LAYOUT
+    return Files(url, format_for(url, fmt), file_layout, spec.storage_options, spec.part_size_mb)
 
 
 def table_destination(kind: str, spec: Named) -> Destination:

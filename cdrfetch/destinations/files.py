@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from cdrfetch import archive
+from cdrfetch import archive, crashpoints
 from cdrfetch.destinations import layout
 from cdrfetch.destinations.base import Chunk, Destination, Load, Where
 from cdrfetch.errors import CantCreateError, UnavailableError
@@ -44,6 +44,7 @@ class Files(Destination):
         fmt: str,
         file_layout: str = layout.DEFAULT_LAYOUT,
         storage_options: Mapping[str, Any] | None = None,
+        part_size_mb: int | None = None,
     ) -> None:
         if output is not None and output.startswith(LOCAL_SCHEMES):
             output = output[len("file://") :] or "/"
@@ -52,6 +53,7 @@ class Files(Destination):
         self.layout = layout.check(file_layout)
         self.storage_options = dict(storage_options or {})
         self.remote = is_object_url(output)
+        self.part_size = (part_size_mb or PART_SIZE_MB) * 2**20
 
     def describe(self) -> str:
         return "stdout" if self.output == "-" else (self.output or f"{DEFAULT_DIR}/")
@@ -98,10 +100,17 @@ class Files(Destination):
 
     def upload(self, local: Path, url: str) -> None:
         """Put one finished file under `url` (multipart uploads are completed only on success)."""
+        from fsspec.callbacks import Callback
+
+        class PartSent(Callback):  # type: ignore[misc]
+            def relative_update(self, inc: int = 1) -> None:
+                super().relative_update(inc)
+                crashpoints.reach("object-mid-upload")  # a multipart upload reports each part before completing
+
         fs, path = self._filesystem(url)
-        options = {"chunksize": PART_SIZE_MB * 2**20} if url.startswith(("s3://", "s3a://")) else {}
+        options = {"chunksize": self.part_size} if url.startswith(("s3://", "s3a://")) else {}
         try:
-            fs.put_file(str(local), path, **options)
+            fs.put_file(str(local), path, callback=PartSent(), **options)
         except OSError as exc:
             raise UnavailableError(f"cannot upload {url}: {exc}", _STORAGE_HINT, retryable=True) from None
         except Exception as exc:  # botocore and the other SDKs raise their own error classes

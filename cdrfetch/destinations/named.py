@@ -21,7 +21,7 @@ from cdrfetch import config
 from cdrfetch.errors import ConfigError, UsageError
 from cdrfetch.permissions import read_secret_file
 
-KEYS = ("url", "format", "layout", "storage_options", "upsert", "schema")
+KEYS = ("url", "format", "layout", "storage_options", "upsert", "schema", "part_size_mb")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Named:
     storage_options: dict[str, str] = field(default_factory=dict)
     upsert: bool = False
     schema: str | None = None
+    part_size_mb: int | None = None  # multipart part size of object uploads
 
     @property
     def variable(self) -> str:
@@ -99,4 +100,14 @@ def _parse(path: Path, name: str, spec: Any) -> Named:
         storage_options={str(k): str(v) for k, v in options.items()},
         upsert=bool(spec.get("upsert", False)),
         schema=spec.get("schema"),
+        part_size_mb=_part_size(path, name, spec.get("part_size_mb")),
     )
+
+
+def _part_size(path: Path, name: str, value: Any) -> int | None:
+    """S3 parts are 5 MiB to 5 GiB (the last one may be smaller)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 5 <= value <= 5120:
+        raise ConfigError(f"{path}: part_size_mb of {name!r} must be a whole number from 5 to 5120", "e.g. 64")
+    return value

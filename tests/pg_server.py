@@ -1,0 +1,1 @@
+"""A real PostgreSQL server for the PostgreSQL destination tests (filled in with the destination)."""
