@@ -220,3 +220,20 @@ def _run_cells(row: dict[str, Any]) -> list[str]:
         f"{row['window_start']} -> {row['window_end']}", outcome, records, str(len(row["files"])),
         (row["checksum"] or "")[:12],
     ]  # fmt: skip
+
+
+def run_maintain(destination: str, config_file: str | None, apply: bool, retention_hours: int) -> int:
+    """`cdrfetch maintain DEST`: compact and vacuum a Delta destination (a dry run unless `apply`)."""
+    from cdrfetch import destinations
+    from cdrfetch.destinations.named import find
+
+    named = find(destination, config_file)
+    target = destinations.choose(destination, None if named else "delta", config_file=config_file)
+    maintain = getattr(target, "maintain", None)
+    if maintain is None:
+        raise UsageError(f"{target.describe()} holds no Delta tables", "maintain compacts and vacuums Delta tables")
+    for line in maintain(dry_run=not apply, retention_hours=retention_hours):
+        print(line)
+    if not apply:
+        print("dry run: nothing changed (add --apply to do it)")
+    return 0

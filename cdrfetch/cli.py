@@ -7,12 +7,11 @@ everything else is imported inside the commands.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from cdrfetch import __version__, providers
+from cdrfetch import __version__, clitools, providers
 from cdrfetch.clihelp import (  # the options shared by several commands
     PLAIN_HELP,
     ConfigOpt,
@@ -29,7 +28,7 @@ from cdrfetch.clihelp import (  # the options shared by several commands
     provider_help,
     titled_help,
 )  # fmt: skip
-from cdrfetch.errors import BROKEN_PIPE, INTERRUPTED, CdrfetchError, ExitCode
+from cdrfetch.clirun import guarded
 
 
 class ProviderGroups(RootGroup):
@@ -69,45 +68,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-def fail(error: CdrfetchError) -> NoReturn:
-    """Print one redacted error line (and its hint) on stderr, in the run's log format, and exit with its code."""
-    from cdrfetch import logs
-
-    logs.final(error.message, error.hint, exit_code=int(error.exit_code))
-    raise typer.Exit(int(error.exit_code))
-
-
-def guarded(action: Callable[[], int | None]) -> None:
-    """Run a command body: expected errors -> one line + exit code; bugs -> short report, exit 1."""
-    from cdrfetch import logs
-
-    try:
-        code = action()
-    except CdrfetchError as error:
-        fail(error)
-    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated): every clean-up has run by now
-        code = getattr(stop, "exit_code", INTERRUPTED)
-        logs.final("terminated" if code != INTERRUPTED else "interrupted", prefix="", exit_code=code)
-        raise typer.Exit(code) from None
-    except BrokenPipeError:  # `cdrfetch ... -o - | head`: the reader left; say so once, like SIGPIPE would
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        logs.final("output pipe closed by the reader; the run was not recorded as complete", prefix="")
-        raise typer.Exit(BROKEN_PIPE) from None
-    except (typer.Exit, typer.Abort):
-        raise
-    except Exception as exc:
-        import traceback
-
-        frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)
-        logs.final("internal error (a bug): please report it with the lines above", prefix="", details=frames)
-        raise typer.Exit(int(ExitCode.INTERNAL)) from None
-    finally:
-        logs.reset()
-    raise typer.Exit(code or 0)
 
 
 def provider_app(name: str) -> typer.Typer:
@@ -216,65 +176,13 @@ def _add_runs(group: typer.Typer, name: str) -> None:
         guarded(lambda: run_runs(name, limit, as_json))
 
 
-sandbox_app = typer.Typer(**PLAIN_HELP, help="Run the built-in provider emulators.")
-app.add_typer(sandbox_app, name="sandbox")
-config_app = typer.Typer(**PLAIN_HELP, help="Write a commented starter config file.")
-app.add_typer(config_app, name="config")
-
-
-@sandbox_app.command("serve")
-def sandbox_serve(
-    provider: Annotated[str, typer.Argument(help=f"One of: {', '.join(providers.names())}.")],
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0 = any free port).")] = 0,
-    knobs: Annotated[
-        list[str] | None, typer.Option("--knob", help="Emulator knob NAME=VALUE (JSON, else text); repeatable.")
-    ] = None,
-    list_knobs: Annotated[bool, typer.Option("--list-knobs", help="List the knobs, their defaults, and exit.")] = False,
-) -> None:
-    """Run an emulator in the foreground and print the profile that points at it."""
-    from cdrfetch.admin import run_sandbox_serve
-
-    guarded(lambda: run_sandbox_serve(provider, port, knobs or [], list_knobs))
-
-
-@config_app.command("init")
-def config_init(
-    provider: Annotated[
-        list[str] | None, typer.Option("--provider", help="Only this provider (repeatable; default: all).")
-    ] = None,
-    config: ConfigOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
-) -> None:
-    """Write a commented starter config (mode 0600) where cdrfetch looks for it."""
-    from cdrfetch.admin import run_config_init
-
-    guarded(lambda: run_config_init(provider or [], config, force))
+clitools.register(app)
 
 
 def version_callback(value: bool) -> None:
     if value:
         typer.echo(f"cdrfetch {__version__}")
         raise typer.Exit()
-
-
-@app.command()
-def doctor(sandbox: SandboxOpt = False, profile: ProfileOpt = None, config: ConfigOpt = None) -> None:
-    """Check every configured provider: config, keyring, TLS, clock, credentials."""
-    from cdrfetch.doctor import run_checks
-
-    guarded(lambda: run_checks(None, profile, config, sandbox))
-
-
-@app.command()
-def runs(
-    provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
-    limit: LimitOpt = 20,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show the run ledger: window, records, files, checksum, outcome, duration."""
-    from cdrfetch.admin import run_runs
-
-    guarded(lambda: run_runs(provider, limit, as_json))
 
 
 @app.callback()

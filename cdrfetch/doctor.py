@@ -178,7 +178,30 @@ def run_checks(provider: str | None, profile: str | None, config_file: str | Non
     for name in names:
         for check in check_provider(name, profile, config_file, sandbox):
             report(check)
+    if provider is None and not sandbox:
+        for check in check_destinations(config_file):
+            report(check)
     return exit_code(checks)
+
+
+def check_destinations(config_file: str | None) -> Iterator[Check]:
+    """Each named destination: its library installed, reachable, writable, existing tables compatible."""
+    from cdrfetch import destinations
+    from cdrfetch.destinations.named import all_named
+
+    try:
+        named = all_named(config_file)
+    except CdrfetchError as error:
+        yield failed("destinations", error)
+        return
+    tables = {
+        table: schema for name in providers.names() for table, schema in providers.load(name).output_tables().items()
+    }
+    for name in named:
+        try:
+            yield Check(f"to {name}", "ok", destinations.choose(name, None, config_file=config_file).check(tables))
+        except CdrfetchError as error:
+            yield failed(f"to {name}", error)
 
 
 def exit_code(checks: list[Check]) -> int:

@@ -128,3 +128,37 @@ def test_killed_before_the_upload_leaves_no_object(s3: S3, tmp_path: Path, crash
     killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert s3.keys() == [] and s3.pending_uploads() == []
+
+
+def test_doctor_checks_each_named_destination(s3: S3, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "profiles: {}\n"
+        f"destinations:\n  lake: {s3.url('raw/')}\n  gone: s3://no-such-bucket-here/raw/\n"
+        f"  local: {{url: {tmp_path}/out/, format: csv}}\n"
+    )
+    config.chmod(0o600)
+    result = run_cli("doctor", "--config", str(config))
+    lines = {line.split()[2]: line.split()[0] for line in result.stdout.splitlines() if line.split()[1:2] == ["to"]}
+    assert lines == {"lake": "OK", "gone": "FAIL", "local": "OK"}, result.stdout
+    assert result.exit_code != 0
+
+
+def test_named_destinations_are_checked_when_read(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("profiles: {}\ndestinations:\n  lake: {url: s3://b/, part_size_mb: 1}\n")
+    config.chmod(0o600)
+    result = run_cli("youlianyun", "pull", "--sandbox", "--config", str(config), "-o", "lake", "-q")
+    assert result.exit_code == 78 and "part_size_mb" in result.stderr
+    config.write_text("profiles: {}\ndestinations:\n  lake: {url: s3://b/, layuot: x}\n")
+    result = run_cli("youlianyun", "pull", "--sandbox", "--config", str(config), "-o", "lake", "-q")
+    assert result.exit_code == 78 and "did you mean layout" in result.stderr
+    config.write_text("profiles: {}\ndestinations:\n  lake: s3://b/\n")
+    result = run_cli("youlianyun", "pull", "--sandbox", "--config", str(config), "-o", "lkae", "-q")
+    assert result.exit_code == 2 and "did you mean lake" in result.stderr
+    assert not (tmp_path / "lkae").exists() and not Path("lkae").exists()
+
+
+def test_a_password_in_a_database_url_is_refused() -> None:
+    result = run_cli("youlianyun", "pull", "--sandbox", "-o", "postgresql://cdr:hunter2@db.example/x", "-q")
+    assert result.exit_code == 2 and "hunter2" not in result.stderr + result.stdout

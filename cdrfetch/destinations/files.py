@@ -75,6 +75,17 @@ class Files(Destination):
         return FileLoad(self, tables, self.targets(tables, where))
 
     def check(self, tables: Mapping[str, pa.Schema]) -> str:
+        if not self.remote and self.output != "-":
+            root = self.output or DEFAULT_DIR
+            directory = Path(root) if names_directory(root) else Path(root).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                tempfile.TemporaryFile(dir=directory).close()
+            except OSError as exc:
+                raise CantCreateError(
+                    f"cannot write in {directory}: {exc.strerror}", "-o must name a writable directory"
+                ) from None
+            return f"{self.describe()} is writable"
         if self.remote:
             fs, path = self._filesystem(self.output or "")
             try:
@@ -90,7 +101,8 @@ class Files(Destination):
         import fsspec
 
         try:
-            fs, path = fsspec.core.url_to_fs(url, **self.storage_options)
+            # a fresh client: a cached one would keep an endpoint or credentials the environment no longer has
+            fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True, **self.storage_options)
             return fs, str(path)
         except (ImportError, ValueError) as exc:
             scheme = url.split("://", 1)[0]
