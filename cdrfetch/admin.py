@@ -16,7 +16,14 @@ from cdrfetch.files import write_atomically
 from cdrfetch.providers.base import Setting
 
 
-def run_login(provider: str, profile: str | None, key: str | None, delete: bool, config_file: str | None = None) -> int:
+def run_login(
+    provider: str,
+    profile: str | None,
+    key: str | None,
+    delete: bool,
+    config_file: str | None = None,
+    account: str | None = None,
+) -> int:
     """`login`: store (or delete) the provider's secrets in the keyring, and read each one back."""
     cls = providers.load(provider)
     secrets = [s for s in cls.all_settings() if s.secret and (key is None or s.name == key)]
@@ -29,7 +36,7 @@ def run_login(provider: str, profile: str | None, key: str | None, delete: bool,
     if profile or os.environ.get("CDRFETCH_PROFILE"):
         _warn_unknown_profile(profile_name, config_file)
     for setting in secrets:
-        user = config.keyring_user(profile_name, provider, setting.name)
+        user = config.keyring_user(profile_name, f"{provider}/{account}" if account else provider, setting.name)
         if delete:
             removed = keystore.delete(user)
             print(f"{'removed' if removed else 'no stored'} {setting.name} for profile {profile_name}", file=sys.stderr)
@@ -63,12 +70,18 @@ def _read_secret(name: str, help_text: str) -> str:
 
 
 def run_show_config(
-    provider: str, profile: str | None, config_file: str | None, overrides: list[str], sandbox: bool, as_json: bool
+    provider: str,
+    profile: str | None,
+    config_file: str | None,
+    overrides: list[str],
+    sandbox: bool,
+    as_json: bool,
+    account: str | None = None,
 ) -> int:
     """`config`: every setting, its value (secrets masked) and its source."""
     cls = providers.load(provider)
     with sandbox_settings(provider, sandbox) as injected:
-        resolved = resolve_settings(provider, profile, config_file, overrides, injected)
+        resolved = resolve_settings(provider, profile, config_file, overrides, injected, account)
     rows = []
     for setting in cls.all_settings():
         value = resolved[setting.name]

@@ -14,6 +14,7 @@ import typer
 from cdrfetch import __version__, clitools, providers
 from cdrfetch.clihelp import (  # the options shared by several commands
     PLAIN_HELP,
+    AccountOpt,
     ConfigOpt,
     JsonOpt,
     LimitOpt,
@@ -111,6 +112,7 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             list[str] | None, typer.Option("--knob", metavar="NAME=VALUE", help="Emulator knob, with --sandbox.")
         ] = None,
         profile: ProfileOpt = None,
+        account: AccountOpt = None,
         config: ConfigOpt = None,
         overrides: SetOpt = None,
         quiet: QuietOpt = False,
@@ -124,7 +126,7 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             provider=name, date=date, start=start, end=end, output=output, fmt=fmt, allow_partial=allow_partial,
             summary_json=summary_json, sandbox=sandbox, profile=profile, config=config,
             overrides=tuple(overrides or ()), since_last=since_last, wait_lock=wait_lock, reset_state=reset_state,
-            yes=yes, knobs=tuple(knobs or ()), metrics_file=metrics_file, ping_url=ping_url,
+            yes=yes, knobs=tuple(knobs or ()), metrics_file=metrics_file, ping_url=ping_url, account=account,
         )  # fmt: skip
         guarded(lambda: run_pull(options, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
 
@@ -135,12 +137,13 @@ def _add_login(group: typer.Typer, name: str) -> None:
         key: Annotated[str | None, typer.Option("--key", help="Store only this secret (default: all).")] = None,
         delete: Annotated[bool, typer.Option("--delete", help="Remove the stored secret(s) instead.")] = False,
         profile: ProfileOpt = None,
+        account: AccountOpt = None,
         config: ConfigOpt = None,
     ) -> None:
         """Store the provider's secrets in the OS keyring (hidden prompt, or stdin when piped)."""
         from cdrfetch.admin import run_login
 
-        guarded(lambda: run_login(name, profile, key, delete, config))
+        guarded(lambda: run_login(name, profile, key, delete, config, account))
 
 
 def _add_config(group: typer.Typer, name: str) -> None:
@@ -149,13 +152,14 @@ def _add_config(group: typer.Typer, name: str) -> None:
         as_json: JsonOpt = False,
         sandbox: SandboxOpt = False,
         profile: ProfileOpt = None,
+        account: AccountOpt = None,
         config: ConfigOpt = None,
         overrides: SetOpt = None,
     ) -> None:
         """Show every resolved setting with its source (secrets masked)."""
         from cdrfetch.admin import run_show_config
 
-        guarded(lambda: run_show_config(name, profile, config, overrides or [], sandbox, as_json))
+        guarded(lambda: run_show_config(name, profile, config, overrides or [], sandbox, as_json, account))
 
 
 def _add_check(group: typer.Typer, name: str) -> None:

@@ -20,6 +20,7 @@ from cdrfetch.errors import CdrfetchError
 
 # Options shared by several commands (declared once).
 ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="Profile name [env CDRFETCH_PROFILE].")]
+AccountOpt = Annotated[str | None, typer.Option("--account", "-a", help="One of the provider's `accounts:`.")]
 ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="Config file [env CDRFETCH_CONFIG].")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a non-secret setting: KEY=VALUE.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]

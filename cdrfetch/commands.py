@@ -48,6 +48,7 @@ class PullOptions:
     knobs: tuple[str, ...] = ()  # emulator knobs NAME=VALUE, with `sandbox`
     metrics_file: str | None = None
     ping_url: str | None = None
+    account: str | None = None  # one of the provider section's `accounts:`
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,14 +78,20 @@ def sandbox_settings(provider: str, enabled: bool, knobs: Sequence[str] = ()) ->
 
 
 def resolve_settings(
-    provider: str, profile: str | None, config_file: str | None, overrides: Sequence[str], injected: dict[str, Any]
+    provider: str,
+    profile: str | None,
+    config_file: str | None,
+    overrides: Sequence[str],
+    injected: dict[str, Any],
+    account: str | None = None,
 ) -> config.Resolved:
-    """Every setting of `provider`, with sources; secrets registered for redaction."""
+    """Every setting of `provider` (for one of its `accounts:`), with sources; secrets registered for redaction."""
     cls = providers.load(provider)
     parsed = config.parse_overrides(list(overrides), cls.all_settings())
     resolved = config.resolve(
-        provider, cls.all_settings(), config=config_file, profile=profile, overrides=parsed, injected=injected
-    )
+        provider, cls.all_settings(), config=config_file, profile=profile, overrides=parsed, injected=injected,
+        account=account,
+    )  # fmt: skip
     REDACTOR.add(*resolved.secret_values())
     return resolved
 
@@ -122,7 +129,9 @@ def _pull(options: PullOptions, output: LogOptions, monitor: monitoring.Monitor,
     cls = providers.load(options.provider)
     summary = monitor.summary
     with sandbox_settings(options.provider, options.sandbox, options.knobs) as injected:
-        settings = resolve_settings(options.provider, options.profile, options.config, options.overrides, injected)
+        settings = resolve_settings(
+            options.provider, options.profile, options.config, options.overrides, injected, options.account
+        )
         summary.profile = settings.profile
         monitor.configure(settings)
         settings.require_complete()

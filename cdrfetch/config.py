@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdrfetch import accounts
 from cdrfetch.errors import ConfigError, UsageError
 from cdrfetch.keystore import KeyringError
 from cdrfetch.permissions import read_secret_file, refuse_readable_secret, refuse_writable_config
@@ -50,6 +51,7 @@ class Resolved(Mapping[str, Any]):
     entries: dict[str, Value] = field(default_factory=dict)
     missing: list[Setting] = field(default_factory=list)
     keyring_problem: str | None = None  # why the keyring could not be read, if it was needed
+    account: str | None = None  # the name of the chosen entry of `accounts:`, if the section has them
 
     def __getitem__(self, name: str) -> Any:
         return self.entries[name].value if name in self.entries else None
@@ -209,10 +211,12 @@ def resolve(
     overrides: Mapping[str, str] | None = None,
     injected: Mapping[str, Any] | None = None,
     keyring_lookup: bool = True,
+    account: str | None = None,
 ) -> Resolved:
     """Resolve every setting of `provider` with its source (see the module docstring).
 
-    `injected` values (sandbox mode) outrank everything but `--set`.
+    `injected` values (sandbox mode) outrank everything but `--set`. `account` picks one of the
+    section's `accounts:` (see cdrfetch.accounts).
     """
     path, path_named = config_path(config)
     profile_name = profile or os.environ.get("CDRFETCH_PROFILE") or "default"
@@ -221,6 +225,7 @@ def resolve(
     own = section.get(provider) or {}
     if not isinstance(own, dict):
         raise ConfigError(f"{path}: `{provider}` must be a mapping", STARTER_HINT)
+    own, account = accounts.select(path, provider, profile_name, own, account)
     unknown = sorted(set(own) - {s.name for s in settings})
     if unknown:
         names = sorted(s.name for s in settings)
@@ -228,10 +233,11 @@ def resolve(
             f"{path}: unknown setting {unknown[0]!r} for {provider}{suggest(str(unknown[0]), names)}",
             f"known: {', '.join(names)}",
         )
-    resolved = Resolved(provider, profile_name, path if path.exists() else None)
+    resolved = Resolved(provider, profile_name, path if path.exists() else None, account=account)
+    scopes = [f"{provider}/{account}", provider] if account else [provider]
     for setting in settings:
         try:
-            found = _lookup(setting, provider, profile_name, path, own, overrides or {}, injected or {}, keyring_lookup)
+            found = _lookup(setting, scopes, profile_name, path, own, overrides or {}, injected or {}, keyring_lookup)
         except KeyringError as error:  # only the last place a secret is looked for: it is simply not set
             resolved.keyring_problem, found = error.message, None
         if found is None:
@@ -246,7 +252,7 @@ def resolve(
 
 def _lookup(
     setting: Setting,
-    provider: str,
+    scopes: list[str],
     profile: str,
     path: Path,
     own: Mapping[str, Any],
@@ -254,18 +260,23 @@ def _lookup(
     injected: Mapping[str, Any],
     keyring_lookup: bool,
 ) -> tuple[Any, str] | None:
-    """The raw value of one setting and its source, by precedence; None when unset."""
+    """The raw value of one setting and its source, by precedence; None when unset.
+
+    `scopes` are `<provider>/<account>` (when an account is chosen) then `<provider>`: an account's
+    own variable or keyring entry comes before the provider's shared one.
+    """
     name = setting.name
     if name in overrides:
         return overrides[name], "--set"
     if name in injected:
         return injected[name], "sandbox"
-    variable = env_name(provider, name)
-    if os.environ.get(variable):
-        return os.environ[variable], f"env {variable}"
-    if os.environ.get(variable + "_FILE"):
-        secret = name if setting.secret else None
-        return read_secret_file(os.environ[variable + "_FILE"], variable + "_FILE", secret), f"env {variable}_FILE"
+    for scope in scopes:
+        variable = env_name(scope.replace("/", "_"), name)
+        if os.environ.get(variable):
+            return os.environ[variable], f"env {variable}"
+        if os.environ.get(variable + "_FILE"):
+            secret = name if setting.secret else None
+            return read_secret_file(os.environ[variable + "_FILE"], variable + "_FILE", secret), f"env {variable}_FILE"
     if own.get(name) is not None:
         if setting.secret:
             refuse_readable_secret(path, name)
@@ -273,9 +284,10 @@ def _lookup(
     if setting.secret and keyring_lookup:
         from cdrfetch import keystore
 
-        stored = keystore.get(keyring_user(profile, provider, name))
-        if stored is not None:
-            return stored, "keyring"
+        for scope in scopes:
+            stored = keystore.get(keyring_user(profile, scope, name))
+            if stored is not None:
+                return stored, "keyring"
     if setting.default is not None:
         return setting.default, "default"
     return None

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 
-from cdrfetch import config, keystore, logs, providers
+from cdrfetch import accounts, config, keystore, logs, providers
 from cdrfetch.client import Client, utc_now
 from cdrfetch.commands import resolve_settings, sandbox_settings
 from cdrfetch.errors import CdrfetchError, ConfigError, ExitCode
@@ -74,12 +74,14 @@ def check_keyring() -> Check:
     return Check("keyring", "ok", f"backend {type(keyring.get_keyring()).__name__}")
 
 
-def check_provider(name: str, profile: str | None, config_file: str | None, sandbox: bool) -> Iterator[Check]:
-    """Settings, TLS and clock, credentials of one provider."""
+def check_provider(
+    name: str, profile: str | None, config_file: str | None, sandbox: bool, account: str | None = None
+) -> Iterator[Check]:
+    """Settings, TLS and clock, credentials of one provider (one of its `accounts:`)."""
     cls = providers.load(name)
     with sandbox_settings(name, sandbox) as injected:
         try:
-            settings = resolve_settings(name, profile, config_file, [], injected)
+            settings = resolve_settings(name, profile, config_file, [], injected, account)
             settings.require_complete()
         except CdrfetchError as error:
             yield failed(f"{name}", error)
@@ -152,6 +154,18 @@ def configured_providers(config_file: str | None, profile: str | None) -> list[s
     ]
 
 
+def configured_accounts(provider: str, config_file: str | None, profile: str | None) -> list[str | None]:
+    """The provider section's `accounts:` ([None]: the section is one account)."""
+    path, named = config.config_path(config_file)
+    try:
+        section = config.load_profile(path, named, profile or "default", profile is not None)
+    except ConfigError:
+        return [None]
+    own = section.get(provider)
+    names: list[str | None] = list(accounts.names(own)) if isinstance(own, dict) else []
+    return names or [None]
+
+
 def run_checks(provider: str | None, profile: str | None, config_file: str | None, sandbox: bool) -> int:
     """Print one line per check (one provider, or every configured one) and return the exit code."""
     checks: list[Check] = []
@@ -176,8 +190,9 @@ def run_checks(provider: str | None, profile: str | None, config_file: str | Non
             )
         )
     for name in names:
-        for check in check_provider(name, profile, config_file, sandbox):
-            report(check)
+        for account in [None] if sandbox else configured_accounts(name, config_file, profile):
+            for check in check_provider(name, profile, config_file, sandbox, account):
+                report(check if account is None else replace(check, subject=f"{account}: {check.subject}"))
     if provider is None and not sandbox:
         for check in check_destinations(config_file):
             report(check)
