@@ -36,6 +36,7 @@ SHANGHAI = zone("Asia/Shanghai")
 DAY = "2026-11-30"
 UTC = timezone.utc
 COLUMNS = [*CALLS.names, "start_date"]
+DAY_ONE = datetime(2024, 3, 1, tzinfo=timezone.utc)
 ACCOUNT = emulator_class("youlianyun")().profile("http://127.0.0.1")["account_sid"]
 
 
@@ -313,3 +314,17 @@ def test_sigkill_leaves_readable_tables_and_the_rerun_completes_them(tmp_path: P
     rows = rows_of(str(out / "calls"))
     assert_once(rows)
     assert projection(rows) == expected("2026-11-27", "2026-11-29") and rows
+
+
+def test_a_repeated_chunk_is_filtered_before_the_merge_by_the_ids_of_its_own_partitions(tmp_path: Path) -> None:
+    from cdrfetch.destinations.delta.load import Staged
+
+    day, other = date(2024, 3, 1), date(2024, 3, 5)
+    load = DeltaTables(str(tmp_path / "lake")).open({"calls": CALLS}, Where("youlianyun", "acct", "x", DAY_ONE))
+    load.store(day_chunk(day, day), {"calls": [calls(["r1", "r2"], day)]})
+    load.store(day_chunk(other, day), {"calls": [calls(["r9"], other)]})
+    staged = Staged(CALLS, [calls(["r1", "r3"], day)])
+    known = staged.known_ids(DeltaTable(str(tmp_path / "lake" / "calls")))
+    assert sorted(known.to_pylist()) == ["r1", "r2"]  # not r9: that partition is not read
+    assert staged.fresh(known).to_pylist() == [False, True]
+    staged.close()

@@ -13,7 +13,7 @@ import logging
 import random
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import IO
 
@@ -55,10 +55,28 @@ class Staged:
             self.file.close()
             raise
 
-    def reader(self) -> pa.RecordBatchReader:
-        """The staged rows from the start, batch by batch."""
+    def reader(self, fresh: pa.BooleanArray | None = None) -> pa.RecordBatchReader:
+        """The staged rows from the start, batch by batch (only those `fresh` marks, when given)."""
         self.file.seek(0)
-        return pa.ipc.open_stream(self.file)
+        staged = pa.ipc.open_stream(self.file)
+        if fresh is None:
+            return staged
+        return pa.RecordBatchReader.from_batches(self.schema, _kept(staged, fresh))
+
+    def fresh(self, known: pa.Array) -> pa.BooleanArray:
+        """Per staged row: whether its record id is not among `known` (one hash of each side, all rows)."""
+        # concat copies each batch's ids out of the batch's buffer, so the rest of the batch is freed
+        none = pa.array([], pa.string())
+        ids = pa.chunked_array([pa.concat_arrays([b.column("record_id"), none]) for b in self.reader()], pa.string())
+        return pc.invert(pc.is_in(ids, value_set=known)).combine_chunks()
+
+    def known_ids(self, table: DeltaTable) -> pa.Array:
+        """The record ids `table` already holds in the chunk's partitions (that column only)."""
+        days = sorted(str(day) for day in self.dates)
+        listed = len(days) <= MAX_LISTED_DATES
+        pruning = [(PARTITION, "in", days)] if listed else [(PARTITION, ">=", days[0]), (PARTITION, "<=", days[-1])]
+        dataset = table.to_pyarrow_dataset(file_pruning_predicate=pruning)
+        return dataset.to_table(columns=["record_id"]).column("record_id").combine_chunks()
 
     def predicate(self) -> str:
         """Match on record_id within the chunk's own partitions (a literal, so the merge prunes the rest)."""
@@ -70,6 +88,13 @@ class Staged:
 
     def close(self) -> None:
         self.file.close()
+
+
+def _kept(batches: Iterable[pa.RecordBatch], keep: pa.BooleanArray) -> Iterator[pa.RecordBatch]:
+    offset = 0
+    for batch in batches:
+        yield batch.filter(keep.slice(offset, batch.num_rows))
+        offset += batch.num_rows
 
 
 @dataclass(frozen=True)
@@ -158,10 +183,17 @@ class DeltaLoad(Load):
             crashpoints.reach(CRASHPOINT)
         inserted = 0
         before = table.version()
-        if staged.rows:
+        # Rows the snapshot already holds are left out before the merge (unless they are to be updated):
+        # a re-run then merges nothing instead of joining the whole chunk against its partitions.
+        fresh = None if self.upsert or not staged.rows else staged.fresh(staged.known_ids(table))
+        count = staged.rows if fresh is None else int(pc.sum(fresh).as_py() or 0)
+        if count == staged.rows:
+            fresh = None  # none known: every row goes to the merge as staged
+        if count:
             merger = table.merge(
-                staged.reader(), staged.predicate(), source_alias="s", target_alias="t", commit_properties=properties
-            )
+                staged.reader(fresh), staged.predicate(), source_alias="s", target_alias="t",
+                commit_properties=properties,
+            )  # fmt: skip
             if self.upsert:
                 merger = merger.when_matched_update_all()
             inserted = int(merger.when_not_matched_insert_all().execute()["num_target_rows_inserted"])
