@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 SUPERUSER = "cdrfetch_admin"
-BINARY_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
 
 
 @dataclass(frozen=True)
@@ -71,10 +70,11 @@ class Database:
 
 
 def binary(name: str) -> str:
-    for directory in BINARY_DIRS:
-        if (Path(directory) / name).is_file():
-            return str(Path(directory) / name)
+    """A server program: on PATH, else from Debian's newest /usr/lib/postgresql/<version>/bin (not on PATH there)."""
     found = shutil.which(name)
+    if found is None:
+        versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+        found = str(versions[-1]) if versions else None
     if found is None:
         raise RuntimeError(f"{name} not found: install PostgreSQL's server (Debian: apt-get install postgresql)")
     return found

@@ -125,6 +125,22 @@ def test_an_incompatible_table_is_refused(pg: Database, profile: Path) -> None:
     assert pg.query("SELECT count(*) FROM calls") == [(0,)]
 
 
+def test_a_table_without_a_key_on_record_id_is_refused(pg: Database) -> None:
+    destination(pg).open({"calls": CALLS}, WHERE).abort()
+    pg.query("ALTER TABLE calls DROP CONSTRAINT calls_pkey")
+    with pytest.raises(ConfigError, match="no primary key or unique index on record_id"):
+        destination(pg).open({"calls": CALLS}, WHERE)
+    pg.query("CREATE UNIQUE INDEX calls_record_id ON calls (record_id)")
+    destination(pg).open({"calls": CALLS}, WHERE).abort()  # a unique index serves the merge as well
+
+
+def test_libpq_url_parameters_apply(pg: Database, profile: Path) -> None:
+    refused = pull(profile, *days(0, 0), "-o", pg.url(query="sslmode=require"))  # the test server has no TLS
+    assert refused.exit_code == ExitCode.UNAVAILABLE and "SSL" in refused.stderr, refused.stderr
+    named = pull(profile, *days(0, 0), "-o", pg.url(query="application_name=billing-import&connect_timeout=5"))
+    assert named.exit_code == 0, named.stderr
+
+
 def test_named_destination_takes_its_password_from_env_and_never_shows_it(
     pg: Database, profile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

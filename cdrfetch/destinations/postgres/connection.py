@@ -31,8 +31,9 @@ _DATABASE_MISSING = ("database", "does not exist")
 
 def connect(url: str, password: str | None, where: str) -> psycopg.Connection[tuple[Any, ...]]:
     """A connection (not autocommit) with a connect timeout unless the URL or PGCONNECT_TIMEOUT sets one."""
-    options: dict[str, Any] = {"application_name": APPLICATION, "client_encoding": "UTF8"}
     parameters = _parameters(url, where)
+    defaults = {"application_name": APPLICATION, "client_encoding": "UTF8"}  # the URL's own values win
+    options: dict[str, Any] = {name: value for name, value in defaults.items() if name not in parameters}
     REDACTOR.add(*(str(parameters[name]) for name in SECRET_PARAMETERS if parameters.get(name)))
     REDACTOR.add(password or "", os.environ.get("PGPASSWORD", ""))
     if "connect_timeout" not in parameters and not os.environ.get("PGCONNECT_TIMEOUT"):

@@ -102,6 +102,11 @@ def _ensure_table(conn: Connection, schema: str, table: str, arrow: pa.Schema) -
         key = sql.SQL(", PRIMARY KEY (record_id)") if "record_id" in arrow.names else sql.SQL("")
         conn.execute(sql.SQL("CREATE TABLE {} ({}{})").format(qualified(schema, table), columns, key))
         return
+    if "record_id" in arrow.names and not keyed_on_record_id(conn, schema, table):
+        raise ConfigError(
+            f"existing table {table!r} has no primary key or unique index on record_id",
+            "add one (ALTER TABLE ... ADD PRIMARY KEY (record_id)): records are merged on it",
+        )
     for position in missing(table, have, arrow):
         add = sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(qualified(schema, table), _column(arrow.field(position)))
         try:
@@ -112,6 +117,17 @@ def _ensure_table(conn: Connection, schema: str, table: str, arrow: pa.Schema) -
                 f"cannot add the NOT NULL column {arrow.field(position).name} to the non-empty table {table!r}",
                 "migrate the table: add the column with a value for the existing rows",
             ) from None
+
+
+def keyed_on_record_id(conn: Connection, schema: str, table: str) -> bool:
+    """Whether a unique index on record_id alone exists (what ON CONFLICT (record_id) needs)."""
+    found = conn.execute(
+        """SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+           WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
+           AND a.attname = 'record_id'""",
+        (qualified(schema, table).as_string(conn),),
+    ).fetchone()
+    return found is not None
 
 
 def missing(table: str, have: Columns, arrow: pa.Schema) -> list[int]:
