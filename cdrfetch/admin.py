@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ from cdrfetch import config, keystore, providers
 from cdrfetch.commands import resolve_settings, sandbox_settings
 from cdrfetch.errors import ConfigError, UsageError
 from cdrfetch.files import write_atomically
+from cdrfetch.ledger import Key, Ledger
 from cdrfetch.providers.base import Setting
 
 
@@ -250,3 +252,17 @@ def run_maintain(destination: str, config_file: str | None, apply: bool, retenti
     if not apply:
         print("dry run: nothing changed (add --apply to do it)")
     return 0
+
+
+def reset_state(ledger: Ledger, key: Key, yes: bool, log: logging.Logger) -> None:
+    """Forget the ledger of `key` after confirmation (never prompts without a terminal)."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("--reset-state needs confirmation", "add --yes when running without a terminal")
+        answer = input(
+            f"Forget every recorded run of {key.provider} account {key.account} (profile {key.profile})? [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            raise UsageError("--reset-state not confirmed", "answer y, or pass --yes")
+    removed = ledger.reset(key)
+    log.warning("ledger: forgot %d run(s) of %s account %s", removed, key.provider, key.account)

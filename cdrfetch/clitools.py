@@ -10,7 +10,17 @@ from typing import Annotated
 import typer
 
 from cdrfetch import providers
-from cdrfetch.clihelp import PLAIN_HELP, ConfigOpt, JsonOpt, LimitOpt, ProfileOpt, SandboxOpt
+from cdrfetch.clihelp import (
+    PLAIN_HELP,
+    ConfigOpt,
+    JsonOpt,
+    LimitOpt,
+    LogFormatOpt,
+    ProfileOpt,
+    QuietOpt,
+    SandboxOpt,
+    VerboseOpt,
+)
 from cdrfetch.clirun import guarded
 
 sandbox_app = typer.Typer(**PLAIN_HELP, help="Run the built-in provider emulators.")
@@ -78,9 +88,84 @@ def maintain(
     guarded(lambda: run_maintain(destination, config, apply, retention_hours))
 
 
+DateOpt = Annotated[str | None, typer.Option("--date", "-d", help="day (yesterday), today or YYYY-MM-DD.")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="Window start: date, 'date HH:MM' or ISO-8601.")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Window end (exclusive).")]
+SinceLastOpt = Annotated[bool, typer.Option("--since-last", help="From each account's state to now.")]
+OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="DIR/, URL or destination name.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="parquet, csv, jsonl, json or delta.")]
+ProfilesOpt = Annotated[list[str] | None, typer.Option("--profile", "-p", help="Only this profile (repeatable).")]
+ProvidersOpt = Annotated[list[str] | None, typer.Option("--provider", help="Only this provider (repeatable).")]
+
+
+def pull(
+    every: Annotated[bool, typer.Option("--all", help="Every account of every profile in the config.")] = False,
+    date: DateOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    since_last: SinceLastOpt = False,
+    output: OutputOpt = None,
+    fmt: FormatOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Accounts pulled at once.")] = 4,
+    profiles: ProfilesOpt = None,
+    only: ProvidersOpt = None,
+    config: ConfigOpt = None,
+    summary_json: Annotated[str | None, typer.Option("--summary-json", help="Combined summary (- for stdout).")] = None,
+) -> None:
+    """Pull every account of the config at once, e.g. `cdrfetch pull --all --since-last -o lake`."""
+    from cdrfetch.errors import UsageError
+    from cdrfetch.fleetrun import pull_all
+
+    def body() -> int:
+        if not every:
+            raise UsageError("cdrfetch pull needs --all", "for one account use `cdrfetch <provider> pull`")
+        window = [*(["--date", date] if date else []), *(["--from", start] if start else [])]
+        window += [*(["--to", end] if end else []), *(["--since-last"] if since_last else [])]
+        return pull_all(window, output=output, fmt=fmt, config_file=config, profiles=profiles or [], only=only or [],
+                        jobs=jobs, summary_json=summary_json)  # fmt: skip
+
+    guarded(body)
+
+
+def plan(
+    since_last: SinceLastOpt = False,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    output: OutputOpt = None,
+    fmt: FormatOpt = None,
+    profiles: ProfilesOpt = None,
+    only: ProvidersOpt = None,
+    shard_of: Annotated[str | None, typer.Option("--shard", metavar="INDEX/COUNT", help="Only this share.")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the work units (one account's window chunk into one destination) for an orchestrator."""
+    from cdrfetch.fleetrun import run_plan
+
+    options = {"since_last": since_last, "start": start, "end": end, "output": output, "fmt": fmt,
+               "config_file": config, "profiles": profiles or [], "only": only or []}  # fmt: skip
+    guarded(lambda: run_plan(options, as_json, shard_of))
+
+
+def run_unit(
+    unit: Annotated[str, typer.Argument(help="A unit as `plan --json` printed it, @FILE, or - for stdin.")],
+    config: ConfigOpt = None,
+    summary_json: Annotated[str | None, typer.Option("--summary-json", help="Write the run summary here.")] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
+    log_format: LogFormatOpt = "text",
+) -> None:
+    """Run exactly one planned unit: any machine, any order, any number of times, the same result."""
+    from cdrfetch.commands import LogOptions
+    from cdrfetch.fleetrun import run_one_unit
+
+    guarded(lambda: run_one_unit(unit, config, summary_json, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the root app."""
     app.add_typer(sandbox_app, name="sandbox")
     app.add_typer(config_app, name="config")
-    for command in (doctor, runs, maintain):
+    for command in (doctor, runs, maintain, pull, plan):
         app.command()(command)
+    app.command("run-unit")(run_unit)

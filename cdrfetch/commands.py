@@ -8,11 +8,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdrfetch import config, crashpoints, destinations, locking, logs, monitoring, pipeline, providers, windows
 from cdrfetch.client import Client, utc_now
@@ -23,6 +22,9 @@ from cdrfetch.providers.base import Provider
 from cdrfetch.redact import REDACTOR
 from cdrfetch.summary import RunSummary
 from cdrfetch.windows import parse_duration
+
+if TYPE_CHECKING:
+    from cdrfetch.fleet import Unit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +51,8 @@ class PullOptions:
     metrics_file: str | None = None
     ping_url: str | None = None
     account: str | None = None  # one of the provider section's `accounts:`
+    unit: Unit | None = None  # a planned work unit: its window, anchor and id
+    settings: Mapping[str, Any] = field(default_factory=dict)  # given by a caller of the Python API
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,14 +100,15 @@ def resolve_settings(
     return resolved
 
 
-def run_pull(options: PullOptions, output: LogOptions) -> int:
+def run_pull(options: PullOptions, output: LogOptions, summary: RunSummary | None = None) -> int:
     """`pull`: resolve, lock, choose the window, fetch, write, record in the ledger, report.
 
-    The summary, metrics and pings report the run however it ends, even on a usage error."""
+    The summary (filled in `summary` when given), metrics and pings report the run however it ends,
+    even on a usage error."""
     known_format = output.fmt in ("text", "json")
     log = logs.configure(verbose=output.verbose, quiet=output.quiet, fmt=output.fmt if known_format else "text")
     profile = options.profile or os.environ.get("CDRFETCH_PROFILE") or "default"
-    summary = RunSummary(options.provider, "", profile, "", "")
+    summary = summary or RunSummary(options.provider, "", profile, "", "")
     both_on_stdout = options.summary_json == "-" and options.output == "-"
     monitor = monitoring.Monitor(
         summary, log, summary_json=None if both_on_stdout else options.summary_json,
@@ -129,6 +134,7 @@ def _pull(options: PullOptions, output: LogOptions, monitor: monitoring.Monitor,
     cls = providers.load(options.provider)
     summary = monitor.summary
     with sandbox_settings(options.provider, options.sandbox, options.knobs) as injected:
+        injected.update(options.settings)
         settings = resolve_settings(
             options.provider, options.profile, options.config, options.overrides, injected, options.account
         )
@@ -145,10 +151,12 @@ def _pull(options: PullOptions, output: LogOptions, monitor: monitoring.Monitor,
         with locking.exclusive(key, options.wait_lock):
             ledger = Ledger().check()  # a bad ledger fails here, before any request or output
             if options.reset_state:
-                _reset_state(ledger, key, options.yes, log)
+                from cdrfetch.admin import reset_state
+
+                reset_state(ledger, key, options.yes, log)
             started = utc_now().replace(microsecond=0)
             state = State(ledger, destination, key)
-            window = _choose_window(options, state, settings, started, log)
+            window = choose_window(options, state, settings, started, log)
             if window is None:
                 log.info("%s: nothing to pull, %s is up to date", key.provider, state.holder)
                 return int(ExitCode.OK)
@@ -184,11 +192,14 @@ class State:
         return self.ledger.resume_point(self.key)
 
 
-def _choose_window(
+def choose_window(
     options: PullOptions, state: State, settings: config.Resolved, now: datetime, log: logging.Logger
 ) -> windows.Window | None:
-    """The explicit window, or for --since-last: from the state's resume point (minus lookback) to now."""
+    """The unit's window, the explicit one, or for --since-last: from the state's resume point (minus
+    lookback) to now."""
     tz = windows.zone(str(settings["tz"]))
+    if options.unit is not None:
+        return options.unit.window(tz)
     if not options.since_last:
         return windows.from_options(day=options.date, start=options.start, end=options.end, tz=tz, now=now)
     resumed = state.resume_point()
@@ -257,6 +268,7 @@ class RecordedPull:
         started: datetime,
     ) -> pipeline.Written:
         board = Board(enabled=not self.output.quiet and self.output.fmt == "text")
+        unit = self.options.unit
         log = logging.getLogger(f"{logs.ROOT}.{self.cls.name}")
         with board, Client(self.settings, log=log, summary=summary, progress=board) as client:
             return pipeline.pull(
@@ -266,6 +278,8 @@ class RecordedPull:
                 destination,
                 allow_partial=self.options.allow_partial or bool(self.settings["allow_partial"]),
                 already=already,
+                anchor=unit.anchor if unit else None,
+                unit_id=unit.id if unit else None,
             )
 
     def _record(self, summary: RunSummary, code: int, written: pipeline.Written | None, started: datetime) -> None:
@@ -278,17 +292,3 @@ class RecordedPull:
         )
         if self.output.fmt == "json":
             self.log.info("run summary", extra={"fields": {"summary": summary.to_dict()}})
-
-
-def _reset_state(ledger: Ledger, key: Key, yes: bool, log: logging.Logger) -> None:
-    """Forget the ledger of `key` after confirmation (never prompts without a terminal)."""
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("--reset-state needs confirmation", "add --yes when running without a terminal")
-        answer = input(
-            f"Forget every recorded run of {key.provider} account {key.account} (profile {key.profile})? [y/N] "
-        )
-        if answer.strip().lower() not in ("y", "yes"):
-            raise UsageError("--reset-state not confirmed", "answer y, or pass --yes")
-    removed = ledger.reset(key)
-    log.warning("ledger: forgot %d run(s) of %s account %s", removed, key.provider, key.account)

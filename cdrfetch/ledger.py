@@ -100,7 +100,12 @@ class Ledger:
         if version > SCHEMA_VERSION:
             raise ConfigError(f"run ledger {self.path} is from a newer cdrfetch (schema {version})", "upgrade cdrfetch")
         if version == 0:
-            db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            db.execute("BEGIN IMMEDIATE")  # one creator when several runs (pull --all) start at once
+            if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.commit()
 
     def record(
         self, key: Key, summary: RunSummary, complete_until: datetime | None, written: Mapping[str, Iterable[str]]

@@ -2,53 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
-import yaml
 
-from cdrfetch.sandbox import emulator_class
-from cdrfetch.sandbox.server import SandboxServer
 from cdrfetch.testing.harness import MemoryKeyring, run_cli
+from tests.sandbox_cli import account
 
 DAY = "2026-11-30"
-
-
-def account(name: str) -> tuple[str, str, str]:
-    """A deterministic (sid, token, app id) for an account name."""
-    digest = hashlib.sha256(name.encode()).hexdigest()
-    return digest[:32], digest[32:64], hashlib.md5(name.encode()).hexdigest()
-
-
-@pytest.fixture
-def fleet_server() -> Iterator[SandboxServer]:
-    names = ("acme", "globex")
-    emulator = emulator_class("youlianyun")(
-        accounts={account(n)[0]: account(n)[1] for n in names}, apps={account(n)[2]: account(n)[0] for n in names}
-    )
-    with SandboxServer(emulator) as running:
-        yield running
-
-
-@pytest.fixture
-def fleet_config(
-    fleet_server: SandboxServer, tmp_path: Path, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """acme's token in its own env variable, globex's in the keyring under its own user."""
-    base = fleet_server.emulator.profile(fleet_server.url)
-    monkeypatch.setenv("CDRFETCH_YOULIANYUN_ACME_AUTH_TOKEN", account("acme")[1])
-    memory_keyring.set_password("cdrfetch", "default/youlianyun/globex/auth_token", account("globex")[1])
-    section = {
-        "base_url": base["base_url"], "retries": 0,
-        "accounts": {n: {"account_sid": account(n)[0], "app_id": account(n)[2]} for n in ("acme", "globex")},
-    }  # fmt: skip
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({"profiles": {"default": {"youlianyun": section}}}))
-    path.chmod(0o600)
-    return path
 
 
 def test_each_account_pulls_its_own_records_with_its_own_secret(fleet_config: Path, tmp_path: Path) -> None:
