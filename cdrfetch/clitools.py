@@ -138,13 +138,14 @@ def plan(
     shard_of: Annotated[str | None, typer.Option("--shard", metavar="INDEX/COUNT", help="Only this share.")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="One unit per line as JSON (for shell loops).")] = False,
 ) -> None:
     """Print the work units (one account's window chunk into one destination) for an orchestrator."""
     from cdrfetch.fleetrun import run_plan
 
     options = {"since_last": since_last, "start": start, "end": end, "output": output, "fmt": fmt,
                "config_file": config, "profiles": profiles or [], "only": only or []}  # fmt: skip
-    guarded(lambda: run_plan(options, as_json, shard_of))
+    guarded(lambda: run_plan(options, "jsonl" if jsonl else "json" if as_json else "text", shard_of))
 
 
 def run_unit(

@@ -102,23 +102,28 @@ def _entry(outcome: Outcome) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def print_plan(units: Sequence[Unit], as_json: bool) -> None:
-    if as_json:
+def print_plan(units: Sequence[Unit], style: str) -> None:
+    """The units as a JSON array (`json`), one JSON object a line (`jsonl`), or a table (`text`)."""
+    if style == "json":
         print(json.dumps([unit.to_dict() for unit in units], indent=2))
+        return
+    if style == "jsonl":
+        for unit in units:
+            print(json.dumps(unit.to_dict(), separators=(",", ":")))
         return
     for unit in units:
         who = f"{unit.provider} {unit.profile}/{unit.account or '-'}"
         print(f"{unit.id}  {who:40}  {unit.start.isoformat()} .. {unit.end.isoformat()}")
 
 
-def run_plan(options: dict[str, Any], as_json: bool, shard_of: str | None) -> int:
+def run_plan(options: dict[str, Any], style: str, shard_of: str | None) -> int:
     units = plan(**options)
     if shard_of:
         index, _, count = shard_of.partition("/")
         if not (index.isdigit() and count.isdigit() and int(count) > 0):
             raise UsageError(f"--shard {shard_of!r}", "write INDEX/COUNT, e.g. 0/4")
         units = shard(units, int(index), int(count))
-    print_plan(units, as_json)
+    print_plan(units, style)
     return 0
 
 
