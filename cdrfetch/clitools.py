@@ -149,18 +149,18 @@ def plan(
 
 
 def run_unit(
-    unit: Annotated[str, typer.Argument(help="A unit as `plan --json` printed it, @FILE, or - for stdin.")],
+    unit: Annotated[str, typer.Argument(help="A unit as `plan` printed it, @FILE, or - (stdin: many units).")],
     config: ConfigOpt = None,
     summary_json: Annotated[str | None, typer.Option("--summary-json", help="Write the run summary here.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
     log_format: LogFormatOpt = "text",
 ) -> None:
-    """Run exactly one planned unit: any machine, any order, any number of times, the same result."""
+    """Run planned units: any machine, any order, any number of times, the same result."""
     from cdrfetch.commands import LogOptions
-    from cdrfetch.fleetrun import run_one_unit
+    from cdrfetch.fleetrun import run_units
 
-    guarded(lambda: run_one_unit(unit, config, summary_json, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
+    guarded(lambda: run_units(unit, config, summary_json, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
 
 
 def register(app: typer.Typer) -> None:

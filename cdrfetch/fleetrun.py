@@ -127,17 +127,41 @@ def run_plan(options: dict[str, Any], style: str, shard_of: str | None) -> int:
     return 0
 
 
-def run_one_unit(text: str, config_file: str | None, summary_json: str | None, output: Any) -> int:
-    """`run-unit`: one unit from its JSON (an argument, @FILE or - for stdin), through the normal pull."""
+def run_units(text: str, config_file: str | None, summary_json: str | None, output: Any) -> int:
+    """`run-unit`: one unit from its JSON (an argument or @FILE), or every unit of `-` (stdin: a JSON
+    array or one unit a line, as `plan --json` / `--jsonl` print them) in this one process.
+
+    One unit's failure never stops the others; the exit code combines them like `pull --all`.
+    """
+    from cdrfetch import logs
     from cdrfetch.commands import PullOptions, run_pull
+    from cdrfetch.errors import CdrfetchError
 
     if text == "-":
-        text = sys.stdin.read()
-    elif text.startswith("@"):
-        text = Path(text[1:]).read_text(encoding="utf-8")
-    unit = Unit.from_json(text)
-    options = PullOptions(
-        provider=unit.provider, profile=unit.profile, account=unit.account, output=unit.output, fmt=unit.format,
-        config=config_file, unit=unit, summary_json=summary_json,
-    )  # fmt: skip
-    return run_pull(options, output)
+        units = _parse_units(sys.stdin.read())
+    else:
+        units = [Unit.from_json(Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text)]
+    codes = []
+    for unit in units:
+        options = PullOptions(
+            provider=unit.provider, profile=unit.profile, account=unit.account, output=unit.output, fmt=unit.format,
+            config=config_file, unit=unit, summary_json=summary_json if len(units) == 1 else None,
+        )  # fmt: skip
+        try:
+            codes.append(run_pull(options, output))
+        except CdrfetchError as error:
+            if len(units) == 1:
+                raise
+            logs.final(f"unit {unit.id}: {error.message}", error.hint, exit_code=int(error.exit_code))
+            codes.append(int(error.exit_code))
+    return combined_exit_code(codes)
+
+
+def _parse_units(text: str) -> list[Unit]:
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            return [Unit.from_dict(item) for item in json.loads(stripped)]
+        except json.JSONDecodeError:
+            raise UsageError("the work units are not valid JSON", "pipe `cdrfetch plan --json` in") from None
+    return [Unit.from_json(line) for line in stripped.splitlines() if line.strip()]

@@ -160,5 +160,6 @@ def test_named_destinations_are_checked_when_read(tmp_path: Path) -> None:
 
 
 def test_a_password_in_a_database_url_is_refused() -> None:
-    result = run_cli("youlianyun", "pull", "--sandbox", "-o", "postgresql://cdr:hunter2@db.example/x", "-q")
-    assert result.exit_code == 2 and "hunter2" not in result.stderr + result.stdout
+    for url in ("postgresql://cdr:hunter2@db.example/x", "postgresql://cdr@db.example/x?password=hunter2"):
+        result = run_cli("youlianyun", "pull", "--sandbox", "-o", url, "-q")
+        assert result.exit_code == 2 and "hunter2" not in result.stderr + result.stdout

@@ -12,7 +12,7 @@ The optional libraries are imported only when their destination is used.
 from __future__ import annotations
 
 import importlib
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from cdrfetch.destinations.base import Chunk, Destination, Load, Where, needs
 from cdrfetch.destinations.layout import DEFAULT_LAYOUT
@@ -65,7 +65,8 @@ def table_destination(kind: str, spec: Named) -> Destination:
 
 
 def _refuse_password_in(url: str) -> None:
-    if urlsplit(url).password:
+    parts = urlsplit(url)
+    if parts.password or {"password", "sslpassword"} & set(parse_qs(parts.query)):
         raise UsageError(
             "a password in the destination URL would land in shell history and logs",
             "name the destination in the config and keep its password in the keyring, env or a _FILE",

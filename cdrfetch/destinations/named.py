@@ -49,7 +49,10 @@ class Named:
             return read_secret_file(os.environ[self.variable + "_FILE"], self.variable + "_FILE", "password")
         from cdrfetch import keystore
 
-        return keystore.get(f"destinations/{self.name}/password")
+        try:
+            return keystore.get(f"destinations/{self.name}/password")
+        except keystore.KeyringError:
+            return None  # no usable keyring here: libpq's PGPASSWORD or ~/.pgpass may still supply it
 
 
 def all_named(config_file: str | None) -> dict[str, Named]:
