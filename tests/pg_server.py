@@ -66,7 +66,7 @@ class Database:
     def create_role(self, name: str, password: str) -> None:
         """A login role with a password and no privilege beyond connecting."""
         with self.connect() as conn:
-            conn.execute(f'CREATE ROLE "{name}" LOGIN PASSWORD \'{password}\'')
+            conn.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
 
 
 def binary(name: str) -> str:

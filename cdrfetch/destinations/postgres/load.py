@@ -169,9 +169,7 @@ def render_csv(batch: pa.RecordBatch) -> pa.Buffer:
 def watermark(conn: Connection, schema: str, provider: str, account: str) -> datetime | None:
     """The account's complete_until, or None (no row)."""
     row = conn.execute(
-        sql.SQL("SELECT complete_until FROM {} WHERE provider = %s AND account = %s").format(
-            qualified(schema, STATE)
-        ),
+        sql.SQL("SELECT complete_until FROM {} WHERE provider = %s AND account = %s").format(qualified(schema, STATE)),
         (provider, account),
     ).fetchone()
     return utc(row[0]) if row else None
