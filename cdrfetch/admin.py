@@ -8,13 +8,19 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdrfetch import config, keystore, providers
 from cdrfetch.commands import resolve_settings, sandbox_settings
 from cdrfetch.errors import ConfigError, UsageError
 from cdrfetch.files import write_atomically
 from cdrfetch.ledger import Key, Ledger
+
+if TYPE_CHECKING:
+    from cdrfetch.config import Resolved
+    from cdrfetch.destinations import Destination
+    from cdrfetch.providers.base import Provider
+    from cdrfetch.windows import Window
 from cdrfetch.providers.base import Setting
 
 
@@ -254,8 +260,13 @@ def run_maintain(destination: str, config_file: str | None, apply: bool, retenti
     return 0
 
 
-def reset_state(ledger: Ledger, key: Key, yes: bool, log: logging.Logger) -> None:
+def reset_state(ledger: Ledger, key: Key, yes: bool, log: logging.Logger, destination: Destination) -> None:
     """Forget the ledger of `key` after confirmation (never prompts without a terminal)."""
+    if destination.keeps_state:
+        raise UsageError(
+            f"--reset-state forgets the local ledger, but {destination.describe()} keeps this account's state itself",
+            "pull an explicit --from/--to window instead, or reset the state in the destination",
+        )
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("--reset-state needs confirmation", "add --yes when running without a terminal")
@@ -266,3 +277,19 @@ def reset_state(ledger: Ledger, key: Key, yes: bool, log: logging.Logger) -> Non
             raise UsageError("--reset-state not confirmed", "answer y, or pass --yes")
     removed = ledger.reset(key)
     log.warning("ledger: forgot %d run(s) of %s account %s", removed, key.provider, key.account)
+
+
+def dry_run(cls: type[Provider], settings: Resolved, window: Window, destination: Destination) -> int:
+    """`pull --dry-run`: the window, its chunks and the destination, in the profile's zone; no request is made."""
+    from cdrfetch.client import Client
+    from cdrfetch.summary import RunSummary
+
+    summary = RunSummary(cls.name, cls.account_of(settings), settings.profile, "", "")
+    with Client(settings, log=logging.getLogger(f"cdrfetch.{cls.name}"), summary=summary) as client:
+        chunks = cls(settings, client).chunks(window)  # chunking reads the clock, never the network
+    zone = window.tz
+    print(f"{cls.name} account {summary.account}: {window.start.astimezone(zone)} .. {window.end.astimezone(zone)}")
+    for chunk in chunks:
+        print(f"  chunk {chunk.label}: {chunk.start.astimezone(zone)} .. {chunk.end.astimezone(zone)}")
+    print(f"into {destination.describe()} (dry run: nothing was requested or written)")
+    return 0

@@ -107,6 +107,9 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             bool, typer.Option("--reset-state", help="Forget this account's run ledger first.")
         ] = False,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Show the window, chunks and destination only.")
+        ] = False,
         sandbox: SandboxOpt = False,
         knobs: Annotated[
             list[str] | None, typer.Option("--knob", metavar="NAME=VALUE", help="Emulator knob, with --sandbox.")
@@ -127,6 +130,7 @@ def _add_pull(group: typer.Typer, name: str) -> None:
             summary_json=summary_json, sandbox=sandbox, profile=profile, config=config,
             overrides=tuple(overrides or ()), since_last=since_last, wait_lock=wait_lock, reset_state=reset_state,
             yes=yes, knobs=tuple(knobs or ()), metrics_file=metrics_file, ping_url=ping_url, account=account,
+            dry_run=dry_run,
         )  # fmt: skip
         guarded(lambda: run_pull(options, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
 

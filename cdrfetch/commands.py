@@ -52,6 +52,7 @@ class PullOptions:
     ping_url: str | None = None
     account: str | None = None  # one of the provider section's `accounts:`
     unit: Unit | None = None  # a planned work unit: its window, anchor and id
+    dry_run: bool = False  # say what would be pulled and where, without a request
     settings: Mapping[str, Any] = field(default_factory=dict)  # given by a caller of the Python API
 
 
@@ -153,13 +154,17 @@ def _pull(options: PullOptions, output: LogOptions, monitor: monitoring.Monitor,
             if options.reset_state:
                 from cdrfetch.admin import reset_state
 
-                reset_state(ledger, key, options.yes, log)
+                reset_state(ledger, key, options.yes, log, destination)
             started = utc_now().replace(microsecond=0)
             state = State(ledger, destination, key)
             window = choose_window(options, state, settings, started, log)
             if window is None:
                 log.info("%s: nothing to pull, %s is up to date", key.provider, state.holder)
                 return int(ExitCode.OK)
+            if options.dry_run:
+                from cdrfetch.admin import dry_run
+
+                return dry_run(cls, settings, window, destination)
             RecordedPull(options, output, cls, settings, ledger, key, log, summary).run(window, destination, started)
     for entry in summary.files:
         log.info("wrote %d %s records to %s", entry["rows"], entry["table"], entry["path"])

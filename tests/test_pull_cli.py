@@ -160,3 +160,21 @@ def test_quiet_and_verbose_together_are_refused(tmp_path: Path) -> None:
     [line, hint] = result.stderr.splitlines()
     assert line == "cdrfetch: error: -q and -v cannot be combined" and hint.startswith("  hint:")
     assert json.loads(summary.read_text())["exit_code"] == ExitCode.USAGE
+
+
+def test_dry_run_shows_the_chunks_and_requests_nothing(tmp_path: Path) -> None:
+    # every answer of this emulator is a 500: a single request would fail the run
+    result = run_cli(PROVIDER, "pull", "--sandbox", "--knob", "fail_status=500", "--from", "2026-11-01",
+                     "--to", "2026-11-04", "-o", f"{tmp_path}/out/", "--dry-run", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    chunks = [line for line in result.stdout.splitlines() if line.strip().startswith("chunk ")]
+    assert [line.split()[1] for line in chunks] == ["2026-11-01:", "2026-11-02:", "2026-11-03:"]
+    assert "+08:00" in result.stdout  # in the profile's zone
+    assert not (tmp_path / "out").exists()
+    assert json.loads(run_cli("runs", "--json").stdout) == []
+
+
+def test_reset_state_is_refused_where_the_destination_keeps_the_state(profile: Path, tmp_path: Path) -> None:
+    pytest.importorskip("deltalake")
+    result = pull(profile, "--since-last", "--reset-state", "--yes", "--format", "delta", "-o", str(tmp_path / "t"))
+    assert result.exit_code == 2 and "keeps this account's state itself" in result.stderr

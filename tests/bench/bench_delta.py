@@ -10,12 +10,16 @@ of the write alone and its peak RSS (ru_maxrss):
 - parquet: pyarrow.parquet.ParquetWriter to a local file (the baseline);
 - delta first load: DeltaTables.open(...).store(chunk, ...) into a fresh local table (stage + merge);
 - delta re-run: the same rows stored again into that table (a merge that inserts nothing);
-- delta s3 first load: the first load into moto's S3 server (a subprocess on 127.0.0.1).
+- duckdb copy to parquet: one DuckDB `COPY ... TO parquet` of the same rows (a second baseline);
+- parquet object to s3: the file destination writing the Parquet file and uploading it (multipart) to
+  moto's S3 server (a subprocess on 127.0.0.1);
+- delta s3 first load: the first load into moto's S3 server.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -79,6 +83,14 @@ def batches(path: Path):  # type: ignore[no-untyped-def]
         yield from pa.ipc.open_stream(source)
 
 
+@contextlib.contextmanager
+def pa_stream(path: Path):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as source:
+        yield pa.ipc.open_stream(source)
+
+
 def case(name: str, data: Path, out: str) -> dict[str, float]:
     """One case, in this (child) process: seconds of the write, peak RSS in MiB."""
     started = time.perf_counter()
@@ -91,6 +103,23 @@ def case(name: str, data: Path, out: str) -> dict[str, float]:
             for batch in batches(data):
                 writer.write_batch(batch)
         rows = float(pq.read_metadata(out).num_rows)
+    elif name == "duckdb":
+        import duckdb
+
+        with pa_stream(data) as reader:
+            con = duckdb.connect()
+            con.register("calls", reader)
+            con.execute(f"COPY calls TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+        rows = float(duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchone()[0])  # type: ignore[index]
+    elif name == "objects":
+        from cdrfetch.destinations.base import Chunk, Where
+        from cdrfetch.destinations.files import Files
+        from cdrfetch.records import CALLS
+
+        load = Files(out, "parquet").open({"calls": CALLS}, Where("youlianyun", "bench", "bench", DAY))
+        chunk = Chunk("youlianyun", "bench", DAY, DAY + timedelta(days=1), DAY)
+        rows = float(load.store(chunk, {"calls": batches(data)})["calls"])
+        load.commit()
     else:
         from cdrfetch.destinations.base import Chunk, Where
         from cdrfetch.destinations.delta import DeltaTables
@@ -153,11 +182,13 @@ def main() -> None:
         generate(data, args.rows)
         results = {
             "parquet": child("parquet", data, str(work / "calls.parquet")),
+            "duckdb copy to parquet": child("duckdb", data, str(work / "duck.parquet")),
             "delta first load": child("delta", data, str(work / "lake")),
             "delta re-run": child("delta", data, str(work / "lake")),
         }
         server, env, url = moto()
         try:
+            results["parquet object to s3"] = child("objects", data, url.replace("/lake", "/raw/calls.parquet"), env)
             results["delta s3 first load"] = child("delta", data, url, env)
         finally:
             server.terminate()
