@@ -36,6 +36,8 @@ def select(
     from cdrfetch.config import suggest
 
     accounts = section.get(KEY)
+    if isinstance(accounts, dict):
+        accounts = {str(name): value for name, value in accounts.items()}  # YAML reads `10001:` as a number
     if accounts is None:
         if account is not None:
             raise ConfigError(
@@ -62,3 +64,10 @@ def select(
     if not isinstance(own, dict):
         raise ConfigError(f"{path}: account {account!r} of {provider} must be a mapping", "see the README")
     return {**{k: v for k, v in section.items() if k != KEY}, **own}, account
+
+
+def own_keys(section: Any, account: str) -> set[str]:
+    """The keys the account's own entry sets (not inherited from the shared section)."""
+    entries = section.get(KEY) if isinstance(section, dict) else None
+    own = {str(k): v for k, v in entries.items()}.get(account) if isinstance(entries, dict) else None
+    return set(own) if isinstance(own, dict) else set()

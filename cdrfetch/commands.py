@@ -102,18 +102,17 @@ def resolve_settings(
 
 
 def run_pull(options: PullOptions, output: LogOptions, summary: RunSummary | None = None) -> int:
-    """`pull`: resolve, lock, choose the window, fetch, write, record in the ledger, report.
-
-    The summary (filled in `summary` when given), metrics and pings report the run however it ends,
-    even on a usage error."""
+    """`pull`: resolve, lock, choose the window, fetch, write, record in the ledger, report. The summary
+    (filled in `summary` when given), metrics and pings report the run however it ends (a dry run: none)."""
     known_format = output.fmt in ("text", "json")
     log = logs.configure(verbose=output.verbose, quiet=output.quiet, fmt=output.fmt if known_format else "text")
     profile = options.profile or os.environ.get("CDRFETCH_PROFILE") or "default"
     summary = summary or RunSummary(options.provider, "", profile, "", "")
     both_on_stdout = options.summary_json == "-" and options.output == "-"
+    real = not options.dry_run
     monitor = monitoring.Monitor(
         summary, log, summary_json=None if both_on_stdout else options.summary_json,
-        metrics_file=options.metrics_file, ping_url=options.ping_url,
+        metrics_file=options.metrics_file if real else None, ping_url=options.ping_url if real else None,
     )  # fmt: skip
     return monitor.run(lambda: _pull(options, output, monitor, log))
 
@@ -140,9 +139,9 @@ def _pull(options: PullOptions, output: LogOptions, monitor: monitoring.Monitor,
             options.provider, options.profile, options.config, options.overrides, injected, options.account
         )
         summary.profile = settings.profile
-        monitor.configure(settings)
+        monitor.configure(settings, dry_run=options.dry_run)
         settings.require_complete()
-        if injected:  # said once the settings are known to be usable, not before a config error
+        if options.sandbox:  # said once the settings are known to be usable, not before a config error
             log.info("sandbox: %s emulator listening on %s", options.provider, settings["base_url"])
         key = Key(cls.name, settings.profile, cls.account_of(settings))
         summary.account = key.account
@@ -175,6 +174,8 @@ def _check_window_options(options: PullOptions) -> None:
     """Mistakes in --date/--from/--to/--since-last, reported before any setting or secret is read."""
     if options.since_last and (options.date or options.start or options.end):
         raise UsageError("--since-last cannot be combined with --date/--from/--to", "use one or the other")
+    if options.dry_run and options.reset_state:
+        raise UsageError("--dry-run cannot --reset-state", "a dry run changes nothing; drop one of them")
     if not options.since_last:  # parsed in UTC here: the profile's zone only shifts a valid window
         windows.from_options(day=options.date, start=options.start, end=options.end, tz=windows.UTC, now=utc_now())
 

@@ -15,7 +15,7 @@ any other key is refused.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,6 +226,9 @@ def resolve(
     if not isinstance(own, dict):
         raise ConfigError(f"{path}: `{provider}` must be a mapping", STARTER_HINT)
     own, account = accounts.select(path, provider, profile_name, own, account)
+    scopes: list[tuple[str, Container[str]]] = [(provider, ())]
+    if account:  # the account's own variables first; provider-wide ones never override its own YAML
+        scopes = [(f"{provider}/{account}", ()), (provider, accounts.own_keys(section[provider], account))]
     unknown = sorted(set(own) - {s.name for s in settings})
     if unknown:
         names = sorted(s.name for s in settings)
@@ -234,7 +237,6 @@ def resolve(
             f"known: {', '.join(names)}",
         )
     resolved = Resolved(provider, profile_name, path if path.exists() else None, account=account)
-    scopes = [f"{provider}/{account}", provider] if account else [provider]
     for setting in settings:
         try:
             found = _lookup(setting, scopes, profile_name, path, own, overrides or {}, injected or {}, keyring_lookup)
@@ -252,7 +254,7 @@ def resolve(
 
 def _lookup(
     setting: Setting,
-    scopes: list[str],
+    scopes: list[tuple[str, Container[str]]],
     profile: str,
     path: Path,
     own: Mapping[str, Any],
@@ -262,15 +264,18 @@ def _lookup(
 ) -> tuple[Any, str] | None:
     """The raw value of one setting and its source, by precedence; None when unset.
 
-    `scopes` are `<provider>/<account>` (when an account is chosen) then `<provider>`: an account's
-    own variable or keyring entry comes before the provider's shared one.
+    `scopes` are `<provider>/<account>` (when an account is chosen) then `<provider>`, each with the
+    names its variables may not set: an account's own variable or keyring entry comes before the
+    provider's shared one, and a provider-wide variable never overrides the account's own YAML.
     """
     name = setting.name
     if name in overrides:
         return overrides[name], "--set"
     if name in injected:
         return injected[name], "sandbox"
-    for scope in scopes:
+    for scope, shadowed in scopes:
+        if name in shadowed:
+            continue
         variable = env_name(scope.replace("/", "_"), name)
         if os.environ.get(variable):
             return os.environ[variable], f"env {variable}"
@@ -284,7 +289,7 @@ def _lookup(
     if setting.secret and keyring_lookup:
         from cdrfetch import keystore
 
-        for scope in scopes:
+        for scope, _ in scopes:
             stored = keystore.get(keyring_user(profile, scope, name))
             if stored is not None:
                 return stored, "keyring"

@@ -150,6 +150,12 @@ def plan(
         raise UsageError("plan needs either --since-last or --from/--to", "a backfill is --from DATE --to DATE")
     now = (now or utc_now()).replace(microsecond=0)
     destination = destinations.choose(output, fmt, config_file=config_file)
+    if since_last and not destination.keeps_state:
+        raise UsageError(
+            f"plan --since-last needs a destination that keeps the state: {destination.describe()} does not",
+            "plan into a Delta or PostgreSQL destination, or plan an explicit --from/--to window",
+        )
+    refuse_one_file(destination)
     units: list[Unit] = []
     for target in targets(config_file, profiles, only):
         cls = providers.load(target.provider)
@@ -176,3 +182,15 @@ def shard(units: Iterable[Unit], index: int, count: int) -> list[Unit]:
     if not 0 <= index < count:
         raise UsageError(f"shard {index} of {count} does not exist", "the index runs from 0 to count - 1")
     return [unit for unit in units if int(unit.id[:8], 16) % count == index]
+
+
+def refuse_one_file(destination: Any) -> None:
+    """Many accounts or units into one file would replace each other: a fleet writes a directory or a table."""
+    from cdrfetch.destinations.files import Files
+    from cdrfetch.sinks import names_directory
+
+    if isinstance(destination, Files) and (destination.output == "-" or not names_directory(destination.output)):
+        raise UsageError(
+            f"-o {destination.describe()} is one file, but many accounts and windows would replace each other there",
+            "write a directory (end it with '/'), a prefix, or a table",
+        )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cdrfetch.errors import ExitCode, UsageError
+from cdrfetch.errors import CantCreateError, ExitCode, UsageError
 from cdrfetch.fleet import Target, Unit, plan, shard, targets
 
 
@@ -61,6 +61,10 @@ def pull_all(
     summary_json: str | None,
 ) -> int:
     """Pull every configured account (bounded by `jobs`); returns the combined exit code."""
+    from cdrfetch import destinations
+    from cdrfetch.fleet import refuse_one_file
+
+    refuse_one_file(destinations.choose(output, fmt, config_file=config_file))
     everyone = targets(config_file, profiles, only)
     if not everyone:
         raise UsageError("no accounts in the config", "add provider sections under `profiles:`")
@@ -69,15 +73,29 @@ def pull_all(
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="cdrfetch-all-") as scratch, ThreadPoolExecutor(jobs) as pool:
         futures = [pool.submit(_pull_one, t, shared, Path(scratch) / f"{n}.json") for n, t in enumerate(everyone)]
-        for future in as_completed(futures):
-            outcome = future.result()
-            print(outcome.line(), flush=True)
-            outcomes.append(outcome)
+        try:
+            for future in as_completed(futures):
+                outcome = future.result()
+                print(outcome.line(), flush=True)
+                outcomes.append(outcome)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: start no further account (the running ones get it too)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     code = combined_exit_code([o.exit_code for o in outcomes])
     if summary_json:
         document = {"exit_code": code, "accounts": [_entry(o) for o in outcomes]}
         text = json.dumps(document, indent=2) + "\n"
-        sys.stdout.write(text) if summary_json == "-" else Path(summary_json).write_text(text, encoding="utf-8")
+        if summary_json == "-":
+            sys.stdout.write(text)
+        else:
+            from cdrfetch.files import write_atomically
+
+            try:
+                write_atomically(Path(summary_json), text.encode())
+            except OSError as exc:
+                raise CantCreateError(
+                    f"cannot write {summary_json}: {exc.strerror}", "--summary-json must name a writable file"
+                ) from None
     return code
 
 
@@ -140,7 +158,9 @@ def run_units(text: str, config_file: str | None, summary_json: str | None, outp
     if text == "-":
         units = _parse_units(sys.stdin.read())
     else:
-        units = [Unit.from_json(Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text)]
+        units = [Unit.from_json(_read_unit_file(text[1:]) if text.startswith("@") else text)]
+    if summary_json and len(units) > 1:
+        raise UsageError("--summary-json describes one run, but several units were given", "run them one by one")
     codes = []
     for unit in units:
         options = PullOptions(
@@ -155,6 +175,15 @@ def run_units(text: str, config_file: str | None, summary_json: str | None, outp
             logs.final(f"unit {unit.id}: {error.message}", error.hint, exit_code=int(error.exit_code))
             codes.append(int(error.exit_code))
     return combined_exit_code(codes)
+
+
+def _read_unit_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read the work unit in {path}: {exc.strerror}", "pass @FILE of a unit plan printed"
+        ) from None
 
 
 def _parse_units(text: str) -> list[Unit]:

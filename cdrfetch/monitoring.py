@@ -162,8 +162,12 @@ class Monitor:
             self._started = True
             ping(self.ping_url.rstrip("/") + "/start", f"cdrfetch {self.summary.provider} pull started", self.log)
 
-    def configure(self, settings: Mapping[str, Any]) -> None:
-        """The profile's `metrics_file` and `ping_url`, where the command line named none."""
+    def configure(self, settings: Mapping[str, Any], *, dry_run: bool = False) -> None:
+        """The profile's `metrics_file` and `ping_url`, where the command line named none (none for a dry
+        run: it pulls nothing, so it must not tell monitoring that the job ran)."""
+        if dry_run:
+            self.metrics_file = self.ping_url = None
+            return
         self.metrics_file = self.metrics_file or settings.get("metrics_file") or None
         self.ping_url = self.ping_url or settings.get("ping_url") or None
         self.start()

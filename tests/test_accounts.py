@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from cdrfetch.testing.harness import MemoryKeyring, run_cli
 from tests.sandbox_cli import account
@@ -48,3 +50,22 @@ def test_doctor_checks_every_account(fleet_config: Path) -> None:
     logins = [line for line in result.stdout.splitlines() if "youlianyun login" in line]
     assert [line.split()[0] for line in logins] == ["OK", "OK"], result.stdout
     assert "acme:" in logins[0] and "globex:" in logins[1]
+
+
+def test_a_numeric_account_name_is_selectable(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "profiles:\n  default:\n    youlianyun:\n      accounts:\n        10001: {account_sid: x, app_id: y}\n"
+    )
+    path.chmod(0o600)
+    result = run_cli("youlianyun", "config", "--config", str(path), "--account", "10001", "--json")
+    assert "account_sid" in result.stdout and "no account" not in result.stderr
+
+
+def test_a_provider_wide_variable_never_overrides_an_accounts_own_value(
+    fleet_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDRFETCH_YOULIANYUN_ACCOUNT_SID", "f" * 32)  # left over from a one-account setup
+    result = run_cli("youlianyun", "config", "--config", str(fleet_config), "--account", "acme", "--json")
+    [row] = [r for r in json.loads(result.stdout)["settings"] if r["setting"] == "account_sid"]
+    assert row["value"] == account("acme")[0]

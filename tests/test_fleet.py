@@ -138,3 +138,24 @@ def test_runs_starting_together_create_the_ledger_once(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: Ledger(path).check(), range(8)))  # raised "table runs already exists" before
     assert Ledger(path).runs() == []
+
+
+def test_a_fleet_never_writes_one_file_or_plans_since_last_without_a_stateful_destination(
+    fleet_config: Path, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "pull", "--all", "--config", str(fleet_config), "--date", "2026-11-29", "-o", f"{tmp_path}/a.parquet"
+    )
+    assert result.exit_code == 2 and "one file" in result.stderr
+    result = run_cli("plan", "--config", str(fleet_config), "--since-last", "-o", f"{tmp_path}/out/")
+    assert result.exit_code == 2 and "keeps the state" in result.stderr
+    assert not list(tmp_path.glob("a.parquet*"))
+
+
+def test_a_dry_run_reports_nothing_to_monitoring(profile: Path, tmp_path: Path) -> None:
+    metrics = tmp_path / "cdrfetch.prom"
+    result = run_cli("youlianyun", "pull", "--config", str(profile), "--dry-run", "--metrics-file", str(metrics))
+    assert result.exit_code == 0, result.stderr
+    assert not metrics.exists()
+    result = run_cli("youlianyun", "pull", "--config", str(profile), "--dry-run", "--reset-state", "--yes")
+    assert result.exit_code == 2

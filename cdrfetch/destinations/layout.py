@@ -26,6 +26,11 @@ def check(layout: str) -> str:
     unknown = [name for name in fields if name not in PLACEHOLDERS]
     if unknown:
         raise ConfigError(f"layout {layout!r}: unknown placeholder {{{unknown[0]}}}", f"use {', '.join(PLACEHOLDERS)}")
+    if not {"account", "label"} <= set(fields):
+        raise ConfigError(
+            f"layout {layout!r} must contain {{account}} and {{label}}",
+            "otherwise two accounts or two windows would write one file",
+        )
     if not layout.endswith(".{ext}") or layout.startswith("/") or ".." in layout.split("/"):
         raise ConfigError(
             f"layout {layout!r} must be a relative path ending in .{{ext}}", f"for example {DEFAULT_LAYOUT}"

@@ -32,7 +32,7 @@ class Named:
     url: str
     format: str | None = None
     layout: str | None = None
-    storage_options: dict[str, str] = field(default_factory=dict)
+    storage_options: dict[str, Any] = field(default_factory=dict)  # as written: fsspec takes any types
     upsert: bool = False
     schema: str | None = None
     part_size_mb: int | None = None  # multipart part size of object uploads
@@ -100,11 +100,26 @@ def _parse(path: Path, name: str, spec: Any) -> Named:
         spec["url"],
         format=spec.get("format"),
         layout=spec.get("layout"),
-        storage_options={str(k): str(v) for k, v in options.items()},
+        storage_options=_secret_aware(path, name, options),
         upsert=bool(spec.get("upsert", False)),
         schema=spec.get("schema"),
         part_size_mb=_part_size(path, name, spec.get("part_size_mb")),
     )
+
+
+SECRET_MARKS = ("secret", "token", "password", "key", "sas", "credential")
+
+
+def _secret_aware(path: Path, name: str, options: dict[Any, Any]) -> dict[str, Any]:
+    """The options; a secret among them is masked in every message, and its file must be private."""
+    from cdrfetch.permissions import refuse_readable_secret
+    from cdrfetch.redact import REDACTOR
+
+    for key, value in options.items():
+        if any(mark in str(key).lower() for mark in SECRET_MARKS) and not isinstance(value, (bool, int)):
+            refuse_readable_secret(path, f"destinations.{name}.storage_options.{key}")
+            REDACTOR.add(str(value))
+    return {str(k): v for k, v in options.items()}
 
 
 def _part_size(path: Path, name: str, value: Any) -> int | None:

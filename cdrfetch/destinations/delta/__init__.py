@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -51,7 +51,7 @@ class DeltaTables(Destination):
 
     keeps_state: ClassVar[bool] = True
 
-    def __init__(self, url: str, options: Mapping[str, str] | None = None, *, upsert: bool = False) -> None:
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None, *, upsert: bool = False) -> None:
         if url.startswith(LOCAL_SCHEME):
             url = url[len(LOCAL_SCHEME) :] or "/"
         self.remote = "://" in url
@@ -119,6 +119,8 @@ class DeltaTables(Destination):
 
 def _maintain_one(uri: str, table: DeltaTable, dry_run: bool, retention_hours: int) -> list[str]:
     files = len(table.file_uris())
+    if not dry_run:  # a retention the table refuses must fail before anything is compacted
+        _maintain_one(uri, table, True, retention_hours)
     if dry_run:
         summary = f"{uri}: {files} data files; would compact small files"
     else:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable, Field, Schema
@@ -29,14 +30,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PASSING = re.compile(r"(?i)connect|timed? ?out|dns|\b5\d\d\b")
 
 
-def storage_options(url: str, given: Mapping[str, str]) -> dict[str, str]:
+def storage_options(url: str, given: Mapping[str, Any]) -> dict[str, str]:
     """The user's options verbatim, plus put-if-absent commits on S3 unless the user chose otherwise.
 
     delta-rs 1.x commits a version by writing `_delta_log/N.json` only if absent (S3's conditional
     write, `If-None-Match: *`); it dropped the DynamoDB lock. `conditional_put=etag` makes that
     explicit, so a change of the library's default can never turn concurrent runs into lost commits.
     """
-    options = dict(given)
+    options = {name: str(value) for name, value in given.items()}  # deltalake takes strings only
     for name, value in options.items():
         if any(mark in name.lower() for mark in SECRET_MARKS):
             REDACTOR.add(value)
