@@ -31,7 +31,8 @@ from cdrfetch.errors import TemporaryError
 from cdrfetch.files import local_io
 
 log = logging.getLogger("cdrfetch.pipeline")
-ATTEMPTS = 10  # merges of one table and chunk before a conflict with concurrent runs is given up (75)
+ATTEMPTS = 40  # merges of one table and chunk before a conflict with concurrent runs is given up (75): a fleet
+# of workers writing one table conflicts often (each merge reads the partitions others append to)
 MAX_LISTED_DATES = 64  # beyond this many dates, the partition predicate is a range instead of a list
 CRASHPOINT = "delta-before-calls-commit"
 
