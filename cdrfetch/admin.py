@@ -281,14 +281,11 @@ def reset_state(ledger: Ledger, key: Key, yes: bool, log: logging.Logger, destin
 
 def dry_run(cls: type[Provider], settings: Resolved, window: Window, destination: Destination) -> int:
     """`pull --dry-run`: the window, its chunks and the destination, in the profile's zone; no request is made."""
-    from cdrfetch.client import Client
-    from cdrfetch.summary import RunSummary
+    from cdrfetch.fleet import chunks_of
 
-    summary = RunSummary(cls.name, cls.account_of(settings), settings.profile, "", "")
-    with Client(settings, log=logging.getLogger(f"cdrfetch.{cls.name}"), summary=summary) as client:
-        chunks = cls(settings, client).chunks(window)  # chunking reads the clock, never the network
-    zone = window.tz
-    print(f"{cls.name} account {summary.account}: {window.start.astimezone(zone)} .. {window.end.astimezone(zone)}")
+    chunks = chunks_of(cls, settings, window)
+    zone, account = window.tz, cls.account_of(settings)
+    print(f"{cls.name} account {account}: {window.start.astimezone(zone)} .. {window.end.astimezone(zone)}")
     for chunk in chunks:
         print(f"  chunk {chunk.label}: {chunk.start.astimezone(zone)} .. {chunk.end.astimezone(zone)}")
     print(f"into {destination.describe()} (dry run: nothing was requested or written)")

@@ -17,10 +17,14 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdrfetch import accounts, config, providers, windows
 from cdrfetch.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from cdrfetch.config import Resolved
+    from cdrfetch.providers.base import Provider
 
 log = logging.getLogger("cdrfetch.fleet")
 FIELDS = ("provider", "profile", "account", "start", "end", "anchor", "output", "format")
@@ -142,9 +146,8 @@ def plan(
 ) -> list[Unit]:
     """Every account's window (--since-last: from its state; else --from/--to) cut into unit chunks."""
     from cdrfetch import commands, destinations
-    from cdrfetch.client import Client, utc_now
+    from cdrfetch.client import utc_now
     from cdrfetch.ledger import Key, Ledger
-    from cdrfetch.summary import RunSummary
 
     if since_last == bool(start or end):
         raise UsageError("plan needs either --since-last or --from/--to", "a backfill is --from DATE --to DATE")
@@ -166,14 +169,21 @@ def plan(
         window = commands.choose_window(options, state, settings, now, log)
         if window is None:
             continue
-        summary = RunSummary(cls.name, key.account, key.profile, "", "")
-        with Client(settings, log=log, summary=summary) as client:  # chunking reads the clock, never the network
-            chunks = cls(settings, client).chunks(window)
         units += [
             Unit(target.provider, target.profile, target.account, chunk.start, chunk.end, window.start, output, fmt)
-            for chunk in chunks
+            for chunk in chunks_of(cls, settings, window)
         ]
     return units
+
+
+def chunks_of(cls: type[Provider], settings: Resolved, window: windows.Window) -> list[windows.Window]:
+    """The provider's own chunks of `window`, without a request: chunking reads the clock, never the network."""
+    from cdrfetch.client import Client
+    from cdrfetch.summary import RunSummary
+
+    summary = RunSummary(cls.name, cls.account_of(settings), settings.profile, "", "")
+    with Client(settings, log=log, summary=summary) as client:
+        return cls(settings, client).chunks(window)
 
 
 def shard(units: Iterable[Unit], index: int, count: int) -> list[Unit]:
