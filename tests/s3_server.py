@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,14 +52,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto_server on a free loopback port, for the whole test session of this worker."""
+@contextmanager
+def running_moto(directory: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """moto_server on a free loopback port (its log in `directory`) until the block ends; yields the endpoint."""
     pytest.importorskip("moto")
     executable = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
     port = _free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    log = (directory / "moto.log").open("wb")
+    process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env)
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -69,10 +70,19 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"moto_server did not start (see {log.name})") from None
             time.sleep(0.1)
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    try:
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto_server for the whole test session of this worker."""
+    with running_moto(tmp_path_factory.mktemp("moto")) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -231,25 +230,11 @@ def test_a_missing_bucket_is_unavailable_in_one_line(s3: S3, profile: Path) -> N
 @pytest.fixture(scope="module")
 def strict_s3(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A moto server that checks credentials (every key is unknown to it), for the rejected-credentials path."""
-    from tests.s3_server import _free_port
+    from tests.s3_server import running_moto
 
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("strict-moto") / "moto.log").open("wb")
-    executable = str(Path(sys.executable).with_name("moto_server"))
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
-    process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env)
-    import socket
-
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    with running_moto(tmp_path_factory.mktemp("strict-moto"), env) as endpoint:
+        yield endpoint
 
 
 def test_rejected_credentials_are_an_auth_error_without_the_secret(
