@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,28 @@ def test_s3_tables_take_each_record_once(s3: S3, profile: Path) -> None:
     assert any(key.startswith("lake/calls/_delta_log/") for key in s3.keys())  # noqa: SIM118 (S3.keys lists the bucket)
     assert DeltaTables(lake).options["conditional_put"] == "etag"  # put-if-absent commits, unless chosen otherwise
     assert "conditional_put" not in DeltaTables(lake, {"AWS_S3_ALLOW_UNSAFE_RENAME": "true"}).options
+
+
+RACE_TO_CREATE = """
+import sys, time
+import pyarrow as pa
+from cdrfetch.destinations.delta.storage import Place, storage_options
+url, start = sys.argv[1], float(sys.argv[2])
+while time.time() < start:  # every process reaches the create at the same moment
+    pass
+Place("calls", url, pa.schema([("record_id", pa.string())]), storage_options(url, {})).ready()
+"""
+
+
+def test_runs_creating_one_s3_table_at_the_same_moment_all_go_on(s3: S3) -> None:
+    """Put-if-absent lets one creation win; the losers see a conflict and must use the winner's table."""
+    url = s3.url("race/calls")
+    start = str(time.time() + 3)
+    racers = [subprocess.Popen([sys.executable, "-c", RACE_TO_CREATE, url, start], stderr=subprocess.PIPE, text=True)
+              for _ in range(4)]  # fmt: skip
+    failures = [err for racer in racers if (err := racer.communicate(timeout=120)[1]) and racer.returncode]
+    assert not failures, failures[0]
+    assert sum(1 for key in s3.keys() if key.startswith("race/calls/_delta_log/0")) == 1  # noqa: SIM118
 
 
 def test_a_missing_bucket_is_unavailable_in_one_line(s3: S3, profile: Path) -> None:

@@ -22,6 +22,7 @@ from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, LocalIOError,
 from cdrfetch.redact import REDACTOR
 
 PARTITION = "start_date"
+CREATE_ATTEMPTS = 5  # looks at a table another run is creating or evolving at the same moment
 S3_SCHEMES = ("s3://", "s3a://")
 # Options by which a user already chose how S3 commits are made safe (or chose not to).
 COMMIT_CHOICES = ("conditional_put", "aws_conditional_put", "aws_s3_locking_provider", "aws_s3_allow_unsafe_rename")
@@ -87,7 +88,24 @@ class Place:
         return [wanted[position] for position in evolution(self.name, columns(existing), columns(wanted))]
 
     def ready(self) -> DeltaTable:
-        """The table, created on first use and evolved when it is older; its schema checked."""
+        """The table, created on first use and evolved when it is older; its schema checked.
+
+        Runs starting together race to create (or evolve) the table: the loser's commit fails with a
+        conflict because the winner already did the same work, so it looks at the table again.
+        """
+        from deltalake.exceptions import CommitFailedError
+
+        for _ in range(CREATE_ATTEMPTS):
+            try:
+                return self._ready_once()
+            except CommitFailedError:
+                continue
+        raise UnavailableError(
+            f"{self.uri}: the table kept changing while this run was creating or evolving it",
+            "run again: the other writers will have finished", retryable=True,
+        )  # fmt: skip
+
+    def _ready_once(self) -> DeltaTable:
         table = self.open()
         if table is None:
             with translated(self.uri):
