@@ -11,20 +11,30 @@
 Settings come from the config file, the environment and the keyring exactly as on the command line;
 `settings=` adds or overrides any of them (secrets included) for this call. Failures raise the
 `CdrfetchError` subclasses of `cdrfetch.errors`, each with its `exit_code`.
+
+The command line is a layer over these functions: `cdrfetch <provider> pull` calls `pull`, `run-unit`
+calls `run` and `plan` calls `plan`, so a program gets exactly what a shell script gets.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cdrfetch.fleet import Unit, plan, shard
+from cdrfetch.logs import LogOptions
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Unit", "fetch", "plan", "pull", "run", "shard"]
+    from cdrfetch.commands import PullOptions
+    from cdrfetch.config import Resolved
+    from cdrfetch.providers.base import Provider
+    from cdrfetch.windows import Window
+
+__all__ = ["LogOptions", "Unit", "fetch", "plan", "pull", "run", "shard"]
+QUIET = LogOptions(quiet=True)  # a library logs only its warnings and errors unless asked for more
 
 
 def pull(
@@ -41,20 +51,43 @@ def pull(
     settings: Mapping[str, Any] | None = None,
     config: str | None = None,
     allow_partial: bool = False,
+    dry_run: bool = False,
+    wait_lock: float = 0.0,
+    reset_state: bool = False,
+    yes: bool = False,
+    sandbox: bool = False,
+    knobs: Sequence[str] = (),
+    overrides: Sequence[str] = (),
+    summary_json: str | None = None,
+    metrics_file: str | None = None,
+    ping_url: str | None = None,
+    log: LogOptions = QUIET,
 ) -> dict[str, Any]:
-    """Pull one window (default: yesterday) into `output`, like `cdrfetch <provider> pull`; returns the
-    run summary (records, files, chunks, warnings; secrets masked)."""
+    """Pull one window (default: yesterday) into `output` exactly as `cdrfetch <provider> pull` does (each
+    keyword is the option of the same name; `overrides` are `--set KEY=VALUE` texts); returns the run
+    summary (records, files, chunks, warnings, exit_code; secrets masked). A partial result raises
+    `PartialResultError` (exit code 3) once the run is recorded."""
     from cdrfetch.commands import PullOptions
 
     options = PullOptions(
         provider=provider, date=date, start=start, end=end, since_last=since_last, output=output, fmt=format,
         profile=profile, account=account, settings=dict(settings or {}), config=config, allow_partial=allow_partial,
+        dry_run=dry_run, wait_lock=wait_lock, reset_state=reset_state, yes=yes, sandbox=sandbox,
+        knobs=tuple(knobs), overrides=tuple(overrides), summary_json=summary_json, metrics_file=metrics_file,
+        ping_url=ping_url,
     )  # fmt: skip
-    return _run(options)
+    return _run(options, log)
 
 
-def run(unit: Unit | Mapping[str, Any] | str, *, config: str | None = None) -> dict[str, Any]:
-    """Run one planned unit (a Unit, its `to_dict()` or its JSON); returns the run summary."""
+def run(
+    unit: Unit | Mapping[str, Any] | str,
+    *,
+    config: str | None = None,
+    summary_json: str | None = None,
+    log: LogOptions = QUIET,
+) -> dict[str, Any]:
+    """Run one planned unit (a Unit, its `to_dict()` or its JSON) as `cdrfetch run-unit` does; returns the
+    run summary. An edited unit (its id no longer matches) is refused."""
     from cdrfetch.commands import PullOptions
 
     if isinstance(unit, str):
@@ -63,21 +96,16 @@ def run(unit: Unit | Mapping[str, Any] | str, *, config: str | None = None) -> d
         unit = Unit.from_dict(dict(unit))
     options = PullOptions(
         provider=unit.provider, profile=unit.profile, account=unit.account, output=unit.output, fmt=unit.format,
-        config=config, unit=unit,
+        config=config, unit=unit, summary_json=summary_json,
     )  # fmt: skip
-    return _run(options)
+    return _run(options, log)
 
 
-def _run(options: Any) -> dict[str, Any]:
-    from cdrfetch import logs
-    from cdrfetch.commands import LogOptions, run_pull
-    from cdrfetch.summary import RunSummary
+def _run(options: PullOptions, log: LogOptions) -> dict[str, Any]:
+    from cdrfetch.commands import new_summary, run_pull
 
-    summary = RunSummary(options.provider, "", options.profile or "default", "", "")
-    try:
-        run_pull(options, LogOptions(quiet=True), summary)
-    finally:
-        logs.reset()
+    summary = new_summary(options)
+    run_pull(options, log, summary)
     return summary.to_dict()
 
 
@@ -94,13 +122,13 @@ def fetch(
     config: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Normalized record batches of one table for a window (default: yesterday), in memory: nothing is
-    written and no state is kept. A chunk's rows are yielded only once the whole chunk has arrived."""
+    written and no state is kept. A chunk's rows are yielded only once the whole chunk has arrived.
+    Mistakes (an unknown provider or table, a missing setting, a bad window) raise here, before the
+    first batch is asked for."""
     from cdrfetch import providers, windows
-    from cdrfetch.client import Client, utc_now
+    from cdrfetch.client import utc_now
     from cdrfetch.commands import resolve_settings
     from cdrfetch.errors import UsageError
-    from cdrfetch.pipeline import Spool
-    from cdrfetch.summary import RunSummary
 
     cls = providers.load(provider)
     if table not in cls.output_tables():
@@ -109,8 +137,16 @@ def fetch(
     resolved.require_complete()
     tz = windows.zone(str(resolved["tz"]))
     window = windows.from_options(day=date, start=start, end=end, tz=tz, now=utc_now())
-    summary = RunSummary(provider, cls.account_of(resolved), resolved.profile, "", "")
-    with Client(resolved, log=logging.getLogger(f"cdrfetch.{provider}"), summary=summary) as client:
+    return _batches(cls, resolved, window, table)
+
+
+def _batches(cls: type[Provider], resolved: Resolved, window: Window, table: str) -> Iterator[pa.RecordBatch]:
+    from cdrfetch.client import Client
+    from cdrfetch.pipeline import Spool
+    from cdrfetch.summary import RunSummary
+
+    summary = RunSummary(cls.name, cls.account_of(resolved), resolved.profile, "", "")
+    with Client(resolved, log=logging.getLogger(f"cdrfetch.{cls.name}"), summary=summary) as client:
         source = cls(resolved, client)
         for chunk in source.chunks(window):
             spool = Spool(client.scratch())

@@ -123,16 +123,15 @@ def _add_pull(group: typer.Typer, name: str) -> None:
         log_format: LogFormatOpt = "text",
     ) -> None:
         """Pull the records of a window and write them (default: yesterday, Parquet under cdrs/)."""
-        from cdrfetch.commands import LogOptions, PullOptions, run_pull
+        from cdrfetch import api
 
-        options = PullOptions(
-            provider=name, date=date, start=start, end=end, output=output, fmt=fmt, allow_partial=allow_partial,
-            summary_json=summary_json, sandbox=sandbox, profile=profile, config=config,
-            overrides=tuple(overrides or ()), since_last=since_last, wait_lock=wait_lock, reset_state=reset_state,
-            yes=yes, knobs=tuple(knobs or ()), metrics_file=metrics_file, ping_url=ping_url, account=account,
-            dry_run=dry_run,
-        )  # fmt: skip
-        guarded(lambda: run_pull(options, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
+        log = api.LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)
+        guarded(lambda: api.pull(
+            name, date=date, start=start, end=end, output=output, format=fmt, allow_partial=allow_partial,
+            summary_json=summary_json, sandbox=sandbox, profile=profile, config=config, overrides=overrides or (),
+            since_last=since_last, wait_lock=wait_lock, reset_state=reset_state, yes=yes, knobs=knobs or (),
+            metrics_file=metrics_file, ping_url=ping_url, account=account, dry_run=dry_run, log=log,
+        )["exit_code"])  # fmt: skip
 
 
 def _add_login(group: typer.Typer, name: str) -> None:

@@ -157,8 +157,8 @@ def run_unit(
     log_format: LogFormatOpt = "text",
 ) -> None:
     """Run planned units: any machine, any order, any number of times, the same result."""
-    from cdrfetch.commands import LogOptions
     from cdrfetch.fleetrun import run_units
+    from cdrfetch.logs import LogOptions
 
     guarded(lambda: run_units(unit, config, summary_json, LogOptions(quiet=quiet, verbose=verbose, fmt=log_format)))
 

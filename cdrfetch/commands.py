@@ -17,6 +17,7 @@ from cdrfetch import config, crashpoints, destinations, locking, logs, monitorin
 from cdrfetch.client import Client, utc_now
 from cdrfetch.errors import BROKEN_PIPE, INTERRUPTED, CdrfetchError, ExitCode, UsageError
 from cdrfetch.ledger import Key, Ledger
+from cdrfetch.logs import LogOptions
 from cdrfetch.progress import Board
 from cdrfetch.providers.base import Provider
 from cdrfetch.redact import REDACTOR
@@ -54,15 +55,6 @@ class PullOptions:
     unit: Unit | None = None  # a planned work unit: its window, anchor and id
     dry_run: bool = False  # say what would be pulled and where, without a request
     settings: Mapping[str, Any] = field(default_factory=dict)  # given by a caller of the Python API
-
-
-@dataclass(frozen=True, kw_only=True)
-class LogOptions:
-    """How much goes to stderr, and in which form."""
-
-    quiet: bool = False
-    verbose: int = 0
-    fmt: str = "text"
 
 
 @contextlib.contextmanager
@@ -106,8 +98,7 @@ def run_pull(options: PullOptions, output: LogOptions, summary: RunSummary | Non
     (filled in `summary` when given), metrics and pings report the run however it ends (a dry run: none)."""
     known_format = output.fmt in ("text", "json")
     log = logs.configure(verbose=output.verbose, quiet=output.quiet, fmt=output.fmt if known_format else "text")
-    profile = options.profile or os.environ.get("CDRFETCH_PROFILE") or "default"
-    summary = summary or RunSummary(options.provider, "", profile, "", "")
+    summary = summary or new_summary(options)
     both_on_stdout = options.summary_json == "-" and options.output == "-"
     real = not options.dry_run
     monitor = monitoring.Monitor(
@@ -115,6 +106,12 @@ def run_pull(options: PullOptions, output: LogOptions, summary: RunSummary | Non
         metrics_file=options.metrics_file if real else None, ping_url=options.ping_url if real else None,
     )  # fmt: skip
     return monitor.run(lambda: _pull(options, output, monitor, log))
+
+
+def new_summary(options: PullOptions) -> RunSummary:
+    """The summary a run starts with: the profile asked for, until the settings name it exactly."""
+    profile = options.profile or os.environ.get("CDRFETCH_PROFILE") or "default"
+    return RunSummary(options.provider, "", profile, "", "")
 
 
 def _check_output_options(options: PullOptions, output: LogOptions) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from cdrfetch.errors import CantCreateError, ExitCode, UsageError
 from cdrfetch.fleet import Target, Unit, plan, shard, targets
+from cdrfetch.logs import LogOptions
 
 
 @dataclass(frozen=True)
@@ -145,14 +146,13 @@ def run_plan(options: dict[str, Any], style: str, shard_of: str | None) -> int:
     return 0
 
 
-def run_units(text: str, config_file: str | None, summary_json: str | None, output: Any) -> int:
+def run_units(text: str, config_file: str | None, summary_json: str | None, log: LogOptions) -> int:
     """`run-unit`: one unit from its JSON (an argument or @FILE), or every unit of `-` (stdin: a JSON
     array or one unit a line, as `plan --json` / `--jsonl` print them) in this one process.
 
     One unit's failure never stops the others; the exit code combines them like `pull --all`.
     """
-    from cdrfetch import logs
-    from cdrfetch.commands import PullOptions, run_pull
+    from cdrfetch import api, logs
     from cdrfetch.errors import CdrfetchError
 
     if text == "-":
@@ -163,12 +163,8 @@ def run_units(text: str, config_file: str | None, summary_json: str | None, outp
         raise UsageError("--summary-json describes one run, but several units were given", "run them one by one")
     codes = []
     for unit in units:
-        options = PullOptions(
-            provider=unit.provider, profile=unit.profile, account=unit.account, output=unit.output, fmt=unit.format,
-            config=config_file, unit=unit, summary_json=summary_json if len(units) == 1 else None,
-        )  # fmt: skip
         try:
-            codes.append(run_pull(options, output))
+            codes.append(api.run(unit, config=config_file, summary_json=summary_json, log=log)["exit_code"])
         except CdrfetchError as error:
             if len(units) == 1:
                 raise

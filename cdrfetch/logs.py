@@ -6,11 +6,22 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 
 from cdrfetch.redact import REDACTOR, RedactingFilter
 
 ROOT = "cdrfetch"
 _format = "text"  # the form of the CLI's final lines (see `final`), set by `configure`
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogOptions:
+    """How much a run logs to stderr, and in which form: `quiet` (warnings and errors only), `verbose`
+    (1: as the default, 2: one line per HTTP exchange), `fmt` "text" or "json" (one object a line)."""
+
+    quiet: bool = False
+    verbose: int = 0
+    fmt: str = "text"
 
 
 class StderrHandler(logging.Handler):

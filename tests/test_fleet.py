@@ -129,6 +129,32 @@ def test_the_python_api_pulls_runs_and_fetches(fleet_config: Path, fleet_server:
     Window(day, day + timedelta(days=1), SHANGHAI)  # the API's window is the CLI's
 
 
+def test_every_pull_option_of_the_cli_is_a_keyword_of_the_api(tmp_path: Path) -> None:
+    """The CLI's pull is a layer over `cdrfetch.pull`: an option added to one and not the other fails here."""
+    import inspect
+
+    import typer.main
+
+    from cdrfetch import api
+    from cdrfetch.cli import app
+
+    group = typer.main.get_command(app).get_command(None, "youlianyun")  # type: ignore[attr-defined]
+    cli = {param.name for param in group.get_command(None, "pull").params} - {"quiet", "verbose", "log_format"}
+    renamed = {"fmt": "format"}
+    keywords = set(inspect.signature(api.pull).parameters) - {"provider", "log", "settings"}
+    assert {renamed.get(name, name) for name in cli} == keywords
+    summary = cdrfetch.pull("youlianyun", sandbox=True, dry_run=True, output=f"{tmp_path}/dry/", knobs=["empty=true"])
+    assert summary["exit_code"] == 0 and not (tmp_path / "dry").exists()
+
+
+def test_fetch_refuses_mistakes_when_called_not_when_first_iterated(fleet_config: Path) -> None:
+    with pytest.raises(CdrfetchError, match="no table 'conferences'"):
+        cdrfetch.fetch("youlianyun", table="conferences", config=str(fleet_config))
+    with pytest.raises(CdrfetchError) as failure:
+        cdrfetch.fetch("youlianyun", date="2026-13-40", config=str(fleet_config), account="globex")
+    assert failure.value.exit_code == 2
+
+
 def test_runs_starting_together_create_the_ledger_once(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
