@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from cdrfetch import config, keystore, providers
+from cdrfetch import accounts, config, keystore, providers
 from cdrfetch.commands import resolve_settings, sandbox_settings
 from cdrfetch.errors import ConfigError, UsageError
 from cdrfetch.files import write_atomically
@@ -41,8 +41,8 @@ def run_login(
     if problem:  # the fail and null backends would accept the secret and store nothing
         raise ConfigError(f"keyring: {problem}; nothing would be stored", keystore.HEADLESS_HINT)
     profile_name = profile or os.environ.get("CDRFETCH_PROFILE") or "default"
-    if profile or os.environ.get("CDRFETCH_PROFILE"):
-        _warn_unknown_profile(profile_name, config_file)
+    if profile or os.environ.get("CDRFETCH_PROFILE") or account:
+        _warn_unknown_target(profile_name, provider, account, config_file)
     for setting in secrets:
         user = config.keyring_user(profile_name, f"{provider}/{account}" if account else provider, setting.name)
         if delete:
@@ -57,16 +57,25 @@ def run_login(
     return 0
 
 
-def _warn_unknown_profile(profile: str, config_file: str | None) -> None:
-    """A secret stored under a profile the config file does not have is probably a typo: say so."""
+def _warn_unknown_target(profile: str, provider: str, account: str | None, config_file: str | None) -> None:
+    """A secret stored under a profile or account the config file does not have is probably a typo: say so."""
     path, _named = config.config_path(config_file)
     try:
         known = config.read_profiles(path) if path.exists() else {}
     except ConfigError:
         return  # a broken file is reported by the commands that read it
+    where = f"{path}" if path.exists() else f"{path} (no such file)"
     if profile not in known:
-        where = f"{path}" if path.exists() else f"{path} (no such file)"
         print(f"cdrfetch: warning: profile {profile!r} is not in {where}; storing the secret anyway", file=sys.stderr)
+        return
+    section = known[profile].get(provider) if isinstance(known[profile], dict) else None
+    names = accounts.names(section) if isinstance(section, dict) else []
+    if account is not None and account not in names:
+        print(
+            f"cdrfetch: warning: {provider} in profile {profile!r} of {where} has no account {account!r}"
+            f"{config.suggest(account, names)}; storing the secret anyway",
+            file=sys.stderr,
+        )
 
 
 def _read_secret(name: str, help_text: str) -> str:

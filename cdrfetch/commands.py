@@ -212,7 +212,7 @@ def choose_window(
         if resumed > now:  # the clock went back since that run (or it ran with the clock ahead)
             log.warning(
                 "%s: %s is recorded complete until %s, after now (%s): the clock moved back; resuming from now",
-                state.holder, state.key.provider, resumed.isoformat(), now.isoformat(),
+                state.holder, state.key.provider, resumed.astimezone(tz).isoformat(), now.astimezone(tz).isoformat(),
             )  # fmt: skip
             resumed = now
         start = resumed - parse_duration(str(settings["lookback"]))

@@ -32,10 +32,8 @@ class Window:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("Window bounds must be timezone-aware")
         if self.end <= self.start:
-            raise UsageError(
-                f"empty window: {self.start.isoformat()} .. {self.end.isoformat()}",
-                "--to must be later than --from",
-            )
+            start, end = (moment.astimezone(self.tz).isoformat() for moment in (self.start, self.end))
+            raise UsageError(f"empty window: {start} .. {end}", "--to must be later than --from")
 
     def contains(self, instant: datetime) -> bool:
         """True when `instant` lies in `[start, end)`."""
@@ -114,6 +112,8 @@ def from_options(
             raise UsageError("--from and --to go together", "give both, e.g. --from 2024-01-01 --to 2024-01-08")
         first = parse_instant(start, tz, option="--from")
         last = parse_instant(end, tz, option="--to")
+        if last <= first:  # named as the user wrote them: the zone they are read in may not be known yet
+            raise UsageError(f"empty window: --from {start} is not before --to {end}", "--to must be later than --from")
         return Window(first.astimezone(UTC), last.astimezone(UTC), tz)
     today = now.astimezone(tz).date()
     keyword = (day or "day").strip().lower()

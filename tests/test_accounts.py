@@ -43,6 +43,13 @@ def test_login_stores_an_accounts_secret_under_its_own_user(fleet_config: Path, 
     assert result.exit_code == 0, result.stderr
     assert memory_keyring.get_password("cdrfetch", "default/youlianyun/acme/auth_token") == "s3cret"
     assert memory_keyring.get_password("cdrfetch", "default/youlianyun/auth_token") is None
+    assert "warning" not in result.stderr
+
+
+def test_login_warns_of_an_account_the_config_does_not_have(fleet_config: Path, memory_keyring: MemoryKeyring) -> None:
+    result = run_cli("youlianyun", "login", "--config", str(fleet_config), "--account", "acmee", input="s3cret\n")
+    assert result.exit_code == 0, result.stderr
+    assert "has no account 'acmee' (did you mean acme?); storing the secret anyway" in result.stderr
 
 
 def test_doctor_checks_every_account(fleet_config: Path) -> None:

@@ -115,9 +115,10 @@ def test_a_resume_point_in_the_future_is_repaired_with_a_warning(tmp_path: Path)
     future = datetime.now(UTC) + timedelta(days=2)
     summary = RunSummary("laaffic", key.account, key.profile, future.isoformat(), future.isoformat())
     Ledger().record(key, summary, future, {})  # as if the clock had been two days ahead
-    again = run_cli("laaffic", "pull", "--sandbox", "--since-last", "-o", f"{tmp_path}/b/")
+    again = run_cli("laaffic", "pull", "--sandbox", "--since-last", "-o", f"{tmp_path}/b/", "--set", "tz=+08:00")
     assert again.exit_code == 0, again.stderr
-    assert "clock moved back" in again.stderr
+    [warning] = [line for line in again.stderr.splitlines() if "clock moved back" in line]
+    assert "+08:00" in warning and "+00:00" not in warning  # times in the profile's zone, as the user reads them
 
 
 @pytest.mark.parametrize(

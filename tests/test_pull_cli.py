@@ -109,6 +109,7 @@ def test_json_logs_on_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == ExitCode.USAGE
     [line] = [json.loads(text) for text in result.stderr.splitlines()]
     assert "empty window" in line["msg"] and "--to must be later" in line["hint"] and line["exit_code"] == 2
+    assert "--from 2024-01-02 is not before --to 2024-01-01" in line["msg"]  # as typed, not shifted to UTC
 
 
 def test_a_failing_single_chunk_pull_says_so_once(server: SandboxServer, profile: Path) -> None:
