@@ -187,7 +187,7 @@ class RootGroup(TyperGroup):
             error.show()
             sys.exit(error.exit_code)
         except click_errors.UsageError as error:
-            usage_error(error)
+            usage_error(error, list(args if args is not None else sys.argv[1:]))
         except click_errors.ClickException as error:
             error.show()
             sys.exit(error.exit_code)
@@ -197,11 +197,49 @@ class RootGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def usage_error(error: Any) -> None:
-    """A Click usage error in the style of every other error: one line, a hint, exit 2."""
+def usage_error(error: Any, args: Sequence[str] = ()) -> None:
+    """A Click usage error in the style of every other error: one line, a hint, exit 2, in the log format
+    asked for; the summary and metrics files asked for say so too, so a monitor never reads an old success."""
+    from cdrfetch import logs
+
     message = error.format_message()
     message = message[:1].lower() + message[1:] if message[1:2].islower() else message
-    typer.echo(f"cdrfetch: error: {message.rstrip('.')}", err=True)
+    message = message.rstrip(".")
     where = error.ctx.command_path if error.ctx is not None else "cdrfetch"
-    typer.echo(f"  hint: see `{where} --help`", err=True)
+    hint = f"see `{where} --help`"
+    if option_value(args, "--log-format") == "json":
+        logs.configure(fmt="json")
+    report_rejected(args, message, hint, int(error.exit_code))
+    logs.final(message, hint, exit_code=int(error.exit_code))
     sys.exit(error.exit_code)
+
+
+def report_rejected(args: Sequence[str], message: str, hint: str, code: int) -> None:
+    """The closing summary, metrics and ping of a command line Click refused before any of our code ran."""
+    names = ("summary_json", "metrics_file", "ping_url")
+    outputs = {name: option_value(args, "--" + name.replace("_", "-")) for name in names}
+    if not any(outputs.values()):
+        return
+    import logging
+
+    from cdrfetch.monitoring import Monitor
+    from cdrfetch.summary import RunSummary
+
+    provider = args[0] if args and providers.entry(args[0]) is not None else ""
+    summary = RunSummary(provider, "", option_value(args, "--profile") or "default", "", "")
+    monitor = Monitor(summary, logging.getLogger("cdrfetch"), **outputs)
+    monitor.start()
+    monitor.finish(code, (message, hint))  # an unwritable file is a warning here: the run failed anyway
+
+
+def option_value(args: Sequence[str], option: str) -> str | None:
+    """The value given to `option` (`--opt VALUE` or `--opt=VALUE`) among raw arguments, the last one winning."""
+    value = None
+    for position, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == option and position + 1 < len(args):
+            value = args[position + 1]
+        elif arg.startswith(option + "="):
+            value = arg[len(option) + 1 :]
+    return value

@@ -169,3 +169,22 @@ def test_a_ping_server_that_is_down_does_not_change_the_exit_code(
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 2 and all("ping to 127.0.0.1 failed" in line for line in warnings)
     assert "/abc" not in result.stderr  # the key part of a ping URL is never logged
+
+
+def test_an_option_click_refuses_still_reports_the_failure(pings: SandboxServer, profile: Path, tmp_path: Path) -> None:
+    """A typo in the cron line fails before any of cdrfetch's own code runs: the monitor must still hear of it."""
+    import json
+
+    metrics, summary = tmp_path / "cdrfetch.prom", tmp_path / "summary.json"
+    assert pull(profile, tmp_path, "--metrics-file", str(metrics)).exit_code == 0
+    summary.write_text('{"exit_code": 0}')  # the previous run's
+    url = f"{pings.url}/ping/77aa"
+    result = pull(profile, tmp_path, "--wait-lock", "soon", "--metrics-file", str(metrics),
+                  "--summary-json", str(summary), f"--ping-url={url}", "--log-format", "json")  # fmt: skip
+    assert result.exit_code == ExitCode.USAGE
+    [line] = [json.loads(text) for text in result.stderr.splitlines()]
+    assert "--wait-lock" in line["msg"] and line["exit_code"] == 2
+    written = json.loads(summary.read_text())
+    assert written["exit_code"] == 2 and "--wait-lock" in written["error"] and written["finished_at"]
+    assert value(metrics, "cdrfetch_exit_code") == ExitCode.USAGE
+    assert [r.path for r in pings.emulator.received] == ["/ping/77aa/start", "/ping/77aa/2"]
