@@ -25,6 +25,7 @@ from cdrfetch.summary import RunSummary
 from cdrfetch.windows import parse_duration
 
 if TYPE_CHECKING:
+    from cdrfetch.fingerprints import FingerprintSet
     from cdrfetch.fleet import Unit
 
 
@@ -267,7 +268,7 @@ class RecordedPull:
         window: windows.Window,
         destination: destinations.Destination,
         summary: RunSummary,
-        already: dict[str, set[str]],
+        already: dict[str, FingerprintSet],
         started: datetime,
     ) -> pipeline.Written:
         board = Board(enabled=not self.output.quiet and self.output.fmt == "text")

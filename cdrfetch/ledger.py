@@ -4,25 +4,32 @@ A run is recorded in one transaction, only after its output files were renamed i
 ledger never claims data that is not on disk. `complete_until` is the end of the leading chunks
 that all succeeded: --since-last resumes there (minus a lookback for late records), and the
 record ids written by recent runs let that overlap be pulled again without writing duplicates.
+Those ids are kept as 128-bit fingerprints (cdrfetch.fingerprints), a few sorted blobs per run and
+table rather than a row per id: a million ids are 16 MB written in one statement.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdrfetch.errors import ConfigError
 from cdrfetch.files import data_dir
 from cdrfetch.summary import RunSummary
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:  # imported where used: `cdrfetch runs` needs neither numpy nor pyarrow
+    from cdrfetch.fingerprints import FingerprintSet
+
+# 1: one written_ids row per record id. 2: written_fingerprints, sorted fingerprint blobs.
+SCHEMA_VERSION = 2
 # Written record ids are kept for runs that ended at most this long before the newest run's window:
 # enough for any sensible --since-last lookback, and the table stays bounded over years of runs.
 ID_HORIZON = timedelta(days=31)
@@ -46,12 +53,16 @@ CREATE TABLE runs (
     warnings TEXT NOT NULL
 );
 CREATE INDEX runs_key ON runs (provider, profile, account, complete_until);
-CREATE TABLE written_ids (
+"""
+# Each part holds sorted 16-byte big-endian fingerprints (FingerprintSet.parts), at most a few MB.
+_FINGERPRINTS = """
+CREATE TABLE written_fingerprints (
     run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     output_table TEXT NOT NULL,
-    record_id TEXT NOT NULL
-);
-CREATE INDEX written_ids_run ON written_ids (run_id);
+    part INTEGER NOT NULL,
+    fingerprints BLOB NOT NULL,
+    PRIMARY KEY (run_id, output_table, part)
+)
 """
 
 
@@ -99,16 +110,25 @@ class Ledger:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise ConfigError(f"run ledger {self.path} is from a newer cdrfetch (schema {version})", "upgrade cdrfetch")
-        if version == 0:
-            db.execute("BEGIN IMMEDIATE")  # one creator when several runs (pull --all) start at once
-            if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+        if version == SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")  # one creator or migrator when several runs (pull --all) start at once
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]  # another may have been first
+            if version == 0:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute(_FINGERPRINTS)
+            elif version == 1:
+                _ids_to_fingerprints(db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.commit()
+        except BaseException:
+            db.rollback()  # DDL and user_version are transactional in SQLite: the old schema stays whole
+            raise
 
     def record(
-        self, key: Key, summary: RunSummary, complete_until: datetime | None, written: Mapping[str, Iterable[str]]
+        self, key: Key, summary: RunSummary, complete_until: datetime | None, written: Mapping[str, FingerprintSet]
     ) -> int:
         """Store a finished run (and the ids it wrote) in one transaction; returns its id."""
         checksums = "".join(str(f.get("sha256", "")) for f in summary.files)
@@ -122,11 +142,13 @@ class Ledger:
         with self._connect() as db:
             cursor = db.execute(f"INSERT INTO runs VALUES (NULL{', ?' * len(row)})", row)
             run_id = int(cursor.lastrowid or 0)
-            rows = ((run_id, table, rid) for table, ids in written.items() for rid in ids)
-            db.executemany("INSERT INTO written_ids VALUES (?, ?, ?)", rows)
+            rows = (
+                (run_id, table, part, blob) for table, ids in written.items() for part, blob in enumerate(ids.parts())
+            )
+            db.executemany("INSERT INTO written_fingerprints VALUES (?, ?, ?, ?)", rows)
             horizon = datetime.fromisoformat(summary.window_start) - ID_HORIZON
             db.execute(  # ids of runs that ended long before this window can no longer overlap a new one
-                "DELETE FROM written_ids WHERE run_id IN (SELECT id FROM runs WHERE provider=? AND profile=? "
+                "DELETE FROM written_fingerprints WHERE run_id IN (SELECT id FROM runs WHERE provider=? AND profile=? "
                 "AND account=? AND window_end < ?)",
                 (key.provider, key.profile, key.account, horizon.isoformat()),
             )
@@ -141,18 +163,21 @@ class Ledger:
             ).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 
-    def written_since(self, key: Key, start: datetime) -> dict[str, set[str]]:
+    def written_since(self, key: Key, start: datetime) -> dict[str, FingerprintSet]:
         """Per table, the record ids written by runs of `key` whose window reached past `start`."""
-        written: dict[str, set[str]] = {}
+        from cdrfetch.fingerprints import FingerprintSet
+
         with self._connect() as db:
             rows = db.execute(
-                "SELECT w.output_table, w.record_id FROM written_ids w JOIN runs r ON r.id = w.run_id "
-                "WHERE r.provider=? AND r.profile=? AND r.account=? AND r.window_end > ?",
+                "SELECT w.output_table, w.fingerprints FROM written_fingerprints w JOIN runs r ON r.id = w.run_id "
+                "WHERE r.provider=? AND r.profile=? AND r.account=? AND r.window_end > ? ORDER BY w.output_table",
                 (key.provider, key.profile, key.account, start.isoformat()),
             )
-            for table, rid in rows:
-                written.setdefault(table, set()).add(rid)
-        return written
+            # streamed: each blob is turned into arrays and let go before the next one is read
+            return {
+                table: FingerprintSet.from_parts(blob for _, blob in group)
+                for table, group in itertools.groupby(rows, key=lambda row: str(row[0]))
+            }
 
     def runs(self, provider: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """The newest runs first (all providers, or one)."""
@@ -170,6 +195,21 @@ class Ledger:
                 (key.provider, key.profile, key.account),
             )
             return cursor.rowcount
+
+
+def _ids_to_fingerprints(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: each run's written_ids rows become its fingerprint parts (in the caller's transaction)."""
+    from cdrfetch.fingerprints import FingerprintSet
+
+    db.execute(_FINGERPRINTS)
+    groups = db.execute("SELECT DISTINCT run_id, output_table FROM written_ids").fetchall()
+    for run_id, table in groups:  # one run's ids in memory at a time
+        ids = db.execute("SELECT record_id FROM written_ids WHERE run_id=? AND output_table=?", (run_id, table))
+        parts = enumerate(FingerprintSet.of_ids(rid for (rid,) in ids).parts())
+        db.executemany(
+            "INSERT INTO written_fingerprints VALUES (?, ?, ?, ?)", ((run_id, table, n, blob) for n, blob in parts)
+        )
+    db.execute("DROP TABLE written_ids")
 
 
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ the caller out after repeated failures).
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,12 +18,13 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from cdrfetch import crashpoints
+from cdrfetch import crashpoints, fingerprints
 from cdrfetch.destinations.base import Chunk, Destination, Load, Where
 from cdrfetch.errors import CdrfetchError, ExitCode, PartialResultError
 from cdrfetch.files import local_io
+from cdrfetch.fingerprints import FingerprintSet
 from cdrfetch.providers.base import Provider
-from cdrfetch.records import Batch, first_sightings
+from cdrfetch.records import Batch
 from cdrfetch.summary import ChunkResult, RunSummary
 from cdrfetch.windows import Window
 
@@ -89,7 +89,7 @@ class Run:
         provider: Provider,
         load: Load,
         services: Services,
-        already: Mapping[str, set[str]],
+        already: Mapping[str, FingerprintSet],
         *,
         anchor: datetime,
         unit_id: str | None = None,
@@ -101,8 +101,8 @@ class Run:
         self.schemas = provider.output_tables()
         self.anchor = anchor
         self.unit_id = unit_id
-        self.seen = {table: set(already.get(table, ())) for table in self.schemas}  # ids already written, anywhere
-        self.written: dict[str, set[str]] = {table: set() for table in self.schemas}  # ids this run wrote
+        self.already = already  # ids written by earlier runs (file destinations only)
+        self.written = {table: FingerprintSet() for table in self.schemas}  # ids this run wrote
         self.last_error: CdrfetchError | None = None  # the error of the latest failed chunk
 
     def execute(self, window: Window) -> None:
@@ -160,11 +160,11 @@ class Run:
         """The spooled rows of `table` whose record_id this run (or, per `already`, an earlier one) has not
         written yet; `offered` counts what is handed on."""
         for data in spool.replay(table):
-            ids = data.column("record_id").to_pylist()
-            keep = first_sightings(ids, self.seen[table])
-            self.written[table].update(itertools.compress(ids, keep))
-            if not all(keep):
-                self.summary.duplicates_dropped += keep.count(False)
+            ids = fingerprints.of(data.column("record_id"))
+            keep = self.written[table].first_sightings(ids, self.already.get(table))
+            kept = int(keep.sum())
+            if kept < data.num_rows:
+                self.summary.duplicates_dropped += data.num_rows - kept
                 data = data.filter(pa.array(keep))
             offered[table] = offered.get(table, 0) + data.num_rows
             yield data
@@ -194,7 +194,7 @@ class Written:
     """What a pull put in place: the record ids per table (for the ledger; empty for destinations that
     keep their own), and the partial-result error, if any (raised by the caller once the run is recorded)."""
 
-    ids: dict[str, set[str]]
+    ids: dict[str, FingerprintSet]
     partial: CdrfetchError | None
 
 
@@ -205,7 +205,7 @@ def pull(
     destination: Destination,
     *,
     allow_partial: bool,
-    already: Mapping[str, set[str]] | None = None,
+    already: Mapping[str, FingerprintSet] | None = None,
     anchor: datetime | None = None,
     unit_id: str | None = None,
 ) -> Written:

@@ -74,17 +74,6 @@ def record_id(*parts: object) -> str:
     return hashlib.sha1(joined.encode("utf-8")).hexdigest()
 
 
-def first_sightings(ids: list[str], seen: set[str]) -> list[bool]:
-    """For each id: True the first time it appears (in `seen` or earlier in `ids`); remembers it."""
-    keep = []
-    for rid in ids:
-        new = rid not in seen
-        keep.append(new)
-        if new:
-            seen.add(rid)
-    return keep
-
-
 def table_batches(table: str, data: pa.Table) -> Iterator[Batch]:
     """An Arrow table's rows as batches of at most BATCH_ROWS rows."""
     for batch in data.to_batches(max_chunksize=BATCH_ROWS):

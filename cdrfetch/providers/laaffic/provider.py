@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from cdrfetch.client import Client
     from cdrfetch.config import Resolved
+    from cdrfetch.fingerprints import FingerprintSet
     from cdrfetch.records import Batch
 
 MAX_PASSES = 3  # full passes over a chunk whose total keeps changing before giving up
@@ -77,7 +78,9 @@ class Laaffic(Provider):
         self.auth = proto.LaafficAuth(str(settings["api_key"]), str(settings["api_secret"]), client.clock)
         self.gate = Gate(self.concurrency)
         self.parser = parse.RecordParser(self.account, self.tz)
-        self._seen: set[str] = set()  # callids already yielded in this run (dedup across chunks)
+        from cdrfetch.fingerprints import FingerprintSet
+
+        self._seen: FingerprintSet = FingerprintSet()  # callids already yielded in this run (dedup across chunks)
 
     def chunks(self, window: Window) -> list[Window]:
         """Chunks of at most `max_window_days` days, aligned to midnight in `tz`."""
@@ -89,8 +92,7 @@ class Laaffic(Provider):
 
         from cdrfetch.records import CALLS, table_batches
 
-        kept, fresh = self._fresh(self._pull(chunk))
-        self._seen.update(fresh)
+        kept = self._fresh(self._pull(chunk))  # only once every page arrived: a failed chunk marks nothing seen
         if kept:
             yield from table_batches("calls", pa.Table.from_batches(kept, schema=CALLS).combine_chunks())
 
@@ -225,24 +227,22 @@ class Laaffic(Provider):
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _fresh(self, passes: list[dict[int, Page]]) -> tuple[list[pa.RecordBatch], list[str]]:
-        """Batches in (pass newest first, page, position) order without callids seen before; their ids."""
+    def _fresh(self, passes: list[dict[int, Page]]) -> list[pa.RecordBatch]:
+        """Batches in (pass newest first, page, position) order without callids seen before (now seen)."""
         import pyarrow as pa
 
-        from cdrfetch.records import first_sightings
+        from cdrfetch import fingerprints
 
-        seen = set(self._seen)
         kept: list[pa.RecordBatch] = []
-        fresh: list[str] = []
+        dropped = 0
         for pages in passes:
             for number in sorted(pages):
-                page = pages[number]
-                keep = first_sightings(page.ids, seen)
-                fresh.extend(callid for callid, new in zip(page.ids, keep, strict=True) if new)
-                kept.append(page.batch if all(keep) else page.batch.filter(pa.array(keep, pa.bool_())))
-        dropped = sum(len(page.ids) for pages in passes for page in pages.values()) - len(fresh)
+                batch = pages[number].batch  # its record_id is the callid
+                keep = self._seen.first_sightings(fingerprints.of(batch.column("record_id")))
+                dropped += len(keep) - int(keep.sum())
+                kept.append(batch if keep.all() else batch.filter(pa.array(keep)))
         self.client.log.debug("laaffic: %d duplicate callids dropped", dropped)
-        return kept, fresh
+        return kept
 
 
 def _callids(passes: list[dict[int, Page]]) -> set[str]:

@@ -1,0 +1,146 @@
+"""Record-id fingerprints and the vectorized dedup, against a plain Python reference."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cdrfetch import fingerprints
+from cdrfetch.fingerprints import FingerprintSet, of, of_ids
+
+
+def sha1(n: int) -> str:
+    return hashlib.sha1(str(n).encode()).hexdigest()
+
+
+# Ids of every kind the dedup must tell apart: SHA-1 hex (decoded); 40-hex ids that share their
+# high 64 fingerprint bits (zero-padded counters: the slow tie paths); plugin strings (hashed):
+# uppercase hex, 40 characters with one not hex, empty, non-ASCII.
+POOL = [
+    *(sha1(n) for n in range(12)),
+    *(f"{n:040x}" for n in range(6)),
+    *(f"{n:08x}" + "0" * 32 for n in range(1, 4)),
+    sha1(1).upper(),
+    sha1(2)[:39] + "g",
+    sha1(3)[:39],
+    "",
+    "callid-17",
+    "1240301123456 00001",
+    "Zürich-é" * 5,
+]
+ids = st.sampled_from(POOL) | st.text(max_size=8)
+
+
+def reference(batches: list[list[str]], already: list[str]) -> list[list[bool]]:
+    """The old row-wise dedup: keep the first sighting of each id, across batches and `already`."""
+    seen = set(already)
+    kept = []
+    for batch in batches:
+        keep = []
+        for rid in batch:
+            keep.append(rid not in seen)
+            seen.add(rid)
+        kept.append(keep)
+    return kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    batches=st.lists(st.lists(ids, max_size=12), max_size=6),
+    already=st.lists(ids, max_size=8),
+    segment=st.sampled_from([1, 3, 1 << 20]),
+)
+def test_vectorized_dedup_matches_the_row_wise_reference(
+    batches: list[list[str]], already: list[str], segment: int
+) -> None:
+    original = fingerprints.SEGMENT_ENTRIES
+    fingerprints.SEGMENT_ENTRIES = segment  # small segments: every insert and lookup path, many segments
+    try:
+        previous = FingerprintSet.of_ids(already)
+        written = FingerprintSet()
+        got = [written.first_sightings(of_ids(batch), previous).tolist() for batch in batches]
+    finally:
+        fingerprints.SEGMENT_ENTRIES = original
+    assert got == reference(batches, already)
+    fresh = {rid for batch in batches for rid in batch} - set(already)
+    assert len(written) == len(fresh)  # exactly the new ids are remembered, each once
+    assert written.contains(of_ids(sorted(fresh))).all()
+    assert not written.contains(of_ids(sorted(set(already)))).any()
+
+
+@given(st.lists(ids, max_size=30))
+def test_stored_parts_are_sorted_and_come_back_whole(values: list[str]) -> None:
+    built = FingerprintSet()
+    for start in range(0, len(values), 4):
+        built.first_sightings(of_ids(values[start : start + 4]))
+    parts = [bytes(part) for part in built.parts()]
+    for part in parts:
+        assert len(part) % fingerprints.WIDTH == 0
+        keys = [part[i : i + 16] for i in range(0, len(part), 16)]
+        assert keys == sorted(set(keys))  # big-endian bytes sort as (hi, lo): the order lookups need
+    back = FingerprintSet.from_parts(parts)
+    assert back.contains(of_ids(values)).all()
+    assert len(back) == len(set(values))
+    assert not back.contains(of_ids([v + "+" for v in values if v + "+" not in values])).any()
+
+
+def test_hex_ids_are_decoded_and_others_hashed() -> None:
+    hi, lo = of_ids([sha1(0), "x"])
+    raw = bytes.fromhex(sha1(0))
+    head = int.from_bytes(raw[:4], "big")
+    assert int(hi[0]) == int.from_bytes(raw[4:12], "big") ^ (head << 32)
+    assert int(lo[0]) == int.from_bytes(raw[12:], "big")
+    digest = hashlib.blake2b(b"x", digest_size=16).digest()
+    assert (int(hi[1]), int(lo[1])) == (int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big"))
+
+
+def test_ids_that_differ_only_at_either_end_get_different_fingerprints() -> None:
+    counters = [f"{n:040x}" for n in range(1000)] + [f"{n:08x}" + "f" * 32 for n in range(1000)]
+    hi, lo = of_ids(counters)
+    assert len({(int(h), int(low)) for h, low in zip(hi, lo, strict=True)}) == len(counters)
+
+
+def test_a_value_has_one_fingerprint_whatever_column_it_is_in() -> None:
+    values = [sha1(n) for n in range(50)]
+    alone = of_ids(values)
+    mixed = of_ids([*values[:25], "plugin id", None, *values[25:]])
+    keep = np.r_[0:25, 27:52]
+    assert (mixed[0][keep] == alone[0]).all() and (mixed[1][keep] == alone[1]).all()
+    column = pa.array(["pad", *values, "pad"])
+    for same in (
+        of(column.slice(1, 50)),
+        of(pa.array(values, pa.large_string())),
+        of(pa.chunked_array([values[:10], values[10:]])),
+    ):
+        assert (same[0] == alone[0]).all() and (same[1] == alone[1]).all()
+
+
+def test_nulls_are_one_id_apart_from_the_empty_string() -> None:
+    written = FingerprintSet()
+    assert written.first_sightings(of_ids([None, "", None, ""])).tolist() == [True, True, False, False]
+    assert written.first_sightings(of(pa.array([None, "x"]))).tolist() == [False, True]
+
+
+def test_only_string_columns_have_fingerprints() -> None:
+    with pytest.raises(TypeError, match="strings"):
+        of(pa.array([1, 2]))
+
+
+def test_a_large_batch_against_many_segments() -> None:
+    original = fingerprints.SEGMENT_ENTRIES
+    fingerprints.SEGMENT_ENTRIES = 5_000
+    try:
+        written = FingerprintSet()
+        for start in range(0, 40_000, 4_000):
+            batch = [sha1(n) for n in range(start, start + 4_000)]
+            assert written.first_sightings(of_ids(batch)).all()
+        again = [sha1(n) for n in range(39_000, 41_000)]
+        assert written.first_sightings(of_ids(again)).tolist() == [False] * 1_000 + [True] * 1_000
+        assert len(written) == 41_000 and len(list(written.parts())) > 5
+    finally:
+        fingerprints.SEGMENT_ENTRIES = original
