@@ -109,6 +109,7 @@ def _extract_zip(
 ) -> list[Member]:
     with open(path, "rb") as handle:
         entries = zipcheck.read_entries(handle, name, max_members)  # all vetted before any is unpacked
+        _refuse_declared_bombs(entries, name, limits)
         members = []
         for index, entry in enumerate(sorted((e for e in entries if not e.is_dir), key=lambda e: e.name)):
             target = dest / f"{path.stem}-{index:05d}"  # never a path derived from the member name
@@ -117,6 +118,19 @@ def _extract_zip(
             _drain(_member(handle, entry, limits.ratio, where), target, limits, where)
             members.append(Member(entry.name, target))
         return members
+
+
+def _refuse_declared_bombs(entries: list[zipcheck.Entry], name: str, limits: _Limits) -> None:
+    """A directory announcing a bomb is refused before a byte is inflated, not gigabytes later.
+
+    Sizes that lie are caught while streaming (`_member`, `_drain`), as is anything under a block:
+    reading that costs little, and a member cut short inside an intact directory reads as damage."""
+    if (total := sum(entry.size for entry in entries)) > limits.budget:
+        raise DataError(f"{name}: expands beyond the size limit ({total} bytes)", "refusing a decompression bomb")
+    for entry in entries:
+        if entry.size > max(BLOCK, max(entry.compressed, 1) * limits.ratio):
+            where = f"{name}:{entry.name}: expands more than {limits.ratio}x its compressed size"
+            raise DataError(f"{where} ({entry.size} bytes from {entry.compressed})", "refusing a zip bomb")
 
 
 def _member(handle: BinaryIO, entry: zipcheck.Entry, ratio: int, name: str) -> Iterator[bytes]:

@@ -73,6 +73,7 @@ def check_url(url: str, what: str) -> None:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (raises ValueError on a malformed port)
+        url.encode("utf-8")  # a lone surrogate (a JSON "\ud800") has no bytes to send: UnicodeEncodeError
     except ValueError:
         raise DataError(
             f"{what}: malformed URL {REDACTOR(url)[:200]!r}", "report this answer to the provider"
@@ -286,8 +287,6 @@ def fail_on_status(response: requests.Response, what: str, hints: Mapping[int, s
 
 
 def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(url).netloc or url
 
 

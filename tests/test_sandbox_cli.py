@@ -64,6 +64,25 @@ def test_list_knobs_prints_every_knob_with_default_and_help() -> None:
     assert "shared fault: serve no records at all" in result.stdout
 
 
+def test_list_knobs_shows_the_hostile_data_faults_where_an_emulator_serves_them() -> None:
+    polycom = run_cli("sandbox", "serve", "polycom", "--list-knobs")
+    lines = {line.split()[0]: line for line in polycom.stdout.splitlines()}
+    assert "hostile_archive" in lines and "hostile_json" in lines
+    assert "bzip2_bomb" in lines["hostile_archive"] and "zip_slip" in lines["hostile_archive"]
+    assert "lone_surrogate" in lines["hostile_json"] and "deep" in lines["hostile_json"]
+    laaffic = run_cli("sandbox", "serve", "laaffic", "--list-knobs").stdout
+    names = [line.split()[0] for line in laaffic.splitlines()]
+    assert "hostile_json" in names and "hostile_archive" not in names  # JSON pages, no archive
+
+
+def test_pull_sandbox_serves_a_hostile_archive() -> None:
+    result = run_cli("polycom", "pull", "--sandbox", "--knob", "hostile_archive=zip_slip", "--date", "day", "-o", "-")
+    assert result.exit_code == ExitCode.DATA, result.stderr
+    assert "escapes the archive" in result.stderr and "Traceback" not in result.stderr
+    unknown = run_cli("polycom", "pull", "--sandbox", "--knob", "hostile_archive=zip_bomb", "-o", "-")
+    assert unknown.exit_code == ExitCode.USAGE and "expected one of" in unknown.stderr
+
+
 def test_a_served_emulator_honours_its_knobs(tmp_path: Path) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "cdrfetch", "sandbox", "serve", "youlianyun", "--knob", "empty=true"],

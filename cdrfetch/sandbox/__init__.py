@@ -44,7 +44,7 @@ def parse_knobs(pairs: Iterable[str]) -> dict[str, Any]:
 def knob_table(provider: str) -> list[tuple[str, Any, str]]:
     """Every knob of `provider`'s emulator: (name, default, help), the shared faults first."""
     cls = emulator_class(provider)
-    shared = [name for name in DATA_FAULTS if name not in cls.unsupported_faults]
+    shared = cls.supported_faults()
     rows: list[tuple[str, Any, str]] = [(n, DATA_FAULTS[n][0](), f"shared fault: {DATA_FAULTS[n][1]}") for n in shared]
     rows += [(n, HOSTILE_KNOBS[n][0](), f"hostile server: {HOSTILE_KNOBS[n][1]}") for n in HOSTILE_KNOBS]
     for name, default in cls.knob_defaults().items():

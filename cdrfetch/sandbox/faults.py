@@ -25,13 +25,31 @@ HOSTILE_KNOBS: dict[str, tuple[type, str]] = {
     "endless": (bool, "every answer's body never ends"),
 }
 FOREVER = 1 << 62  # `remaining` of a fault queued for the emulator's whole life
+# What the hostile-data faults can serve (built by cdrfetch.sandbox.hostile; '' leaves the answers honest).
+HOSTILE_ARCHIVES = (
+    "bzip2_bomb", "deflate_bomb", "shared_members", "duplicate_entries", "flipped_byte", "encrypted", "zip_slip",
+)  # fmt: skip
+HOSTILE_JSON = ("deep", "huge", "wrong_types", "lone_surrogate")
 
 DATA_FAULTS: dict[str, tuple[type, str]] = {
     "malformed": (bool, "one served row carries an unparseable mandatory field"),
     "empty": (bool, "serve no records at all"),
     "truncate_downloads": (int, "the next N file downloads send half their bytes, then hang up"),
     "clock_offset": (float, "seconds the emulator's clock runs ahead: the client's timestamps look stale"),
+    "hostile_archive": (
+        str,
+        "every download is a hostile zip: bzip2_bomb / deflate_bomb (gigabytes of zeros), shared_members (entries "
+        "over one member), duplicate_entries, flipped_byte (damaged in transit), encrypted, zip_slip (a ../ name)",
+    ),
+    "hostile_json": (
+        str,
+        "the JSON answer the flow depends on is hostile: deep (nested 100,000 levels), huge (65 MiB), "
+        "wrong_types (a list where a text belongs), lone_surrogate (a \\ud800 escape in a text)",
+    ),
 }
+# The hostile-data faults an emulator opts into (Emulator.hostile_data): it has to build its files and
+# answers through cdrfetch.sandbox.hostile to honour them, which an emulator written earlier does not.
+OPT_IN_FAULTS = frozenset({"hostile_archive", "hostile_json"})
 
 
 @dataclass
@@ -128,3 +146,11 @@ def knob_value(name: str, kind: type, value: Any) -> Any:
         except ValueError:
             pass
     raise TypeError(f"knob {name!r} takes a {kind.__name__}, not {value!r}")
+
+
+def checked_choice(name: str, value: Any) -> Any:
+    """`value` of a knob with a fixed set of choices (hostile_archive, hostile_json); ValueError if unknown."""
+    choices = {"hostile_archive": HOSTILE_ARCHIVES, "hostile_json": HOSTILE_JSON}.get(name, ())
+    if choices and value and value not in choices:
+        raise ValueError(f"{name} {value!r}: expected one of {', '.join(choices)}")
+    return value

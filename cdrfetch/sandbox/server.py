@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from cdrfetch.sandbox.faults import DATA_FAULTS, Faults, knob_value
+from cdrfetch.sandbox.faults import DATA_FAULTS, OPT_IN_FAULTS, Faults, checked_choice, knob_value
 from cdrfetch.windows import Window
 
 
@@ -98,18 +98,22 @@ class Emulator(abc.ABC):
     """Base of the provider emulators: routes, the shared fault knobs, the oracle.
 
     Transport faults (failures, throttling, latency, redirects, trickling and endless answers) are
-    queued on `faults`; data faults (DATA_FAULTS: malformed, empty, truncate_downloads, clock_offset)
-    are set with `fault(name, value)`, the same names on every emulator.
+    queued on `faults`; data faults (DATA_FAULTS: malformed, empty, truncate_downloads, clock_offset,
+    hostile_archive, hostile_json) are set with `fault(name, value)`, the same names on every emulator.
+    The base keeps clock_offset, hostile_archive and hostile_json as attributes; an emulator that builds
+    its zips and JSON answers through cdrfetch.sandbox.hostile names those two in `hostile_data`.
     """
 
     name: ClassVar[str]
     malformed_where: ClassVar[str] = ""  # what the client's error names when `malformed` is on
     unsupported_faults: ClassVar[frozenset[str]] = frozenset()
+    hostile_data: ClassVar[frozenset[str]] = frozenset()  # the OPT_IN_FAULTS this emulator honours
 
     def __init__(self, *, seed: int = 0, clock: Callable[[], datetime] | None = None) -> None:
         self.seed = seed
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.clock_offset = 0.0
+        self.hostile_archive = self.hostile_json = ""  # '' serves honest files and answers
         self.faults = Faults()
         self.received: list[Request] = []
         self._lock = threading.Lock()  # handlers run on server threads
@@ -129,9 +133,11 @@ class Emulator(abc.ABC):
         parameters = inspect.signature(cls.__init__).parameters.values()
         return {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "clock"}
 
-    def supported_faults(self) -> list[str]:
+    @classmethod
+    def supported_faults(cls) -> list[str]:
         """The shared data-fault knobs this emulator honours."""
-        return [name for name in DATA_FAULTS if name not in self.unsupported_faults]
+        wanted = [name for name in DATA_FAULTS if name not in OPT_IN_FAULTS or name in cls.hostile_data]
+        return [name for name in wanted if name not in cls.unsupported_faults]
 
     def fault(self, name: str, value: Any) -> None:
         """Turn one shared data fault on (or off); TypeError for a name this emulator does not know."""
@@ -140,9 +146,9 @@ class Emulator(abc.ABC):
                 f"{self.name} emulator has no fault knob {name!r} (known: {', '.join(self.supported_faults())})"
             )
         kind = DATA_FAULTS[name][0]
-        converted = knob_value(name, kind, value)
-        if name == "clock_offset":
-            self.clock_offset = converted
+        converted = checked_choice(name, knob_value(name, kind, value))
+        if name in ("clock_offset", "hostile_archive", "hostile_json"):
+            setattr(self, name, converted)
         else:
             self._fault(name, converted)
 

@@ -24,13 +24,14 @@ from cdrfetch.errors import ExitCode
 from cdrfetch.sandbox import emulator_class
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Route, SandboxServer
 from cdrfetch.testing.harness import MemoryKeyring, projection, read_rows, read_table, run_cli, write_profile
+from cdrfetch.testing.hostile import HostileDataContract
 from cdrfetch.windows import Window
 
 FORMATS = ("parquet", "csv", "jsonl", "json")
 
 
-class ProviderContract:
-    """Shared provider tests; subclasses set the attributes and implement the hooks."""
+class ProviderContract(HostileDataContract):
+    """Shared provider tests (hostile data ones from HostileDataContract); subclasses set the attributes and hooks."""
 
     provider: ClassVar[str]
     main_route: ClassVar[str]  # path substring of the provider's first request (fault injection)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from unittest import mock
 
 import pyarrow as pa
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from cdrfetch import tabular
 from cdrfetch.config import Resolved
-from cdrfetch.errors import AuthError, ConfigError, DataError, TemporaryError, UnavailableError
+from cdrfetch.errors import AuthError, ConfigError, DataError, ExitCode, TemporaryError, UnavailableError
 from cdrfetch.providers.polycom import blocks
 from cdrfetch.providers.polycom.emulator import NO_ROLE_USER, PolycomEmulator, data
 from cdrfetch.providers.polycom.parse import ExportParser, excluded_clusters, parse_time, utc_text
@@ -48,6 +48,9 @@ class TestPolycomContract(ProviderContract):
     main_route = "/billing/generate-cdrs"
     answer_route = "/billing/status"
     download_route = "/billing/download-cdrs"
+    # a statusType with a lone surrogate is a status this client does not know: it keeps polling (spec
+    # §4.2) until poll_timeout, then 75
+    hostile_exits: ClassVar[dict[str, int]] = {**ProviderContract.hostile_exits, "lone_surrogate": ExitCode.TEMPORARY}
 
     def emulator_knobs(self) -> dict[str, Any]:
         return dict(QUICK)

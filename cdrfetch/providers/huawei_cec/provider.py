@@ -21,6 +21,7 @@ from cdrfetch.providers.huawei_cec import columns as cols
 from cdrfetch.providers.huawei_cec.api import AUTH_HINT, Attempts, Ccfs
 from cdrfetch.providers.huawei_cec.parse import Context, member_kind, parse_members
 from cdrfetch.providers.huawei_cec.signing import DEFAULT_SIGNED, AuthV2
+from cdrfetch.untrusted import shown
 from cdrfetch.windows import Window, zone
 
 if TYPE_CHECKING:
@@ -147,6 +148,8 @@ class HuaweiCec(Provider):
         response_id = data.get("responseId") if isinstance(data, dict) else None
         if not isinstance(response_id, str) or not response_id.strip("-"):
             raise DataError("queryBillData: accepted without a responseId", "report this CC-FS answer")
+        if not response_id.isprintable():  # it goes into file names and request bodies (a lone surrogate has no UTF-8)
+            raise DataError(f"queryBillData: responseId {shown(response_id)} is not text", "report this CC-FS answer")
         return response_id
 
     def _query_once(self, body: dict[str, str], attempts: Attempts) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from typing import Any
 from cdrfetch.providers.huawei_cec.emulator import auth, export, replies
 from cdrfetch.providers.huawei_cec.emulator.knobs import Knobs
 from cdrfetch.providers.huawei_cec.emulator.replies import OCTET
+from cdrfetch.sandbox import hostile
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window, zone
 
@@ -47,6 +48,7 @@ class HuaweiCecEmulator(Knobs, Emulator):
 
     name = "huawei-cec"
     malformed_where = "_call.csv: line 2"  # the first data row loses its call_id
+    hostile_data = frozenset({"hostile_archive", "hostile_json"})  # the export zip; queryBillData's responseId
 
     def __init__(self, *, seed: int = 0, clock: Any = None, **knobs: Any) -> None:
         super().__init__(seed=seed, clock=clock)
@@ -149,8 +151,9 @@ class HuaweiCecEmulator(Knobs, Emulator):
             return self._error(*error)
         begin, end = (datetime.strptime(msg[k], "%Y-%m-%d %H:%M:%S") for k in ("beginTime", "endTime"))
         response_id = self._create(request, begin, end, msg["dataType"])
-        return Reply.json({"resultCode": "0", "resultDesc": "success", "resultData": {"responseId": response_id},
-                           "response": {"version": "2.0", "resultCode": "0", "resultMsg": "success"}})  # fmt: skip
+        payload = {"resultCode": "0", "resultDesc": "success", "resultData": {"responseId": response_id},
+                   "response": {"version": "2.0", "resultCode": "0", "resultMsg": "success"}}  # fmt: skip
+        return hostile.json_reply(self.hostile_json, payload, "responseId")
 
     def _check_query(self, msg: dict[str, Any]) -> tuple[str, str] | None:
         for key in ("beginTime", "endTime", "dataType", "callBackURL"):
@@ -217,7 +220,8 @@ class HuaweiCecEmulator(Knobs, Emulator):
         if self.empty or not any(r for _, r in rows):
             return self._error("0300012", "")
         if job.blob is None:
-            job.blob = export.build_zip(self._entries(job, rows))
+            entries, kind = self._entries(job, rows), self.hostile_archive
+            job.blob = hostile.archive(kind, entries) if kind else export.build_zip(entries)
         blob, damage = job.blob, self.damage_limit is None or self.damaged < self.damage_limit
         if damage and (self.corrupt_zip or self.truncate_zip):
             self.damaged += 1

@@ -23,6 +23,7 @@ from typing import Any
 from cdrfetch.providers.laaffic.emulator import data as synth
 from cdrfetch.providers.laaffic.emulator.knobs import Knobs
 from cdrfetch.providers.laaffic.emulator.wire import JSON_TYPE, failure, is_int, parse_iso
+from cdrfetch.sandbox import hostile
 from cdrfetch.sandbox.data import rng
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window
@@ -44,6 +45,7 @@ class LaafficEmulator(Emulator):
     name = "laaffic"
     malformed_where = "records[3]"
     unsupported_faults = frozenset({"truncate_downloads"})  # records come inline in JSON pages
+    hostile_data = frozenset({"hostile_json"})  # the pages (there is no archive: no hostile_archive)
 
     def _fault(self, name: str, value: Any) -> None:
         if name == "malformed":
@@ -218,7 +220,10 @@ class LaafficEmulator(Emulator):
         records = b",".join(query.rendered[(current - 1) * served : current * served])
         head = json.dumps({"status": "0", "reason": "success"}, separators=(",", ":"))[:-1]
         payload = f'{head},"data":{json.dumps(data, separators=(",", ":"))[:-1]},"records":['.encode()
-        reply = Reply(200, payload + records + b"]}}", {"Content-Type": JSON_TYPE}, truncate=self._take_truncate())
+        body = payload + records + b"]}}"
+        if self.hostile_json:  # at a record's caller: a text that goes on to the output
+            body = hostile.json_answer(self.hostile_json, json.loads(body), "caller")
+        reply = Reply(200, body, {"Content-Type": JSON_TYPE}, truncate=self._take_truncate())
         if current == self.knobs.insert_after_page:
             self._insert(start, end)
         return reply

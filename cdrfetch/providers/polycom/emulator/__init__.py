@@ -38,6 +38,7 @@ class PolycomEmulator(Knobs, Emulator):
     name = "polycom"
     malformed_where = "calls.csv line 2"
     unsupported_faults = frozenset({"clock_offset"})  # HTTP Basic authentication carries no timestamp
+    hostile_data = frozenset({"hostile_archive", "hostile_json"})  # the export zip; the JSON status
 
     def __init__(
         self,
@@ -195,7 +196,7 @@ class PolycomEmulator(Knobs, Emulator):
             fields = self._status_fields(request, self.clock())
         if self.xml_only or http.prefers_xml(request.header("Accept") or ""):
             return Reply(200, data.status_xml(fields), {"Content-Type": STATUS_XML})
-        return Reply(200, data.status_json(fields), {"Content-Type": STATUS_JSON})
+        return Reply(200, data.status_body(fields, self.hostile_json), {"Content-Type": STATUS_JSON})
 
     def _status_fields(self, request: Request, now: datetime) -> dict[str, object]:
         export = self.export

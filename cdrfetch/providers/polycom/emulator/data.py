@@ -6,6 +6,7 @@ are available here too, so callers keep one import for all of the emulator's dat
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ from cdrfetch.providers.polycom.emulator.render import (
     status_xml,
     unix,
 )
+from cdrfetch.sandbox import hostile
 
 __all__ = [
     "CALL_HEADER",
@@ -79,6 +81,8 @@ def export_zip(emulator: Any, start: datetime, end: datetime) -> tuple[bytes, in
         (names[1], csv_text(CONF_HEADER if header else None, [conf_row(c, emulator.tz) for c in confs])),
         (names[2], counts_line(len(calls) + bool(emulator.counts_mismatch), len(confs), emulator.excluded_clusters)),
     ]
+    if emulator.hostile_archive:
+        return hostile.archive(emulator.hostile_archive, [(n, t.encode()) for n, t in members]), len(calls) + len(confs)
     return build_zip(members, stored=bool(emulator.corrupt_zip)), len(calls) + len(confs)
 
 
@@ -89,3 +93,9 @@ def counts_line(calls: int, conferences: int, excluded: Any) -> str:
         f"{calls} calls, {conferences} conferences, included clusters: {';'.join(included) or 'none'}, "
         f"excluded clusters: {';'.join(excluded) or 'none'}\r\n"
     )
+
+
+def status_body(fields: dict[str, object], hostile_json: str) -> bytes:
+    """The JSON status document; made hostile (knob hostile_json) at statusType, the field every status carries."""
+    body = status_json(fields)
+    return hostile.json_answer(hostile_json, json.loads(body), "statusType") if hostile_json else body

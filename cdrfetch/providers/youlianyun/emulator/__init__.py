@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cdrfetch.providers.youlianyun.emulator import files
+from cdrfetch.sandbox import hostile
 from cdrfetch.sandbox.server import Emulator, ExpectedCall, Reply, Request, Route
 from cdrfetch.windows import Window
 
@@ -54,6 +55,7 @@ class YoulianyunEmulator(Emulator):
 
     name = "youlianyun"
     malformed_where = "line 4"  # with a header line and a blank second line, data row 2 is line 4
+    hostile_data = frozenset({"hostile_archive", "hostile_json"})  # the bill zip; billList's downUrl
 
     def __init__(self, *, seed: int = 0, clock: Any = None, **knobs: Any) -> None:
         super().__init__(seed=seed, clock=clock)
@@ -255,32 +257,30 @@ class YoulianyunEmulator(Emulator):
         bills = [self._issue(request, sid, app_id, day, part) for part in parts]
         shapes: dict[str, dict[str, Any]] = {"flat": bills[0], "object": {"accountBill": bills[0]}}
         shaped = shapes.get(self.bill_shape, {"accountBill": bills})
-        return self._envelope({"respCode": self.success_code, **shaped})
+        return self._envelope({"respCode": self.success_code, **shaped}, hostile_key="downUrl")
 
     def _issue(self, request: Request, sid: str, app_id: str, day: date, rows: list[files.BillRow]) -> dict[str, str]:
         """Render one bill file, remember it under an opaque name, return its downUrl and token."""
         body = b"" if self.empty_file else files.render(rows, self.fmt, self.malformed_row)
         if self.corrupt_archive and self.fmt.container != "plain":
             body = files.corrupt(body)
+        if self.hostile_archive:  # the bill text in a hostile zip, whatever the `container` knob says
+            body = files.hostile_bill(self.hostile_archive, rows, self.fmt, self.malformed_row)
         token = hashlib.md5(body + (b"x" if self.bad_token else b"")).hexdigest()
         opaque = self._file_name(sid, app_id, day, hashlib.sha256(body).hexdigest())
+        container = "plain" if self.empty_file else "zip" if self.hostile_archive else self.fmt.container
         with self._lock:
-            self.issued[opaque] = Issued(body, token, "plain" if self.empty_file else self.fmt.container)
+            self.issued[opaque] = Issued(body, token, container)
         return {
             "downUrl": f"http://{request.header('host')}/fileserver/file?fileName={quote(opaque, safe='')}",
             "token": token,
         }
 
-    @staticmethod
-    def _file_name(sid: str, app_id: str, day: date, digest: str) -> str:
-        """Base64 with a line break after 76 characters; always holds '+', '/' and '='."""
-        material = hashlib.sha512(f"{sid}|{app_id}|{day}|{digest}".encode()).digest()[:58]
-        text = base64.b64encode(material).decode("ascii")  # 80 characters, ends with '=='
-        text = text[:5] + "+" + text[6:11] + "/" + text[12:]
-        return text[:76] + "\n" + text[76:]
+    def _envelope(self, payload: dict[str, Any], *, hostile_key: str = "") -> Reply:
+        wrapped = {"resp": payload} if self.envelope == "resp" else payload
+        return hostile.json_reply(self.hostile_json if hostile_key else "", wrapped, hostile_key)
 
-    def _envelope(self, payload: dict[str, Any]) -> Reply:
-        return Reply.json({"resp": payload} if self.envelope == "resp" else payload)
+    _file_name = staticmethod(files.file_name)  # under its old name too: the benchmarks call it
 
     # --- file server -----------------------------------------------------------------------
 

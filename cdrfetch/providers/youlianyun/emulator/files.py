@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import io
 import random
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from cdrfetch.sandbox import hostile
 from cdrfetch.sandbox.data import rng
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -130,3 +133,16 @@ def corrupt(body: bytes) -> bytes:
     start = 30 + len("bill.txt") + 4 if body.startswith(b"PK") else 14
     middle = start + (len(body) - start) // 3
     return body[:start] + bytes(b ^ 0x5A for b in body[start:middle]) + body[middle:]
+
+
+def file_name(sid: str, app_id: str, day: date, digest: str) -> str:
+    """The opaque fileName of a bill: base64 with a line break after 76 characters; always holds '+', '/' and '='."""
+    material = hashlib.sha512(f"{sid}|{app_id}|{day}|{digest}".encode()).digest()[:58]
+    text = base64.b64encode(material).decode("ascii")  # 80 characters, ends with '=='
+    text = text[:5] + "+" + text[6:11] + "/" + text[12:]
+    return text[:76] + "\n" + text[76:]
+
+
+def hostile_bill(kind: str, rows: Iterable[BillRow], fmt: FileFormat, broken: int | None = None) -> bytes:
+    """The bill text in the hostile zip `kind` (knob hostile_archive), whatever the `container` knob says."""
+    return hostile.archive(kind, [("bill.txt", render(rows, replace(fmt, container="plain"), broken))])
