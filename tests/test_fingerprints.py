@@ -144,3 +144,15 @@ def test_a_large_batch_against_many_segments() -> None:
         assert len(written) == 41_000 and len(list(written.parts())) > 5
     finally:
         fingerprints.SEGMENT_ENTRIES = original
+
+
+def test_ids_sharing_their_high_bits_stay_in_order_across_batches() -> None:
+    # zero-padded counters: one hi for all, so inserts and lookups must order them by lo
+    c = [f"{n:040x}" for n in range(6)]
+    written = FingerprintSet()
+    batches = [[c[1]], [c[3]], [c[1], c[3], c[2]], [c[0], c[5]], [c[4], c[2], c[0], c[5]]]
+    got = [written.first_sightings(of_ids(batch)).tolist() for batch in batches]
+    assert got == reference(batches, [])
+    (part,) = (bytes(part) for part in written.parts())
+    keys = [part[i : i + 16] for i in range(0, len(part), 16)]
+    assert keys == sorted(keys) and len(keys) == 6
