@@ -71,11 +71,9 @@ def _warn_unknown_target(profile: str, provider: str, account: str | None, confi
     section = known[profile].get(provider) if isinstance(known[profile], dict) else None
     names = accounts.names(section) if isinstance(section, dict) else []
     if account is not None and account not in names:
-        print(
-            f"cdrfetch: warning: {provider} in profile {profile!r} of {where} has no account {account!r}"
-            f"{config.suggest(account, names)}; storing the secret anyway",
-            file=sys.stderr,
-        )
+        close = config.suggest(account, names)
+        missing = f"{provider} in profile {profile!r} of {where} has no account {account!r}{close}"
+        print(f"cdrfetch: warning: {missing}; storing the secret anyway", file=sys.stderr)
 
 
 def _read_secret(name: str, help_text: str) -> str:
