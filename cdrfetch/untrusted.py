@@ -24,11 +24,21 @@ _quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def read_json(text: str | bytes, **options: Any) -> Any:
-    """`json.loads` for untrusted text: every way it can fail to be a document is a ValueError."""
+    """`json.loads` for untrusted text: every way it can fail to be a document is a ValueError, except
+    nesting past the interpreter's stack: no proxy or error page does that, so it is bad data (65), not
+    an answer worth asking for again."""
     try:
         return json.loads(text, **options)
     except RecursionError:
-        raise ValueError("JSON nested deeper than the interpreter can follow") from None
+        raise too_deep() from None
+
+
+def too_deep() -> DataError:
+    """The error of JSON nested past the interpreter's stack."""
+    return DataError(
+        "the server answered JSON nested deeper than the interpreter can follow",
+        "a broken or hostile answer; report it to the provider",
+    )
 
 
 @contextmanager

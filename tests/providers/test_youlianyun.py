@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -53,8 +53,6 @@ class TestYoulianyunContract(ProviderContract):
     provider = "youlianyun"
     main_route = BILL
     download_route = FILE
-    # a billList answer too deeply nested to read has no respCode: taken for a proxy's page, retried, then 69
-    hostile_exits: ClassVar[dict[str, int]] = {**ProviderContract.hostile_exits, "deep": ExitCode.UNAVAILABLE}
 
     # provider answers through the real CLI, on the contract's fixtures
 

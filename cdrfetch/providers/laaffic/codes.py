@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cdrfetch.errors import DataError, UnavailableError
 from cdrfetch.providers.laaffic import parse
 from cdrfetch.providers.laaffic import protocol as proto
-from cdrfetch.untrusted import JSON_FAILURES, shown
+from cdrfetch.untrusted import JSON_FAILURES, shown, too_deep
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -35,6 +35,8 @@ def answer_data(response: requests.Response, what: str, request: Callable[[], st
     """The `data` object of a successful answer; the mapped error otherwise (`request` describes the call)."""
     try:
         payload = response.json(parse_float=Decimal)
+    except RecursionError:  # no proxy page nests like that: bad data, not worth asking again
+        raise too_deep() from None
     except JSON_FAILURES:
         payload = None
     if not isinstance(payload, dict) or "status" not in payload:

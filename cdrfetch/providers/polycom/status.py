@@ -176,7 +176,7 @@ def etag_notes(header: str | None) -> dict[str, Any]:
 def error_text(body: bytes) -> str:
     """A plcm-error body as sent (parsed JSON or XML text), cut to 500 characters."""
     text = body.decode("utf-8", errors="replace").strip()
-    with contextlib.suppress(*JSON_FAILURES):  # writing what was read may nest as deep as reading did
+    with contextlib.suppress(*JSON_FAILURES, DataError):  # an error body nested too deep is shown as text
         text = json.dumps(read_json(text), ensure_ascii=False)
     return text[:500] or "(empty body)"
 
