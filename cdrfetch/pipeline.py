@@ -60,7 +60,9 @@ class Spool:
         path = self.paths.get(table)
         if path is None:
             return
-        with pa.memory_map(str(path)) as source:
+        # Read, not memory-mapped: a mapped spool's pages stay resident (and in the RSS) until the whole
+        # table is replayed, so memory would grow with the chunk; read batches are freed one by one.
+        with pa.OSFile(str(path)) as source:
             yield from pa.ipc.open_stream(source)
 
     def discard(self) -> None:
