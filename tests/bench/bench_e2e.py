@@ -398,6 +398,7 @@ def tree_rss_kib(root: int) -> int:
 class Run:
     seconds: float
     peak_mib: float
+    cpu_s: float = 0.0  # user + system time of the process: steadier than wall time on a shared machine
 
 
 def timed_run(command: list[str], env: dict[str, str] | None = None) -> Run:
@@ -421,7 +422,7 @@ def timed_run(command: list[str], env: dict[str, str] | None = None) -> Run:
     poller.join()
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(command)}: exit {child.returncode}\n{stderr.decode(errors='replace')}")
-    return Run(seconds, max(peak[0], usage.ru_maxrss) / 1024)
+    return Run(seconds, max(peak[0], usage.ru_maxrss) / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def compare(mine: Path, theirs: Path) -> str:
@@ -493,6 +494,7 @@ def _rounds(spec: Spec, url: str, profile: dict[str, Any], scratch: Path, rounds
     ours_s, duck_s = statistics.median(r.seconds for r in mine), statistics.median(r.seconds for r in theirs)
     best_ours, best_duck = min(r.seconds for r in mine), min(r.seconds for r in theirs)
     ours_rss, duck_rss = max(r.peak_mib for r in mine), max(r.peak_mib for r in theirs)
+    ours_cpu, duck_cpu = statistics.median(r.cpu_s for r in mine), statistics.median(r.cpu_s for r in theirs)
     size = export.stat().st_size / 2**20
     return "\n".join((
         f"{spec.name}: cdrfetch {ours_s:.2f}s (peak RSS {ours_rss:.0f} MiB) vs baseline {duck_s:.2f}s "
@@ -501,12 +503,13 @@ def _rounds(spec: Spec, url: str, profile: dict[str, Any], scratch: Path, rounds
         f"(cdrfetch {_runs(mine)}; baseline {_runs(theirs)})",
         # the best run of each side is the steadier figure when other work shares the machine
         f"  best: cdrfetch {best_ours:.2f}s vs baseline {best_duck:.2f}s -> ratio {best_ours / best_duck:.2f}x",
+        f"  cpu (median): cdrfetch {ours_cpu:.2f}s vs baseline {duck_cpu:.2f}s -> ratio {ours_cpu / duck_cpu:.2f}x",
         f"  {compare(mine_out, duck_dir / 'x.parquet')}",
     ))  # fmt: skip
 
 
 def _runs(runs: list[Run]) -> str:
-    return " ".join(f"{r.seconds:.2f}s/{r.peak_mib:.0f}MiB" for r in runs)
+    return " ".join(f"{r.seconds:.2f}s/{r.cpu_s:.2f}cpu/{r.peak_mib:.0f}MiB" for r in runs)
 
 
 def main() -> None:
