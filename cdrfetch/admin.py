@@ -15,13 +15,11 @@ from cdrfetch.commands import resolve_settings, sandbox_settings
 from cdrfetch.errors import ConfigError, UsageError
 from cdrfetch.files import write_atomically
 from cdrfetch.ledger import Key, Ledger
+from cdrfetch.preview import setting_rows
+from cdrfetch.providers.base import Setting
 
 if TYPE_CHECKING:
-    from cdrfetch.config import Resolved
     from cdrfetch.destinations import Destination
-    from cdrfetch.providers.base import Provider
-    from cdrfetch.windows import Window
-from cdrfetch.providers.base import Setting
 
 
 def run_login(
@@ -97,12 +95,7 @@ def run_show_config(
     cls = providers.load(provider)
     with sandbox_settings(provider, sandbox) as injected:
         resolved = resolve_settings(provider, profile, config_file, overrides, injected, account)
-    rows = []
-    for setting in cls.all_settings():
-        value = resolved[setting.name]
-        shown = None if value is None else ("********" if setting.secret else value)
-        source = resolved.source(setting.name) if value is not None else ("MISSING" if setting.is_required else "unset")
-        rows.append({"setting": setting.name, "value": shown, "source": source, "secret": setting.secret})
+    rows = setting_rows(cls, resolved)
     if as_json:
         path = str(resolved.config_path) if resolved.config_path else None
         document = {"provider": provider, "profile": resolved.profile, "config_file": path, "settings": rows}
@@ -284,16 +277,3 @@ def reset_state(ledger: Ledger, key: Key, yes: bool, log: logging.Logger, destin
             raise UsageError("--reset-state not confirmed", "answer y, or pass --yes")
     removed = ledger.reset(key)
     log.warning("ledger: forgot %d run(s) of %s account %s", removed, key.provider, key.account)
-
-
-def dry_run(cls: type[Provider], settings: Resolved, window: Window, destination: Destination) -> int:
-    """`pull --dry-run`: the window, its chunks and the destination, in the profile's zone; no request is made."""
-    from cdrfetch.fleet import chunks_of
-
-    chunks = chunks_of(cls, settings, window)
-    zone, account = window.tz, cls.account_of(settings)
-    print(f"{cls.name} account {account}: {window.start.astimezone(zone)} .. {window.end.astimezone(zone)}")
-    for chunk in chunks:
-        print(f"  chunk {chunk.label}: {chunk.start.astimezone(zone)} .. {chunk.end.astimezone(zone)}")
-    print(f"into {destination.describe()} (dry run: nothing was requested or written)")
-    return 0

@@ -159,7 +159,7 @@ def _pull(options: PullOptions, output: LogOptions, monitor: monitoring.Monitor,
                 log.info("%s: nothing to pull, %s is up to date", key.provider, state.holder)
                 return int(ExitCode.OK)
             if options.dry_run:
-                from cdrfetch.admin import dry_run
+                from cdrfetch.preview import dry_run
 
                 return dry_run(cls, settings, window, destination)
             RecordedPull(options, output, cls, settings, ledger, key, log, summary).run(window, destination, started)

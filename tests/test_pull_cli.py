@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from cdrfetch.errors import ExitCode
+from cdrfetch.sandbox import emulator_class
 from cdrfetch.sandbox.server import SandboxServer
 from cdrfetch.testing.harness import MemoryKeyring, run_cli, write_profile
 from tests.sandbox_cli import PROVIDER, pull  # its `server` and `profile` fixtures come through conftest
@@ -168,9 +169,16 @@ def test_dry_run_shows_the_chunks_and_requests_nothing(tmp_path: Path) -> None:
     result = run_cli(PROVIDER, "pull", "--sandbox", "--knob", "fail_status=500", "--from", "2026-11-01",
                      "--to", "2026-11-04", "-o", f"{tmp_path}/out/", "--dry-run", "-q")  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    chunks = [line for line in result.stdout.splitlines() if line.strip().startswith("chunk ")]
-    assert [line.split()[1] for line in chunks] == ["2026-11-01:", "2026-11-02:", "2026-11-03:"]
+    lines = result.stdout.splitlines()
+    chunks = lines[lines.index("3 chunk(s):") + 1 :][:3]
+    assert [line.split()[0] for line in chunks] == ["2026-11-01:", "2026-11-02:", "2026-11-03:"]
     assert "+08:00" in result.stdout  # in the profile's zone
+    assert any(line.strip().startswith("POST http://127.0.0.1:") and "/billList" in line for line in lines)
+    assert "  auth_token = ********  (sandbox)" in lines  # settings shown, the secret masked
+    sandbox = emulator_class(PROVIDER)().profile("http://127.0.0.1")
+    assert sandbox["auth_token"] not in result.stdout + result.stderr
+    planned = f"  calls: {tmp_path}/out/youlianyun/{sandbox['account_sid']}/2026-11-01_2026-11-04.parquet"
+    assert planned in lines
     assert not (tmp_path / "out").exists()
     assert json.loads(run_cli("runs", "--json").stdout) == []
 

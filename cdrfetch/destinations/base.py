@@ -79,6 +79,10 @@ class Destination(abc.ABC):
     def open(self, tables: Mapping[str, pa.Schema], where: Where) -> Load:
         """Start one pull's writes of `tables`."""
 
+    def planned(self, tables: Mapping[str, pa.Schema], where: Where) -> dict[str, str]:
+        """Where each table of one pull would land, for `pull --dry-run` (nothing is opened)."""
+        return {table: f"table {table} in {self.describe()}" for table in tables}
+
     def resume_point(self, provider: str, account: str) -> datetime | None:
         """How far `account` is complete in this destination (only when `keeps_state`)."""
         raise NotImplementedError

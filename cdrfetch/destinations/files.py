@@ -69,6 +69,9 @@ class Files(Destination):
             calls = root
         return {table: calls if table == "calls" else layout.beside(calls, table) for table in tables}
 
+    def planned(self, tables: Mapping[str, pa.Schema], where: Where) -> dict[str, str]:
+        return {table: target or "stdout" for table, target in self.targets(tables, where).items()}
+
     def open(self, tables: Mapping[str, pa.Schema], where: Where) -> Load:
         if self.output == "-" and len(tables) > 1:
             log.warning("stdout carries the calls table only; use -o DIR for %s", ", ".join(tables))

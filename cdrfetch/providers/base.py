@@ -118,6 +118,9 @@ class Provider(abc.ABC):
     # Longest chunk the provider accepts. A provider whose users may shorten it declares the setting
     # `max_window_days` (with its `maximum`); the core then cuts chunks of that many days.
     max_window: ClassVar[timedelta | None] = None
+    # The requests one chunk makes, in order, as `pull --dry-run` shows them: text with {setting}
+    # placeholders (never a secret's); empty for a provider that does not describe its flow.
+    flow: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: Resolved, client: Client) -> None:
         self.config = settings

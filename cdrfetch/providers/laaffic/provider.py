@@ -52,6 +52,10 @@ class Laaffic(Provider):
     name: ClassVar[str] = "laaffic"
     title: ClassVar[str] = "Laaffic number call records"
     account_setting: ClassVar[str] = "api_key"
+    flow = (
+        "POST {base_url}/number/record/queryPage page 1 (signed: Api-Key, Timestamp, Sign)",
+        "POST the same for pages 2..N it declares, at most {concurrency} at a time",
+    )
     max_window: ClassVar[timedelta | None] = timedelta(days=31)
     settings: ClassVar[tuple[Setting, ...]] = (
         Setting("base_url", "API root, /v3 included (other brands: https://api.itniotech.com)",

@@ -66,6 +66,10 @@ class Youlianyun(Provider):
     name = "youlianyun"
     title = "Youlianyun (有联云) application bills"
     account_setting = "account_sid"
+    flow = (
+        "POST {base_url}/Accounts/{account_sid}/billList (signed: sig, Authorization) for the day",
+        "GET the downUrl it answers, with its token; unpack and parse the bill file",
+    )
     settings = (
         Setting("base_url", "API root, version segment included", default="https://api.youlianyun.com/2014-06-30"),
         Setting("account_sid", "32-character account id (主账户ID)"),
