@@ -136,6 +136,23 @@ def test_pull_sandbox_takes_the_same_knobs() -> None:
     assert without.exit_code == 2 and "--sandbox" in without.stderr
 
 
+VOLUME_KNOBS = {
+    "youlianyun": ["rows_min=400", "rows_max=400"],
+    "laaffic": ["records_min=400", "records_max=400"],
+    "huawei-cec": ["rows_min=400", "rows_max=400"],
+    "polycom": ["calls_per_hour=40"],
+}
+
+
+@pytest.mark.parametrize("provider", sorted(VOLUME_KNOBS))
+def test_every_emulator_serves_a_larger_volume_on_request(provider: str) -> None:
+    """A user can try a real day's volume, not only the sandbox's few dozen calls."""
+    knobs = [arg for knob in VOLUME_KNOBS[provider] for arg in ("--knob", knob)]
+    result = run_cli(provider, "pull", "--sandbox", *knobs, "-o", "-", "--format", "jsonl", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) >= 350  # a few dozen without the knobs
+
+
 @pytest.mark.parametrize(
     ("knob", "extra", "code", "text"),
     [("redirect_to=https://127.0.0.2:9/x", [], 78, "redirect"), ("fail_status=503", ["--set", "retries=0"], 69, "503"),

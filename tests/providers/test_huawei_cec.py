@@ -182,7 +182,9 @@ class TestHuaweiCecContract(ProviderContract):
 
 def _legs(emulator: Emulator, window: Window) -> list[export.Leg]:
     assert isinstance(emulator, HuaweiCecEmulator)
-    return export.rows_between(emulator.seed, emulator.ak, window.start, window.end, zone(emulator.data_tz))
+    return export.rows_between(
+        emulator.seed, emulator.ak, window.start, window.end, zone(emulator.data_tz), **emulator.sizes
+    )
 
 
 def _file_name(leg: export.Leg) -> str:

@@ -108,7 +108,7 @@ class HuaweiCecEmulator(Knobs, Emulator):
 
     def expected_calls(self, window: Window) -> list[ExpectedCall]:
         """One entry per `_call` row a correct client returns for `window`."""
-        return export.expected(self.seed, self.ak, window.start, window.end, zone(self.data_tz))
+        return export.expected(self.seed, self.ak, window.start, window.end, zone(self.data_tz), **self.sizes)
 
     # -- auth ---------------------------------------------------------------------------------
 
@@ -232,10 +232,15 @@ class HuaweiCecEmulator(Knobs, Emulator):
         reply = Reply(200, blob, {"Content-Type": OCTET})
         return replace(reply, truncate=damage and self.truncate_zip == "lying")
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        """How many calls a day the synthetic data has."""
+        return {"rows_min": self.rows_min, "rows_max": self.rows_max}
+
     def _rows(self, job: Job) -> list[tuple[str, list[list[str]]]]:
         tz = zone(self.data_tz)
         start, end = (moment.replace(tzinfo=tz).astimezone(timezone.utc) for moment in (job.begin, job.end))
-        found = export.rows_between(self.seed, job.ak, start, end, tz)
+        found = export.rows_between(self.seed, job.ak, start, end, tz, **self.sizes)
         wanted = {"call": ("call",), "record": ("record",), "call_record": ("call", "record")}[job.data_type]
         makers = {"call": export.call_rows, "record": export.record_rows}
         return [(kind, makers[kind](found, job.ak, tz)) for kind in wanted]

@@ -92,13 +92,13 @@ class Style:
     malformed: bool = False
 
 
-def rows_between(seed: int, ak: str, start: datetime, end: datetime, tz: tzinfo) -> list[Leg]:
+def rows_between(seed: int, ak: str, start: datetime, end: datetime, tz: tzinfo, **sizes: int) -> list[Leg]:
     """The `_call` rows CC-FS exports for `[start, end)`: legs whose start lies inside it.
 
     The emulator filters on the start a client derives (call_begin, else wait_begin), so every
     leg belongs to exactly one chunk; a leg starts less than a day after its call arrives.
     """
-    found = data.calls_between(seed, ak, start - timedelta(days=1), end, tz)
+    found = data.calls_between(seed, ak, start - timedelta(days=1), end, tz, **sizes)
     return [leg for call in found for leg in legs(call) if start <= leg.start < end]
 
 
@@ -115,11 +115,11 @@ def legs(call: data.SynthCall) -> list[Leg]:
     return [Leg(call, number, cuts[i], cuts[i + 1]) for i, number in enumerate(("1", "2", "-1"))]
 
 
-def expected(seed: int, ak: str, start: datetime, end: datetime, tz: tzinfo) -> list[ExpectedCall]:
+def expected(seed: int, ak: str, start: datetime, end: datetime, tz: tzinfo, **sizes: int) -> list[ExpectedCall]:
     """One ExpectedCall per `_call` row of the window."""
     return [
         ExpectedCall(leg.call.caller, leg.call.callee, leg.start, _seconds(leg))
-        for leg in rows_between(seed, ak, start, end, tz)
+        for leg in rows_between(seed, ak, start, end, tz, **sizes)
     ]
 
 

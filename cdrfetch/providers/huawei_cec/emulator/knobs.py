@@ -25,4 +25,5 @@ class Knobs:
     header, bom, gbk, short_rows, malformed = True, False, False, False, False
     extra_columns = 0
     part_rows: int | None = None
+    rows_min, rows_max = 5, 40  # calls a day (raise both for volume: `--knob rows_min=5000 --knob rows_max=6000`)
     tls_cert: tuple[str, str] | None = None  # (certificate PEM, key PEM): serve HTTPS with them
