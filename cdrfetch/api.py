@@ -122,7 +122,8 @@ def fetch(
     config: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Normalized record batches of one table for a window (default: yesterday), in memory: nothing is
-    written and no state is kept. A chunk's rows are yielded only once the whole chunk has arrived.
+    written and no state is kept. A chunk's rows are yielded only once the whole chunk has arrived, and
+    a record two chunks both carry (a provider's inclusive boundary) is yielded once, as `pull` writes it.
     Mistakes (an unknown provider or table, a missing setting, a bad window) raise here, before the
     first batch is asked for."""
     from cdrfetch import providers, windows
@@ -141,11 +142,15 @@ def fetch(
 
 
 def _batches(cls: type[Provider], resolved: Resolved, window: Window, table: str) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+
+    from cdrfetch import fingerprints
     from cdrfetch.client import Client
     from cdrfetch.pipeline import Spool
     from cdrfetch.summary import RunSummary
 
     summary = RunSummary(cls.name, cls.account_of(resolved), resolved.profile, "", "")
+    seen = fingerprints.FingerprintSet()
     with Client(resolved, log=logging.getLogger(f"cdrfetch.{cls.name}"), summary=summary) as client:
         source = cls(resolved, client)
         for chunk in source.chunks(window):
@@ -154,6 +159,8 @@ def _batches(cls: type[Provider], resolved: Resolved, window: Window, table: str
                 for batch in source.fetch(chunk):
                     spool.add(batch)
                 spool.close()
-                yield from spool.replay(table)
+                for data in spool.replay(table):
+                    keep = seen.first_sightings(fingerprints.of(data.column("record_id")))
+                    yield data if keep.all() else data.filter(pa.array(keep))
             finally:
                 spool.discard()
