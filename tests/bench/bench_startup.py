@@ -1,37 +1,49 @@
 """Start-up time: `cdrfetch --help` against `python -c "import typer"`, measured in the same run.
 
-Budget: within 1.3x. The two commands alternate, so load changes hit both alike.
+Budget: within 1.3x (wave 2 target 1.15x). The two commands alternate, so load changes hit both alike.
+Both run with their bytecode cached, as after `pip install` (which compiles every module): the
+cache goes to a private directory (PYTHONPYCACHEPREFIX) so an environment with
+PYTHONDONTWRITEBYTECODE=1 does not make only the editable checkout compile its sources on every run.
 Run: python tests/bench/bench_startup.py [rounds]
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 BASELINE = [sys.executable, "-c", "import typer"]
 OURS = [sys.executable, "-m", "cdrfetch", "--help"]
 
 
-def once(command: list[str]) -> float:
+def once(command: list[str], env: dict[str, str]) -> float:
     began = time.perf_counter()
-    subprocess.run(command, capture_output=True, check=True)
+    subprocess.run(command, capture_output=True, check=True, env=env)
     return time.perf_counter() - began
 
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 31
-    once(BASELINE), once(OURS)  # warm the file cache and the bytecode
+    with tempfile.TemporaryDirectory(prefix="cdrfetch-pycache-") as cache:
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = cache
+        measure(rounds, env)
+
+
+def measure(rounds: int, env: dict[str, str]) -> None:
+    once(BASELINE, env), once(OURS, env)  # warm the file cache and write the bytecode
     samples: dict[str, list[float]] = {"baseline": [], "ours": []}
     for _ in range(rounds):
-        samples["baseline"].append(once(BASELINE))
-        samples["ours"].append(once(OURS))
+        samples["baseline"].append(once(BASELINE, env))
+        samples["ours"].append(once(OURS, env))
     baseline, ours = (statistics.median(samples[key]) for key in ("baseline", "ours"))
     print(f"python -c 'import typer': {baseline * 1000:.1f} ms (median of {rounds})")
     print(f"cdrfetch --help:          {ours * 1000:.1f} ms (median of {rounds})")
-    print(f"ratio: {ours / baseline:.2f}x (budget 1.30x)")
+    print(f"ratio: {ours / baseline:.2f}x (budget 1.30x, target 1.15x)")
 
 
 if __name__ == "__main__":
