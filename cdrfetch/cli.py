@@ -4,8 +4,8 @@ Only typer and the provider names are loaded at start-up (`cdrfetch --help` stay
 everything else is imported inside the commands.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads these commands' annotations at start-up,
+# and evaluating them from strings costs about 5 % of `cdrfetch --help` (tests/bench/bench_startup.py).
 import sys
 from typing import Annotated, Any
 
