@@ -35,7 +35,6 @@ _HEX = b"0123456789abcdef"
 _NIBBLE = np.full(256, 255, np.uint8)  # each byte's hex value; 255 where it is no lowercase hex digit
 _NIBBLE[np.frombuffer(_HEX, np.uint8)] = np.arange(16, dtype=np.uint8)
 _DECODED = np.dtype([("head", ">u4"), ("hi", ">u8"), ("lo", ">u8")])  # 40 hex digits, decoded (packed)
-_NULL = b"\x00null"  # what a null id is hashed as (no str encodes to it: a str never holds a NUL here)
 
 
 def of(column: pa.Array | pa.ChunkedArray) -> Fingerprints:
@@ -95,7 +94,9 @@ def _decode(raw: bytes) -> Fingerprints:
 
 def _hashed(values: list[str | None]) -> Fingerprints:
     digests = b"".join(
-        hashlib.blake2b(_NULL if value is None else value.encode("utf-8"), digest_size=WIDTH).digest()
+        hashlib.blake2b(value.encode("utf-8"), digest_size=WIDTH).digest()
+        if value is not None
+        else hashlib.blake2b(digest_size=WIDTH, person=b"cdrfetch null id").digest()  # apart from every string
         for value in values
     )
     pairs = np.frombuffer(digests, ">u8").reshape(-1, 2)

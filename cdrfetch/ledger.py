@@ -5,7 +5,7 @@ ledger never claims data that is not on disk. `complete_until` is the end of the
 that all succeeded: --since-last resumes there (minus a lookback for late records), and the
 record ids written by recent runs let that overlap be pulled again without writing duplicates.
 Those ids are kept as 128-bit fingerprints (cdrfetch.fingerprints), a few sorted blobs per run and
-table rather than a row per id: a million ids are 16 MB written in one statement.
+table rather than a row per id: a million ids are 16 MB, written in one statement.
 """
 
 from __future__ import annotations
@@ -114,18 +114,21 @@ class Ledger:
             return
         db.execute("BEGIN IMMEDIATE")  # one creator or migrator when several runs (pull --all) start at once
         try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]  # another may have been first
-            if version == 0:
+            locked = db.execute("PRAGMA user_version").fetchone()[0]
+            if locked == 0:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
                 db.execute(_FINGERPRINTS)
-            elif version == 1:
+            elif locked == 1:
                 _ids_to_fingerprints(db)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if locked in (0, 1):
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.commit()
         except BaseException:
             db.rollback()  # DDL and user_version are transactional in SQLite: the old schema stays whole
             raise
+        if locked not in (0, 1):  # another run was first (this version's schema, or a newer one: refused)
+            self._migrate(db)
 
     def record(
         self, key: Key, summary: RunSummary, complete_until: datetime | None, written: Mapping[str, FingerprintSet]

@@ -159,3 +159,15 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(ConfigError, match="newer cdrfetch"):
         Ledger(path).runs()
+
+
+def test_runs_starting_at_once_migrate_an_old_ledger_once(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "l.sqlite3"
+    jan = old_ledger(path, {"calls": ["a", "b"]})
+    with ThreadPoolExecutor(6) as pool:
+        found = list(pool.map(lambda _: held(Ledger(path).written_since(KEY, jan)), range(6)))
+    assert found == [{"calls": {"a", "b"}}] * 6
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM written_fingerprints").fetchone()[0] == 1
