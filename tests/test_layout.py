@@ -21,6 +21,7 @@ def test_every_provider_has_its_test_module_and_readme_row(name: str) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"| `cdrfetch {name}` |" in readme, f"add a row for {name} to the README's provider table"
     assert (PACKAGES / module / "provider.py").is_file() and (PACKAGES / module / "emulator").is_dir()
+    assert providers.load(name).flow, f"declare {name}'s requests in `flow` (shown by pull --dry-run)"
 
 
 @pytest.mark.parametrize("name", providers.names())

@@ -143,6 +143,16 @@ class ProviderContract(HostileDataContract):
         assert projection(read_table(out).to_pylist()) == collections.Counter(emulator.expected_calls(self.window))
         assert sum(self.main_route in r.path for r in emulator.received) >= 3
 
+    def test_a_dry_run_sends_nothing_and_shows_no_secret(
+        self, emulator: Emulator, server: SandboxServer, profile: Path, tmp_path: Path
+    ) -> None:
+        result = self.pull(profile, "-o", f"{tmp_path}/out/", "--dry-run")
+        assert result.exit_code == 0, result.stderr
+        assert emulator.received == [] and not (tmp_path / "out").exists()
+        assert "dry run: nothing was requested or written" in result.stdout
+        for secret in self.secrets(server):
+            assert secret not in result.stdout + result.stderr
+
     def test_persistent_5xx_exits_69(self, emulator: Emulator, profile: Path, tmp_path: Path) -> None:
         emulator.faults.fail_next(1000, 500, self.main_route)
         out = tmp_path / "calls.parquet"

@@ -1,6 +1,6 @@
 """Laaffic concurrent paging: 100,000 records (1,000 pages) with 50 ms of latency per request.
 
-Prints the concurrent pull against the ideal `pages x latency / concurrency` (target: within 1.25x)
+Prints the concurrent pull against the ideal `pages x latency / concurrency` (target: within 1.10x)
 and against a sequential pull (concurrency 1) measured in the same run. The emulator pre-renders
 the window once (timed separately), so each page costs it a slice, not a pass over the data.
 It runs in its own process by default, as a real server would: in this process its request
@@ -8,7 +8,8 @@ handling would compete with the client for the GIL and be counted as client time
 (`--in-process` shows that variant).
 
 Run: PYTHONPATH=$PWD python tests/bench/bench_laaffic_pages.py
-     [--pages 1000] [--latency 0.05] [--concurrency 4] [--in-process]
+     [--pages 1000] [--latency 0.05] [--concurrency 4] [--in-process] [--no-sequential]
+(10,000 pages: `--pages 10000 --no-sequential`, or the sequential pull alone takes over 8 minutes)
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every request")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--in-process", action="store_true", help="run the emulator in this process (shares the GIL)")
+    parser.add_argument("--no-sequential", action="store_true", help="skip the concurrency-1 pull")
     args = parser.parse_args()
     window = bench_window(args.pages)
     ours, theirs = multiprocessing.Pipe()
@@ -121,16 +123,19 @@ def main() -> None:
         config.write_text("profiles: {}\n", encoding="utf-8")
         concurrent, ids = pull(profile, window, args.concurrency, config)
         assert len(ids) == len(set(ids)) == expected == args.pages * 100, (len(ids), expected)
-        sequential, ids = pull(profile, window, 1, config)
-        assert len(ids) == expected
+        sequential = None
+        if not args.no_sequential:
+            sequential, ids = pull(profile, window, 1, config)
+            assert len(ids) == expected
         http_floor = floor(profile, window, args.concurrency)
     ours.send("stop")
     server.join()
     ideal = args.pages * args.latency / args.concurrency
     print(f"pages: {args.pages}, latency: {args.latency * 1000:.0f} ms, concurrency: {args.concurrency}")
     print(f"ideal (pages x latency / concurrency): {ideal:.2f}s")
-    print(f"concurrent pull: {concurrent:.2f}s  -> {concurrent / ideal:.3f}x the ideal (target 1.25x)")
-    print(f"sequential pull: {sequential:.2f}s  -> concurrent is {sequential / concurrent:.2f}x faster")
+    print(f"concurrent pull: {concurrent:.2f}s  -> {concurrent / ideal:.3f}x the ideal (target 1.10x)")
+    if sequential is not None:
+        print(f"sequential pull: {sequential:.2f}s  -> concurrent is {sequential / concurrent:.2f}x faster")
     print(
         f"plain requests, same pages and concurrency, no parsing: {http_floor:.2f}s ({http_floor / ideal:.3f}x ideal)"
     )

@@ -54,6 +54,10 @@ class HuaweiCec(Provider):
     name = "huawei-cec"
     title = "Huawei CEC (CC-FS)"
     account_setting = "ak"
+    flow = (
+        "POST {base_url}/CCFS/resource/ccfs/queryBillData (auth-v2 signed) for the chunk -> responseId",
+        "POST {base_url}/CCFS/resource/ccfs/downloadBillFile every {poll_interval}s until the zip is ready",
+    )
     max_window = timedelta(days=3)
     settings = (
         Setting("base_url", "https://<CC-FS or NSLB ip>:<port>, no path (e.g. https://10.0.0.1:28443)"),

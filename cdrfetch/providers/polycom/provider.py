@@ -51,6 +51,11 @@ class Polycom(Provider):
     name = "polycom"
     title = "Poly RealPresence DMA / RPRM (billing export)"
     account_setting = "base_url"
+    flow = (
+        "POST {base_url}/billing/generate-cdrs?from-date=..&to-date=.. (Basic auth), or GET /billing with legacy",
+        "GET the status it points at (default {base_url}/billing/status) every {poll_interval}s until done",
+        "GET {base_url}/billing/download-cdrs (the zip of CSVs)",
+    )
     max_window = timedelta(days=1)
     settings = (
         Setting("base_url", "DMA REST root, e.g. https://dma.example.com:8443/api/rest"),
