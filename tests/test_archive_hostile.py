@@ -6,7 +6,6 @@ and the end records field by field, so any field can lie.
 
 from __future__ import annotations
 
-import bz2
 import dataclasses
 import gzip
 import json
@@ -28,6 +27,7 @@ from hypothesis import strategies as st
 
 from cdrfetch import archive, zipcheck
 from cdrfetch.errors import DataError, LocalIOError
+from cdrfetch.sandbox.hostile import bzip2_zeros
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = b"".join(
@@ -103,23 +103,6 @@ def build_zip(members: list[Raw], directory: list[tuple[Raw, int]] | None = None
     return body + central + end_records(len(entries), len(central), len(body), zip64=zip64)
 
 
-def bzip2_bomb(copies: int) -> bytes:
-    """A valid bzip2 stream of `copies` x 40 MiB of zeros: one compressed block repeated bit for bit."""
-    packer = bz2.BZ2Compressor(9)
-    for _ in range(40):
-        packer.compress(bytes(1 << 20))
-    single = packer.flush()
-    bits = format(int.from_bytes(single, "big"), f"0{len(single) * 8}b")
-    end_magic = format(0x177245385090, "048b")
-    block = bits[32 : bits.rindex(end_magic)]  # after "BZh9", up to the end-of-stream marker
-    block_crc, combined = int(block[48:80], 2), 0
-    for _ in range(copies):
-        combined = (((combined << 1) | (combined >> 31)) & 0xFFFFFFFF) ^ block_crc
-    stream = bits[:32] + block * copies + end_magic + format(combined, "032b")
-    stream += "0" * (-len(stream) % 8)
-    return int(stream, 2).to_bytes(len(stream) // 8, "big")
-
-
 def write(tmp_path: Path, data: bytes, name: str = "hostile.zip") -> tuple[Path, Path]:
     (tmp_path / "out").mkdir()
     (tmp_path / name).write_bytes(data)
@@ -146,7 +129,7 @@ def test_bzip2_and_lzma_members_are_refused_before_anything_is_written(tmp_path:
 
 def test_a_tiny_bzip2_bomb_is_refused_at_once_in_bounded_memory(tmp_path: Path) -> None:
     pytest.importorskip("resource")
-    stream = bzip2_bomb(60)  # 2.4 GiB of zeros
+    stream = bzip2_zeros(60)  # 2.4 GiB of zeros
     source, dest = write(tmp_path, build_zip([Raw(b"calls.csv", data=stream, method=12, size=60 * 40 << 20)]))
     assert 2_000 < source.stat().st_size < 3_000
     # A fresh interpreter, so the peak RSS measured is this extraction's alone.
