@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,8 +25,6 @@ from cdrfetch.records import BATCH_ROWS, FIRST_INSTANT, LAST_INSTANT, UTC_MS
 A = TypeVar("A")
 B = TypeVar("B")
 PART_MIN_ROWS = 50_000  # below this, splitting a table over threads costs more than it saves
-_NULL = pa.scalar(None, pa.string())
-_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f\\"]')
 
 
 class Irregular(Exception):
@@ -52,6 +50,20 @@ def in_parallel(table: pa.Table, work: Callable[[pa.Table], B]) -> list[B]:
         return list(pool.map(work, parts))
 
 
+def prefetched(step: Callable[[], B | None]) -> Iterator[B]:
+    """What `step()` returns until it returns None, each computed in the background while the
+    caller handles the one before (Arrow's kernels release the GIL, so both cores work).
+
+    Calls of `step` run one at a time, in order, in one thread; the next starts only after the
+    previous result was handed out, so an error surfaces after everything before it.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as pool:
+        pending = pool.submit(step)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(step)
+            yield item
+
+
 def rebatch(batches: Iterable[pa.RecordBatch], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """The same rows as batches of exactly `rows` rows (the last one may be shorter); empty ones dropped."""
     pending: list[pa.RecordBatch] = []
@@ -70,12 +82,40 @@ def rebatch(batches: Iterable[pa.RecordBatch], rows: int = BATCH_ROWS) -> Iterat
 
 def blank_to_null(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Empty cells as nulls (optional text fields)."""
-    return pc.if_else(pc.equal(values, ""), _NULL, values)
+    return null_where(values, pc.equal(values, ""))
 
 
 def blank(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Cells that are empty or only whitespace (what `str.strip()` empties)."""
-    return pc.or_(pc.equal(pc.utf8_length(values), 0), pc.utf8_is_space(values))
+    return pc.or_(pc.equal(values, ""), pc.utf8_is_space(values))
+
+
+def null_where(values: pa.Array | pa.ChunkedArray, mask: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """`values` with nulls where `mask` is true, as `pc.if_else(mask, None, values)` gives them.
+
+    Only a new validity bitmap is built: the offsets and character data are shared with `values`
+    (the cells under a null keep their bytes, which nothing reads), instead of copying every cell.
+    """
+    if isinstance(values, pa.ChunkedArray) and isinstance(mask, pa.ChunkedArray):
+        if [len(c) for c in values.chunks] == [len(c) for c in mask.chunks]:
+            chunks = [_null_where(v, m) for v, m in zip(values.chunks, mask.chunks, strict=True)]
+            return pa.chunked_array(chunks, values.type)
+    elif isinstance(values, pa.Array) and isinstance(mask, pa.Array):
+        return _null_where(values, mask)
+    return pc.if_else(mask, pa.scalar(None, values.type), values)
+
+
+def _null_where(values: pa.Array, mask: pa.Array) -> pa.Array:
+    if values.type != pa.string() or values.offset or mask.offset:  # bitmaps would not line up
+        return pc.if_else(mask, pa.scalar(None, values.type), values)
+    keep = pc.invert(mask)
+    if values.null_count:  # a null cell stays null
+        keep = pc.and_(keep, pc.is_valid(values))
+    if keep.null_count:  # so does a cell under a null in the mask, as in if_else
+        keep = pc.fill_null(keep, False)
+    if keep.offset:
+        return pc.if_else(mask, pa.scalar(None, values.type), values)
+    return pa.Array.from_buffers(pa.string(), len(values), [keep.buffers()[1], *values.buffers()[1:]])
 
 
 def arrow_zone(tz: tzinfo) -> str:
@@ -131,43 +171,81 @@ def within_range(instants: pa.Array) -> pa.Array:
 def json_objects(members: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], rows: int) -> Any:
     """Per row, the JSON object of the (name, text cells) members in order, null cells left out.
 
-    The text is exactly what records.extra_json gives for the same fields, built in one string join:
-    a member without nulls (the common case) joins in as literal pieces around the cells themselves,
-    so no per-column string is built. The first such member anchors the commas: members before it
-    carry a trailing comma, members after it a leading one, so an absent member (an empty piece)
-    never leaves a stray comma.
+    The text is exactly what records.extra_json gives for the same fields, built in one string join
+    of literal pieces and cells: a member without nulls joins in as its cells between literals, a
+    member with nulls as one piece per row that is null where the cell is (the join skips those).
+    The first member without nulls anchors the commas: members before it carry a trailing comma,
+    members after it a leading one, so a skipped piece never leaves a stray comma. Without such a
+    member, every piece leads with a comma and the one after the brace is cut.
     """
-    pairs = []  # (key, pieces of the JSON value, presence mask or None when every cell is present)
+    pairs = []  # (key, pieces of the JSON value, whether every cell is present)
     for name, cells in members:
-        present = pc.is_valid(cells)
-        if not pc.any(present).as_py():
+        if cells.null_count == len(cells):
             continue
-        key = json.dumps(name, ensure_ascii=False) + ":"
-        pairs.append((key, _json_strings(cells), None if pc.all(present).as_py() else present))
+        key, full = json.dumps(name, ensure_ascii=False) + ":", cells.null_count == 0
+        pairs.append((key, [_constant(cells)] if full and _is_constant(cells) else _json_strings(cells), full))
     if not pairs:  # as long as the members are (a caller's row count may count rows the members lack)
         return pa.repeat(pa.scalar("{}"), len(members[0][1]) if members else rows)
-    anchor = next((i for i, (_, _, present) in enumerate(pairs) if present is None), None)
-    if anchor is None:  # every member has absent cells: each brings its own leading comma, the first is cut
-        items = [
-            pc.if_else(present, pc.binary_join_element_wise(",", key, *value, ""), "") for key, value, present in pairs
-        ]
-        # not Arrow's null_handling="skip": it drops the rows where every value is null
-        joined = items[0] if len(items) == 1 else pc.binary_join_element_wise(*items, "")
-        return pc.binary_join_element_wise("{", pc.binary_replace_slice(joined, 0, 1, ""), "}", "")
+    anchor = next((i for i, (_, _, full) in enumerate(pairs) if full), None)
     parts: list[Any] = ["{"]
-    for i, (key, value, present) in enumerate(pairs):
-        head, tail = ("," if i > anchor else "") + key, "," if i < anchor else ""
-        if present is None:
-            parts += [head, *value, tail]
-        else:
-            parts.append(pc.if_else(present, pc.binary_join_element_wise(head, *value, tail, ""), ""))
-    return pc.binary_join_element_wise(*parts, "}", "")
+    for i, (key, value, full) in enumerate(pairs):
+        head = ("," if anchor is None or i > anchor else "") + key
+        tail = "," if anchor is not None and i < anchor else ""
+        # a member with nulls: its piece is null on those rows (the default null handling)
+        parts += [head, *value, tail] if full else [pc.binary_join_element_wise(head, *value, tail, "")]
+    parts.append("}")
+    # The literal braces keep every row non-null: Arrow's "skip" drops rows where every value is null.
+    parts = _literals_merged(parts)
+    if len(parts) == 1:  # every member is constant (so none has nulls): the join would give one scalar
+        return pa.repeat(pa.scalar(parts[0]), len(members[0][1]))
+    joined = pc.binary_join_element_wise(*parts, "", null_handling="skip")
+    return joined if anchor is not None else pc.replace_substring(joined, "{,", "{", max_replacements=1)
+
+
+def _is_constant(cells: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every cell (none null) holds the same text: the member is then one literal piece.
+
+    Exports repeat many fields on every row (a format version, an account, a device model), and a
+    literal costs the join nothing per row.
+    """
+    return bool(pc.all(pc.equal(cells, cells[0])).as_py())
+
+
+def _constant(cells: pa.Array | pa.ChunkedArray) -> str:
+    return json.dumps(cells[0].as_py(), ensure_ascii=False)
+
+
+def _literals_merged(parts: list[Any]) -> list[Any]:
+    """Adjacent literal pieces as one (the join's cost grows with its argument count)."""
+    merged: list[Any] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        elif not isinstance(part, str) or part:
+            merged.append(part)
+    return merged
 
 
 def _json_strings(cells: pa.Array | pa.ChunkedArray) -> list[Any]:
     """Pieces that join into each cell as a JSON string, escaped exactly like json.dumps(ensure_ascii=False)."""
     chunks = cells.chunks if isinstance(cells, pa.ChunkedArray) else [cells]
-    # one C-speed scan of the character data; escaping is rare, so it takes the slow path
-    if any(c.buffers()[2] is not None and _NEEDS_ESCAPE.search(memoryview(c.buffers()[2])) for c in chunks):
-        return [pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in cells.to_pylist()])]
+    counts = sum((_byte_counts(c) for c in chunks), np.zeros(256, np.int64))
+    if not (counts[:32].any() or counts[ord('"')] or counts[ord("\\")]):  # the usual case
+        return ['"', cells, '"']
+    # ASCII bytes never occur inside a multi-byte UTF-8 sequence, so escaping them byte-wise is exact
+    for code in (ord("\\"), ord('"'), *range(32)):  # the backslash first: later escapes add some
+        if counts[code]:
+            cells = pc.replace_substring(cells, chr(code), json.dumps(chr(code))[1:-1])
     return ['"', cells, '"']
+
+
+def _byte_counts(chunk: pa.Array) -> Any:
+    """How often each byte value occurs in the character data of a text chunk (a C-speed scan)."""
+    data = chunk.buffers()[2]
+    if data is None or not data.size:
+        return np.zeros(256, np.int64)
+    codes = np.frombuffer(data, np.uint8)
+    # the usual chunk holds no control byte, quote or backslash: min and two scans say so quickly
+    if codes.min() >= 32 and not (codes == ord('"')).any() and not (codes == ord("\\")).any():
+        return np.zeros(256, np.int64)
+    return np.bincount(codes, minlength=256)

@@ -1,7 +1,8 @@
 """Benchmark: a Polycom calls CSV -> normalized Parquet, against DuckDB doing the same in one COPY.
 
 Run: .venv/bin/python tests/bench/bench_polycom.py [rows [repeats]]   (1,000,000, 3)
-Prints both timings and the ratio (ours / DuckDB); design.md §7 asks for at most 1.5x.
+Prints the median wall and CPU times of each side and their ratios (ours / DuckDB); design.md §7
+asks for at most 1.5x, 1.0x in wave 2. The runs alternate, so a noisy moment hits both sides alike.
 """
 
 from __future__ import annotations
@@ -77,16 +78,19 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(action: object, *args: Path) -> float:
-    begin = time.perf_counter()
+def timed(action: object, *args: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of every thread of this process) of one call."""
+    before, begin = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     action(*args)  # type: ignore[operator]
-    return time.perf_counter() - begin
+    wall, after = time.perf_counter() - begin, resource.getrusage(resource.RUSAGE_SELF)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    mine, theirs = [], []
+    mine: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "calls.csv"
         write_csv(source, rows)
@@ -100,9 +104,12 @@ def main() -> None:
         size_mib = source.stat().st_size / 2**20
         counted = pq.read_metadata(Path(scratch) / "ours.parquet").num_rows
         assert counted == pq.read_metadata(Path(scratch) / "duck.parquet").num_rows
-    ours_s, duck_s = statistics.median(mine), statistics.median(theirs)
+    ours_s, duck_s = statistics.median(w for w, _ in mine), statistics.median(w for w, _ in theirs)
+    ours_cpu, duck_cpu = statistics.median(c for _, c in mine), statistics.median(c for _, c in theirs)
     print(f"polycom calls CSV -> Parquet, {counted} rows, median of {repeats} alternated runs")
-    print(f"  cdrfetch: {ours_s:.2f}s   duckdb: {duck_s:.2f}s   ratio: {ours_s / duck_s:.2f}x (target <= 1.5x)")
+    print(f"  cdrfetch: {ours_s:.2f}s   duckdb: {duck_s:.2f}s   ratio: {ours_s / duck_s:.2f}x (target <= 1.0x)")
+    cpu_ratio = ours_cpu / duck_cpu
+    print(f"  CPU of all threads: cdrfetch {ours_cpu:.2f}s   duckdb {duck_cpu:.2f}s   ratio: {cpu_ratio:.2f}x")
     print(f"  peak RSS growth during the first cdrfetch run: {growth:.0f} MiB (CSV: {size_mib:.0f} MiB)")
 
 

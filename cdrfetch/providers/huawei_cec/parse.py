@@ -22,7 +22,7 @@ import pyarrow.csv as pcsv
 from cdrfetch import archive, records
 from cdrfetch.errors import DataError
 from cdrfetch.providers.huawei_cec import columns as cols
-from cdrfetch.tabular import rebatch
+from cdrfetch.tabular import prefetched, rebatch
 from cdrfetch.untrusted import csv_errors
 
 PROVIDER = "huawei-cec"
@@ -63,17 +63,32 @@ def parse_members(members: Sequence[archive.Member], ctx: Context) -> Iterator[r
 def parse_member(member: archive.Member, table: str, ctx: Context) -> Iterator[pa.RecordBatch]:
     """Normalized record batches of one member (`table` is calls or recordings)."""
     spec = cols.CALL if table == "calls" else cols.RECORD
-    encoding = archive.detect_encoding(member.path, member.name)
+    encoding = "utf-8" if _ascii(member.path) else archive.detect_encoding(member.path, member.name)
     if encoding == "gbk":
         ctx.warn(f"{member.name}: not UTF-8, read as GBK")
     layout = _layout(member, encoding, spec, ctx)
     if layout is None:
         return
     odd: list[tuple[int | None, str]] = []
-    reader = _open(member.path, encoding, layout, odd)
-    for block in rebatch(reader):
-        yield _normalize(member, spec, ctx, dict(zip(layout.names, block.columns, strict=True)), block.num_rows)
-    yield from _odd_rows(member, spec, ctx, layout, odd)
+    blocks = rebatch(_open(member.path, encoding, layout, odd))
+
+    def step() -> pa.RecordBatch | None:  # read and normalize the next block while the last is written
+        block = next(blocks, None)
+        if block is None:
+            return None
+        return _normalize(member, spec, ctx, dict(zip(layout.names, block.columns, strict=True)), block.num_rows)
+
+    yield from prefetched(step)
+    yield from _odd_rows(member, spec, ctx, layout, odd)  # `odd` is complete once every block was read
+
+
+def _ascii(path: Path) -> bool:
+    """Whether the file is plain ASCII, so UTF-8 without a BOM (a scan many times faster than decoding)."""
+    with open(path, "rb") as handle:
+        while block := handle.read(BLOCK_BYTES << 4):
+            if not block.isascii():
+                return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Column-wise normalization of regular Polycom CALL rows with Arrow (a million rows in seconds).
 
 Regular means: CALL rows with one column count, offsets on every time, no ITP lists, no inverted
-times and no control characters. `checked` raises Irregular for anything else, and the caller
+times and no control characters. `regular_calls` raises Irregular for anything else, and the caller
 hands such rows to the row-by-row parser (which names the line of a bad row and warns about
 oddities); both paths produce the same rows, and a property test holds them to that.
 """
@@ -16,35 +16,42 @@ import pyarrow.compute as pc
 
 from cdrfetch.providers.polycom.parse import CALL_MAPPED
 from cdrfetch.records import CALLS
-from cdrfetch.tabular import Irregular, blank, json_objects
+from cdrfetch.tabular import Irregular, blank, json_objects, null_where
 
 TIME = r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$"
 _MAPPED = {name.lower() for name in CALL_MAPPED}
 _NULL = pa.scalar(None, pa.string())
+_BOOLEANS = pa.array(["TRUE", "FALSE"])
 
 
-def checked(table: pa.Table, names: list[str], chunk_end: datetime) -> int:
-    """Rows starting at/after `chunk_end`; Irregular unless every row suits the column-wise path."""
-    kinds = pc.utf8_upper(pc.utf8_trim_whitespace(table.column(1)))
-    if table.num_rows == 0 or not pc.all(pc.equal(kinds, "CALL")).as_py():
-        raise Irregular
+def regular_calls(table: pa.Table, names: list[str], account: str, chunk_end: datetime) -> tuple[pa.Table, int]:
+    """(the normalized calls starting before `chunk_end`, how many start at/after it) of regular rows.
+
+    Irregular unless every row suits the column-wise path.
+    """
     column = _columns(table, names)
+    start, end, millis = _checked(table, column)
+    inside = _inside(start, chunk_end)
+    after = table.num_rows - int(pc.sum(inside).as_py() or 0)
+    calls = pa.Table.from_arrays(_arrays(table, names, column, start, end, millis, account), schema=CALLS)
+    return (calls.filter(inside) if after else calls), after  # a filter keeping every row would copy them all
+
+
+def _checked(table: pa.Table, column: Any) -> tuple[Any, Any, Any]:
+    """The times of `_times`; Irregular unless the rows are regular (see the module docstring)."""
+    kinds = table.column(1)
+    if table.num_rows == 0:
+        raise Irregular
+    if not pc.all(pc.equal(kinds, "CALL")).as_py():  # the exact spelling is the usual one
+        _require(pc.all(pc.equal(pc.utf8_upper(pc.utf8_trim_whitespace(kinds)), "CALL")))
     uuid, start_text, end_text = column("callUuid"), column("startTime"), column("endTime")
     _require(pc.all(pc.invert(pc.match_substring(uuid, ","))))
     _require(pc.all(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(uuid)), 0)))
     _require(pc.all(pc.match_substring_regex(start_text, TIME)))
     _require(pc.all(pc.or_(pc.equal(end_text, ""), pc.match_substring_regex(end_text, TIME))))
-    start, _, millis = _times(column)
-    _require(pc.invert(pc.any(pc.less(millis, 0), min_count=0)))  # min_count 0: no end time at all is fine
-    return int(pc.sum(pc.invert(_inside(start, chunk_end))).as_py() or 0)
-
-
-def normalized(table: pa.Table, names: list[str], account: str, chunk_end: datetime) -> pa.Table:
-    """The normalized calls of checked rows that start inside the window."""
-    column = _columns(table, names)
     start, end, millis = _times(column)
-    arrays = _arrays(table, names, column, column("callUuid"), start, end, millis, account)
-    return pa.Table.from_arrays(arrays, schema=CALLS).filter(_inside(start, chunk_end))
+    _require(pc.invert(pc.any(pc.less(millis, 0), min_count=0)))  # min_count 0: no end time at all is fine
+    return start, end, millis
 
 
 def _times(column: Any) -> tuple[Any, Any, Any]:
@@ -80,21 +87,23 @@ def _utc(text: Any) -> Any:
 
 
 def _optional(values: Any) -> Any:
-    return pc.if_else(blank(values), _NULL, values)
+    return null_where(values, blank(values))
 
 
 def _arrays(
-    table: pa.Table, names: list[str], column: Any, uuid: Any, start: Any, end: Any, millis: Any, account: str
+    table: pa.Table, names: list[str], column: Any, start: Any, end: Any, millis: Any, account: str
 ) -> list[Any]:
-    rows = table.num_rows
+    rows, uuid = table.num_rows, column("callUuid")
     wall = pc.cast(pc.cast(start, pa.timestamp("ms")), pa.string())  # "YYYY-MM-DD HH:MM:SS.fff", UTC
     stamp = pc.replace_substring(pc.replace_substring_regex(wall, r"\.000$", ""), " ", "T")
-    dialin = pc.utf8_upper(pc.utf8_trim_whitespace(column("dialin")))
+    dialin = column("dialin")
+    if not pc.all(pc.is_in(dialin, _BOOLEANS)).as_py():  # not all spelled exactly TRUE / FALSE
+        dialin = pc.utf8_upper(pc.utf8_trim_whitespace(dialin))
     has_callee = "destendpoint" in {n.lower() for n in names}
     nothing = pa.nulls(rows, pa.string())
     return [
-        pa.array(["polycom"] * rows, pa.string()),
-        pa.array([account] * rows, pa.string()),
+        pa.repeat(pa.scalar("polycom"), rows),
+        pa.repeat(pa.scalar(account), rows),
         pc.binary_join_element_wise(uuid, ":", stamp, "Z", ""),
         uuid,
         start,
