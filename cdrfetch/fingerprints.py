@@ -27,8 +27,8 @@ U64 = npt.NDArray[np.uint64]
 Fingerprints = tuple[U64, U64]  # (hi, lo): the high and low 64 bits of each fingerprint, in row order
 WIDTH = 16  # bytes per fingerprint when stored
 HEX_DIGITS = 40
-# A new owned segment is started beyond this many entries: inserting a batch copies only the newest
-# segment, and no copy (the transient memory of an insert) ever exceeds 16 MiB.
+# Segments are merged up to this many entries and no further: no merge (its copy, and the transient
+# memory that takes) exceeds 16 MiB, and a 5M-id run is searched in about a dozen segments.
 SEGMENT_ENTRIES = 1 << 20
 
 _HEX = b"0123456789abcdef"
@@ -166,15 +166,15 @@ class FingerprintSet:
     per id. Sorted arrays take 16 bytes an entry and answer a whole (sorted) batch with one
     searchsorted over the 64-bit `hi` column, numpy's fast numeric kernel; `lo` is only read where
     `hi` matches. Sorting or searching 16-byte void/structured keys instead is 5-30 times slower.
-    A batch's new entries are merged into the newest segment only (an O(segment) copy), and a new
-    segment is begun once that holds SEGMENT_ENTRIES, which bounds both the copy and its transient
-    memory; a lookup costs one search per segment. Segments read from the ledger (one per stored
-    part) may overlap: lookups only ask "in any".
+    A batch's new entries become a segment, merged with the newest one while that is no larger (a
+    binary counter): O(log n) segments, each entry copied O(log n) times, whatever the batch size.
+    Merged segments stop growing at SEGMENT_ENTRIES, which bounds a merge's transient memory.
+    Segments read from the ledger (one per stored part) may overlap; they are only ever searched.
     """
 
     def __init__(self, segments: Iterable[Fingerprints] = ()) -> None:
         self._segments: list[Fingerprints] = [segment for segment in segments if len(segment[0])]
-        self._growing = False  # whether the last segment was built here (and may take more)
+        self._given = len(self._segments)  # the first ones, never merged (they may overlap)
 
     def __len__(self) -> int:
         """Entries held (counted once per segment: segments from several runs may share some)."""
@@ -201,26 +201,24 @@ class FingerprintSet:
         sorted_hi, sorted_lo = hi[order], lo[order]
         first = np.ones(len(hi), bool)  # the first of each run of equal ones: the earliest row (stable sort)
         first[1:] = (sorted_hi[1:] != sorted_hi[:-1]) | (sorted_lo[1:] != sorted_lo[:-1])
-        unique_hi, unique_lo = sorted_hi[first], sorted_lo[first]
-        done = self._segments[:-1] if self._growing else self._segments
-        new = np.ones(len(unique_hi), bool)
-        for segment in done:
-            new &= ~_lower_bound(segment, unique_hi, unique_lo)[1]
+        unique = (sorted_hi[first], sorted_lo[first])  # sorted: each segment is walked in order
+        new = ~self.contains(unique)
         if besides is not None:
-            new &= ~besides.contains((unique_hi, unique_lo))
-        if self._growing:  # searched once: the positions found serve the insert too
-            position, held = _lower_bound(self._segments[-1], unique_hi, unique_lo)
-            new &= ~held
-            added = int(new.sum())
-            if added and len(self._segments[-1][0]) + added <= SEGMENT_ENTRIES:
-                self._segments[-1] = _inserted(self._segments[-1], position[new], unique_hi[new], unique_lo[new])
-            elif added:
-                self._segments.append((unique_hi[new], unique_lo[new]))
-        elif new.any():
-            self._segments.append((unique_hi[new], unique_lo[new]))
-            self._growing = True
+            new &= ~besides.contains(unique)
+        if new.any():
+            self._push((unique[0][new], unique[1][new]))
         keep[order[first][new]] = True
         return keep
+
+    def _push(self, segment: Fingerprints) -> None:
+        """Add sorted fingerprints the set lacks, then merge while the newest two are in binary-counter order."""
+        self._segments.append(segment)
+        while len(self._segments) - self._given >= 2:
+            older, newer = self._segments[-2], self._segments[-1]
+            if len(older[0]) > len(newer[0]) or len(older[0]) + len(newer[0]) > SEGMENT_ENTRIES:
+                return
+            position, _ = _lower_bound(older, *newer)  # disjoint: each lands before its lower bound
+            self._segments[-2:] = [_inserted(older, position, *newer)]
 
     def parts(self) -> Iterator[memoryview]:
         """Each segment as sorted 16-byte big-endian fingerprints (the ledger's storage format)."""

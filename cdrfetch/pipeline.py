@@ -24,7 +24,7 @@ from cdrfetch.errors import CdrfetchError, ExitCode, PartialResultError
 from cdrfetch.files import local_io
 from cdrfetch.fingerprints import FingerprintSet
 from cdrfetch.providers.base import Provider
-from cdrfetch.records import Batch
+from cdrfetch.records import BATCH_ROWS, Batch
 from cdrfetch.summary import ChunkResult, RunSummary
 from cdrfetch.windows import Window
 
@@ -37,21 +37,42 @@ FATAL = (ExitCode.AUTH, ExitCode.CONFIG, ExitCode.USAGE)
 
 @dataclass
 class Spool:
-    """One chunk's batches parked on disk until the chunk is complete."""
+    """One chunk's batches parked on disk until the chunk is complete.
+
+    Small batches are joined into batches of about BATCH_ROWS rows on their way in (order kept):
+    what follows (the dedup, the sinks) costs a fixed amount per batch, which a provider yielding
+    a few rows at a time would otherwise pay per few rows.
+    """
 
     directory: Path
     paths: dict[str, Path] = field(default_factory=dict)
     _writers: dict[str, pa.ipc.RecordBatchStreamWriter] = field(default_factory=dict)
+    _pending: dict[str, list[pa.RecordBatch]] = field(default_factory=dict)  # not yet BATCH_ROWS rows
+    _pending_rows: dict[str, int] = field(default_factory=dict)
 
     def add(self, batch: Batch) -> None:
+        self._pending.setdefault(batch.table, []).append(batch.data)
+        self._pending_rows[batch.table] = self._pending_rows.get(batch.table, 0) + batch.data.num_rows
+        if self._pending_rows[batch.table] >= BATCH_ROWS:
+            self._write(batch.table)
+
+    def _write(self, table: str) -> None:
+        pending = self._pending.pop(table, [])
+        self._pending_rows.pop(table, None)
+        if not pending:
+            return
+        joined = pending if len(pending) == 1 else pa.Table.from_batches(pending).combine_chunks().to_batches()
         with local_io(f"the spool in {self.directory}"):
-            if batch.table not in self._writers:
-                path = self.directory / f"spool-{batch.table}.arrow"
-                self.paths[batch.table] = path
-                self._writers[batch.table] = pa.ipc.new_stream(str(path), batch.data.schema)
-            self._writers[batch.table].write_batch(batch.data)
+            if table not in self._writers:
+                path = self.directory / f"spool-{table}.arrow"
+                self.paths[table] = path
+                self._writers[table] = pa.ipc.new_stream(str(path), pending[0].schema)
+            for data in joined:
+                self._writers[table].write_batch(data)
 
     def close(self) -> None:
+        for table in list(self._pending):
+            self._write(table)
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
@@ -66,6 +87,8 @@ class Spool:
             yield from pa.ipc.open_stream(source)
 
     def discard(self) -> None:
+        self._pending.clear()
+        self._pending_rows.clear()
         self.close()
         for path in self.paths.values():
             path.unlink(missing_ok=True)

@@ -141,7 +141,7 @@ def test_a_large_batch_against_many_segments() -> None:
             assert written.first_sightings(of_ids(batch)).all()
         again = [sha1(n) for n in range(39_000, 41_000)]
         assert written.first_sightings(of_ids(again)).tolist() == [False] * 1_000 + [True] * 1_000
-        assert len(written) == 41_000 and len(list(written.parts())) > 5
+        assert len(written) == 41_000 and 8 <= len(list(written.parts())) <= 12  # full ones, then a binary counter
     finally:
         fingerprints.SEGMENT_ENTRIES = original
 
@@ -153,6 +153,8 @@ def test_ids_sharing_their_high_bits_stay_in_order_across_batches() -> None:
     batches = [[c[1]], [c[3]], [c[1], c[3], c[2]], [c[0], c[5]], [c[4], c[2], c[0], c[5]]]
     got = [written.first_sightings(of_ids(batch)).tolist() for batch in batches]
     assert got == reference(batches, [])
-    (part,) = (bytes(part) for part in written.parts())
-    keys = [part[i : i + 16] for i in range(0, len(part), 16)]
-    assert keys == sorted(keys) and len(keys) == 6
+    parts = [bytes(part) for part in written.parts()]
+    for part in parts:
+        keys = [part[i : i + 16] for i in range(0, len(part), 16)]
+        assert keys == sorted(keys)
+    assert sum(len(part) for part in parts) == 6 * 16 and len(parts) < len(batches)  # some were merged

@@ -146,3 +146,30 @@ def test_layout_places_files_hive_style_and_refuses_escapes(tmp_path: Path) -> N
     for bad in ("/abs/{label}.{ext}", "../{label}.{ext}", "{label}.csv", "{nope}/{label}.{ext}", "{label"):
         with pytest.raises(ConfigError):
             Files(str(tmp_path) + "/", "csv", bad)
+
+
+def test_the_spool_joins_small_batches_in_order(tmp_path: Path) -> None:
+    from cdrfetch.pipeline import Spool
+
+    spool = Spool(tmp_path)
+    rows = [row(f"r{n}", START) for n in range(records.BATCH_ROWS + 10)]
+    for one in rows[:300]:  # a provider yielding a row at a time
+        spool.add(next(records.batches("calls", records.CALLS, [one])))
+    spool.add(records.Batch("calls", pa.RecordBatch.from_pylist(rows[300:], schema=records.CALLS)))
+    spool.add(next(records.batches("recordings", RECORDINGS, [{**rows[0], "file": "a.wav"}])))
+    spool.close()
+    calls = list(spool.replay("calls"))
+    assert [b.num_rows for b in calls] == [records.BATCH_ROWS + 10]  # 300 + the rest: one write
+    assert pa.Table.from_batches(calls).column("record_id").to_pylist() == [r["record_id"] for r in rows]
+    assert [b.num_rows for b in spool.replay("recordings")] == [1]  # the remainder is written on close
+    spool.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_discarded_spool_writes_nothing_it_held(tmp_path: Path) -> None:
+    from cdrfetch.pipeline import Spool
+
+    spool = Spool(tmp_path)
+    spool.add(next(records.batches("calls", records.CALLS, [row("x", START)])))
+    spool.discard()
+    assert list(spool.replay("calls")) == [] and list(tmp_path.iterdir()) == []
