@@ -34,7 +34,7 @@ from cdrfetch.summary import RunSummary
 from cdrfetch.windows import Window, zone
 
 NOW = datetime(2024, 3, 25, 4, 0, tzinfo=timezone.utc)
-PER_DAY = 5_000  # records per day; the window's day count makes up the requested pages
+DAYS = 20  # the window: one chunk, inside Laaffic's two-month retention; records a day make up the pages
 
 
 def clock() -> datetime:
@@ -42,15 +42,19 @@ def clock() -> datetime:
 
 
 def bench_window(pages: int) -> Window:
-    """`pages` x 100 records: whole days of PER_DAY records from 2024-03-01 (Shanghai)."""
+    """`pages` x 100 records over DAYS whole days ending 2024-03-21 (Shanghai), days before NOW."""
     tz = zone("Asia/Shanghai")
-    start = datetime(2024, 3, 1, tzinfo=tz)
-    return Window(start, start + timedelta(days=pages * 100 // PER_DAY), tz)
+    end = datetime(2024, 3, 21, tzinfo=tz)
+    return Window(end - timedelta(days=DAYS), end, tz)
+
+
+def per_day(pages: int) -> int:
+    return pages * 100 // DAYS
 
 
 def serve(conn: Connection, pages: int, latency: float) -> None:
     """Run the emulator (pre-rendered, with latency) until told to stop; send back its facts."""
-    emulator = LaafficEmulator(clock=clock, records_min=PER_DAY, records_max=PER_DAY)
+    emulator = LaafficEmulator(clock=clock, records_min=per_day(pages), records_max=per_day(pages))
     window = bench_window(pages)
     began = time.perf_counter()
     emulator.preload(window)
@@ -75,7 +79,7 @@ def pull(profile: dict[str, Any], window: Window, concurrency: int, config: Path
         return time.perf_counter() - began, ids
 
 
-def floor(profile: dict[str, Any], window: Window, concurrency: int) -> float:
+def floor(profile: dict[str, Any], window: Window, concurrency: int, per_day_records: int) -> float:
     """Seconds for plain `requests` to fetch and decode the same pages (no cdrfetch): the HTTP floor."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -86,7 +90,7 @@ def floor(profile: dict[str, Any], window: Window, concurrency: int) -> float:
     session = requests.Session()
     auth = LaafficAuth(profile["api_key"], profile["api_secret"], clock)
     url = profile["base_url"] + "/number/record/queryPage"
-    pages = len(window.local_days(window.tz)) * PER_DAY // 100
+    pages = len(window.local_days(window.tz)) * per_day_records // 100
 
     def page(number: int) -> int:
         body = query_body(window, window.tz, number)
@@ -101,7 +105,7 @@ def floor(profile: dict[str, Any], window: Window, concurrency: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--pages", type=int, default=1000, help="pages of 100 records (a multiple of 50)")
+    parser.add_argument("--pages", type=int, default=1000, help="pages of 100 records (a multiple of 20)")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every request")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--in-process", action="store_true", help="run the emulator in this process (shares the GIL)")
@@ -127,7 +131,7 @@ def main() -> None:
         if not args.no_sequential:
             sequential, ids = pull(profile, window, 1, config)
             assert len(ids) == expected
-        http_floor = floor(profile, window, args.concurrency)
+        http_floor = floor(profile, window, args.concurrency, per_day(args.pages))
     ours.send("stop")
     server.join()
     ideal = args.pages * args.latency / args.concurrency
