@@ -87,7 +87,23 @@ def blank_to_null(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
 
 def blank(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Cells that are empty or only whitespace (what `str.strip()` empties)."""
-    return pc.or_(pc.equal(values, ""), pc.utf8_is_space(values))
+    empty = pc.equal(values, "")
+    return pc.or_(empty, pc.utf8_is_space(values)) if may_hold_space(values) else empty
+
+
+def may_hold_space(values: pa.Array | pa.ChunkedArray) -> bool:
+    """False when no cell can hold whitespace: the text has no byte <= 0x20 (ASCII space and
+    controls) and none >= 0x80 (where the other Unicode spaces live). One C-speed scan."""
+    for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        data = chunk.buffers()[2] if chunk.type == pa.string() else None
+        if chunk.type != pa.string() or (data is not None and data.size and not _plain_ascii(data)):
+            return True
+    return False
+
+
+def _plain_ascii(data: pa.Buffer) -> bool:
+    codes = np.frombuffer(data, np.uint8)
+    return bool(codes.min() > 0x20 and codes.max() < 0x80)
 
 
 def null_where(values: pa.Array | pa.ChunkedArray, mask: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

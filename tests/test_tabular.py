@@ -57,7 +57,9 @@ def test_blank_to_null_and_blank() -> None:
     assert tabular.blank(cells).to_pylist() == [True, True, False, None]
 
 
-ANY_TEXT = st.none() | st.text(alphabet=st.characters(max_codepoint=0x7F) | st.sampled_from("é汉\u2028"), max_size=5)
+ANY_TEXT = st.none() | st.text(
+    alphabet=st.characters(max_codepoint=0x7F) | st.sampled_from("é汉\u2028\u00a0\u3000\u0085"), max_size=5
+)
 
 
 def _layouts(cells: list[str | None], cut: int, lead: int) -> list[pa.Array | pa.ChunkedArray]:
@@ -82,7 +84,8 @@ def test_null_where_is_if_else(cells: list[str | None], data: st.DataObject) -> 
         assert got.to_pylist() == expected.to_pylist()
         assert got.equals(expected)
         assert tabular.blank_to_null(values).to_pylist() == [None if c == "" else c for c in cells]
-        assert tabular.blank(values).to_pylist() == [None if c is None else not c.strip() for c in cells]
+        # blank skips the whitespace test when no byte can start a space: the full test gives the same
+        assert tabular.blank(values).equals(pc.or_(pc.equal(values, ""), pc.utf8_is_space(values)))
 
 
 @settings(max_examples=300, deadline=None)

@@ -85,7 +85,7 @@ def parse_member(member: archive.Member, table: str, ctx: Context) -> Iterator[p
 def _ascii(path: Path) -> bool:
     """Whether the file is plain ASCII, so UTF-8 without a BOM (a scan many times faster than decoding)."""
     with open(path, "rb") as handle:
-        while block := handle.read(BLOCK_BYTES << 4):
+        while block := handle.read(8 << 20):
             if not block.isascii():
                 return False
     return True

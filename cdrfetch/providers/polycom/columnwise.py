@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from cdrfetch.providers.polycom.parse import CALL_MAPPED
 from cdrfetch.records import CALLS
-from cdrfetch.tabular import Irregular, blank, json_objects, null_where
+from cdrfetch.tabular import Irregular, blank, json_objects, may_hold_space, null_where
 
 TIME = r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$"
 _MAPPED = {name.lower() for name in CALL_MAPPED}
@@ -46,7 +46,10 @@ def _checked(table: pa.Table, column: Any) -> tuple[Any, Any, Any]:
         _require(pc.all(pc.equal(pc.utf8_upper(pc.utf8_trim_whitespace(kinds)), "CALL")))
     uuid, start_text, end_text = column("callUuid"), column("startTime"), column("endTime")
     _require(pc.all(pc.invert(pc.match_substring(uuid, ","))))
-    _require(pc.all(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(uuid)), 0)))
+    if may_hold_space(uuid):
+        _require(pc.all(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(uuid)), 0)))
+    else:  # nothing to trim
+        _require(pc.all(pc.not_equal(uuid, "")))
     _require(pc.all(pc.match_substring_regex(start_text, TIME)))
     _require(pc.all(pc.or_(pc.equal(end_text, ""), pc.match_substring_regex(end_text, TIME))))
     start, end, millis = _times(column)
