@@ -216,8 +216,9 @@ class Run:
 
 @dataclass(frozen=True)
 class Written:
-    """What a pull put in place: the record ids per table (for the ledger; empty for destinations that
-    keep their own), and the partial-result error, if any (raised by the caller once the run is recorded)."""
+    """What a pull put in place: the record ids per table, as fingerprints (for the ledger; empty for
+    destinations that keep their own), and the partial-result error, if any (raised by the caller once
+    the run is recorded)."""
 
     ids: dict[str, FingerprintSet]
     partial: CdrfetchError | None
