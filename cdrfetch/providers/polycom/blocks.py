@@ -23,7 +23,10 @@ from cdrfetch.providers.polycom.parse import CALL_COLUMNS
 from cdrfetch.records import CALLS
 from cdrfetch.tabular import Irregular, in_parallel
 
-BLOCK_BYTES = 32 << 20  # member bytes read at once (bounds the memory of a large export)
+# Member bytes read at once: they bound the memory of a large export. 8 MiB (about 28,000 calls)
+# keeps the read-ahead pipeline short to fill and drain: 1M rows take less CPU than with 32 MiB, at
+# half the peak RSS (220 against 465 MiB).
+BLOCK_BYTES = 8 << 20
 
 
 @dataclass
