@@ -95,8 +95,49 @@ def test_hex_ids_are_decoded_and_others_hashed() -> None:
     head = int.from_bytes(raw[:4], "big")
     assert int(hi[0]) == int.from_bytes(raw[4:12], "big") ^ (head << 32)
     assert int(lo[0]) == int.from_bytes(raw[12:], "big")
-    digest = hashlib.blake2b(b"x", digest_size=16).digest()
-    assert (int(hi[1]), int(lo[1])) == (int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big"))
+    assert (int(hi[1]), int(lo[1])) == short_reference(b"x")
+    long = "x" * (fingerprints.SHORT_ID + 1)
+    digest = hashlib.blake2b(long.encode(), digest_size=16).digest()
+    [long_hi], [long_lo] = of_ids([long])
+    assert (int(long_hi), int(long_lo)) == (int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big"))
+
+
+MASK = (1 << 64) - 1
+
+
+def _mix(state: int) -> int:
+    state ^= state >> 33
+    state = (state * 0xFF51AFD7ED558CCD) & MASK
+    state ^= state >> 33
+    state = (state * 0xC4CEB9FE1A85EC53) & MASK
+    return state ^ (state >> 33)
+
+
+def short_reference(raw: bytes) -> tuple[int, int]:
+    """The vectorized hash of a short id, one Python integer at a time: 8-byte little-endian words,
+    zero-padded, absorbed by two lanes seeded with the length."""
+    words = [int.from_bytes(raw[at : at + 8].ljust(8, b"\0"), "little") for at in range(0, len(raw), 8)]
+    lanes = []
+    for seed, multiplier in ((0x243F6A8885A308D3, 0x9E3779B97F4A7C15), (0x13198A2E03707344, 0xC2B2AE3D27D4EB4F)):
+        state = seed ^ ((len(raw) * multiplier) & MASK)
+        for word in words:
+            state = _mix(((state ^ word) * multiplier) & MASK)
+        lanes.append(_mix(state))
+    return lanes[0], lanes[1]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.text(max_size=fingerprints.SHORT_ID // 4), min_size=1, max_size=40), st.data())
+def test_short_ids_hash_as_the_reference_whatever_their_batch(ids: list[str], data: st.DataObject) -> None:
+    ids = [value for value in ids if len(value) != 40]  # not hex-shaped: these take the hash path
+    if not ids:
+        return
+    hi, lo = of_ids(ids)
+    for position, value in enumerate(ids):
+        assert (int(hi[position]), int(lo[position])) == short_reference(value.encode("utf-8"))
+    start = data.draw(st.integers(0, len(ids) - 1))
+    sliced = of(pa.array(ids).slice(start))  # an array that starts inside its buffers
+    assert (sliced[0] == hi[start:]).all() and (sliced[1] == lo[start:]).all()
 
 
 def test_ids_that_differ_only_at_either_end_get_different_fingerprints() -> None:
