@@ -227,7 +227,7 @@ def _youlianyun(blob: bytes, bench_route: Any) -> Any:
         def _issue(self, request: Any, sid: str, app_id: str, day: date, rows: list[files.BillRow]) -> dict[str, str]:
             if day != YLY_DAY:
                 return super()._issue(request, sid, app_id, day, rows)
-            opaque = self._file_name(sid, app_id, day, digest)
+            opaque = files.file_name(sid, app_id, day, digest)
             with self._lock:
                 self.issued[opaque] = Issued(blob, token, "zip")
             url = f"http://{request.header('host')}/fileserver/file?fileName={quote(opaque, safe='')}"

@@ -267,7 +267,7 @@ class YoulianyunEmulator(Emulator):
         if self.hostile_archive:  # the bill text in a hostile zip, whatever the `container` knob says
             body = files.hostile_bill(self.hostile_archive, rows, self.fmt, self.malformed_row)
         token = hashlib.md5(body + (b"x" if self.bad_token else b"")).hexdigest()
-        opaque = self._file_name(sid, app_id, day, hashlib.sha256(body).hexdigest())
+        opaque = files.file_name(sid, app_id, day, hashlib.sha256(body).hexdigest())
         container = "plain" if self.empty_file else "zip" if self.hostile_archive else self.fmt.container
         with self._lock:
             self.issued[opaque] = Issued(body, token, container)
@@ -279,8 +279,6 @@ class YoulianyunEmulator(Emulator):
     def _envelope(self, payload: dict[str, Any], *, hostile_key: str = "") -> Reply:
         wrapped = {"resp": payload} if self.envelope == "resp" else payload
         return hostile.json_reply(self.hostile_json if hostile_key else "", wrapped, hostile_key)
-
-    _file_name = staticmethod(files.file_name)  # under its old name too: the benchmarks call it
 
     # --- file server -----------------------------------------------------------------------
 
