@@ -18,6 +18,7 @@ from deltalake import DeltaTable, Field, Schema
 from deltalake.exceptions import DeltaError, DeltaProtocolError, SchemaMismatchError, TableNotFoundError
 
 from cdrfetch.destinations.base import evolution
+from cdrfetch.destinations.named import SECRET_MARKS
 from cdrfetch.errors import AuthError, CdrfetchError, ConfigError, LocalIOError, UnavailableError
 from cdrfetch.redact import REDACTOR
 
@@ -26,7 +27,6 @@ CREATE_ATTEMPTS = 5  # looks at a table another run is creating or evolving at t
 S3_SCHEMES = ("s3://", "s3a://")
 # Options by which a user already chose how S3 commits are made safe (or chose not to).
 COMMIT_CHOICES = ("conditional_put", "aws_conditional_put", "aws_s3_locking_provider", "aws_s3_allow_unsafe_rename")
-SECRET_MARKS = ("secret", "token", "password", "key")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PASSING = re.compile(r"(?i)connect|timed? ?out|dns|\b5\d\d\b")
 
