@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cdrfetch.errors import ConfigError, UsageError
+from cdrfetch.errors import ConfigError, UsageError, suggest
 
 KEY = "accounts"
 
@@ -33,8 +33,6 @@ def select(
 ) -> tuple[dict[str, Any], str | None]:
     """The settings of `account` (the section's shared keys overridden by the account's own) and its
     name; a section with one account selects it, one without `accounts:` is itself the account (None)."""
-    from cdrfetch.config import suggest
-
     accounts = section.get(KEY)
     if isinstance(accounts, dict):
         accounts = {str(name): value for name, value in accounts.items()}  # YAML reads `10001:` as a number

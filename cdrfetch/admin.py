@@ -5,14 +5,13 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from cdrfetch import accounts, config, keystore, providers
 from cdrfetch.commands import resolve_settings, sandbox_settings
-from cdrfetch.errors import ConfigError, UsageError
+from cdrfetch.errors import ConfigError, UsageError, suggest
 from cdrfetch.files import write_atomically
 from cdrfetch.ledger import Key, Ledger
 from cdrfetch.preview import setting_rows
@@ -38,8 +37,8 @@ def run_login(
     problem = keystore.backend_problem()
     if problem:  # the fail and null backends would accept the secret and store nothing
         raise ConfigError(f"keyring: {problem}; nothing would be stored", keystore.HEADLESS_HINT)
-    profile_name = profile or os.environ.get("CDRFETCH_PROFILE") or "default"
-    if profile or os.environ.get("CDRFETCH_PROFILE") or account:
+    profile_name, named = config.profile_choice(profile)
+    if named or account:
         _warn_unknown_target(profile_name, provider, account, config_file)
     for setting in secrets:
         user = config.keyring_user(profile_name, f"{provider}/{account}" if account else provider, setting.name)
@@ -69,7 +68,7 @@ def _warn_unknown_target(profile: str, provider: str, account: str | None, confi
     section = known[profile].get(provider) if isinstance(known[profile], dict) else None
     names = accounts.names(section) if isinstance(section, dict) else []
     if account is not None and account not in names:
-        close = config.suggest(account, names)
+        close = suggest(account, names)
         missing = f"{provider} in profile {profile!r} of {where} has no account {account!r}{close}"
         print(f"cdrfetch: warning: {missing}; storing the secret anyway", file=sys.stderr)
 

@@ -222,11 +222,13 @@ def report_rejected(args: Sequence[str], message: str, hint: str, code: int) -> 
         return
     import logging
 
+    from cdrfetch import config
     from cdrfetch.monitoring import Monitor
     from cdrfetch.summary import RunSummary
 
     provider = args[0] if args and providers.entry(args[0]) is not None else ""
-    summary = RunSummary(provider, "", option_value(args, "--profile") or "default", "", "")
+    profile = option_value(args, "--profile") or option_value(args, "-p")
+    summary = RunSummary(provider, "", config.profile_choice(profile)[0], "", "")
     monitor = Monitor(summary, logging.getLogger("cdrfetch"), **outputs)
     monitor.start()
     monitor.finish(code, (message, hint))  # an unwritable file is a warning here: the run failed anyway

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,8 +110,7 @@ def run_pull(options: PullOptions, output: LogOptions, summary: RunSummary | Non
 
 def new_summary(options: PullOptions) -> RunSummary:
     """The summary a run starts with: the profile asked for, until the settings name it exactly."""
-    profile = options.profile or os.environ.get("CDRFETCH_PROFILE") or "default"
-    return RunSummary(options.provider, "", profile, "", "")
+    return RunSummary(options.provider, "", config.profile_choice(options.profile)[0], "", "")
 
 
 def _check_output_options(options: PullOptions, output: LogOptions) -> None:

@@ -15,13 +15,13 @@ any other key is refused.
 from __future__ import annotations
 
 import os
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cdrfetch import accounts
-from cdrfetch.errors import ConfigError, UsageError
+from cdrfetch.errors import ConfigError, UsageError, suggest
 from cdrfetch.keystore import KeyringError
 from cdrfetch.permissions import read_secret_file, refuse_readable_secret, refuse_writable_config
 from cdrfetch.providers.base import Setting
@@ -110,6 +110,12 @@ def config_path(explicit: str | None) -> tuple[Path, bool]:
     return Path(user_config_dir(APP)) / "config.yaml", False
 
 
+def profile_choice(explicit: str | None) -> tuple[str, bool]:
+    """The profile to read (`--profile`, else $CDRFETCH_PROFILE, else default) and whether it was named."""
+    named = explicit or os.environ.get("CDRFETCH_PROFILE")
+    return named or "default", bool(named)
+
+
 def load_profile(
     path: Path, must_exist: bool, profile: str, profile_named: bool, provider: str | None = None
 ) -> dict[str, Any]:
@@ -154,14 +160,6 @@ def read_document(path: Path, provider: str | None = None) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected `profiles:` (and `destinations:`) mappings", STARTER_HINT)
     _refuse_unknown_keys(path, document, profiles, provider)
     return document
-
-
-def suggest(word: str, known: Iterable[str]) -> str:
-    """` (did you mean X?)` for a close match among `known`, else ''."""
-    import difflib
-
-    close = difflib.get_close_matches(word, list(known), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _refuse_unknown_keys(path: Path, document: dict[str, Any], profiles: dict[str, Any], also: str | None) -> None:
@@ -219,8 +217,7 @@ def resolve(
     section's `accounts:` (see cdrfetch.accounts).
     """
     path, path_named = config_path(config)
-    profile_name = profile or os.environ.get("CDRFETCH_PROFILE") or "default"
-    named = bool(profile or os.environ.get("CDRFETCH_PROFILE"))
+    profile_name, named = profile_choice(profile)
     section = load_profile(path, path_named, profile_name, named, provider)
     own = section.get(provider) or {}
     if not isinstance(own, dict):

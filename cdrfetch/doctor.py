@@ -143,9 +143,7 @@ def configured_providers(config_file: str | None, profile: str | None) -> list[s
     """Providers with a section in the profile or a CDRFETCH_<PROVIDER>_* environment variable."""
     path, named = config.config_path(config_file)
     try:
-        section = config.load_profile(
-            path, named, profile or os.environ.get("CDRFETCH_PROFILE") or "default", profile is not None
-        )
+        section = config.load_profile(path, named, config.profile_choice(profile)[0], profile is not None)
     except ConfigError:
         section = {}
     prefixes = {name: config.env_name(name, "") for name in providers.names()}
@@ -160,9 +158,7 @@ def configured_accounts(provider: str, config_file: str | None, profile: str | N
     """The provider section's `accounts:` ([None]: the section is one account)."""
     path, named = config.config_path(config_file)
     try:
-        section = config.load_profile(
-            path, named, profile or os.environ.get("CDRFETCH_PROFILE") or "default", profile is not None
-        )
+        section = config.load_profile(path, named, config.profile_choice(profile)[0], profile is not None)
     except ConfigError:
         return [None]
     own = section.get(provider)

@@ -7,6 +7,7 @@ library prints. Anything that is not a `CdrfetchError` is a bug (exit 1).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -118,3 +119,11 @@ class ConfigError(CdrfetchError):
     """A setting or secret is missing or invalid."""
 
     exit_code = ExitCode.CONFIG
+
+
+def suggest(word: str, known: Iterable[str]) -> str:
+    """` (did you mean X?)` for a close match among `known`, else '': the end of an "unknown ..." message."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cdrfetch import accounts, config, providers, windows
-from cdrfetch.errors import ConfigError, UsageError
+from cdrfetch.errors import ConfigError, UsageError, suggest
 
 if TYPE_CHECKING:
     from cdrfetch.config import Resolved
@@ -119,7 +119,7 @@ def targets(config_file: str | None, profiles: Sequence[str] = (), only: Sequenc
     every = config.read_profiles(path)
     for name in profiles:
         if name not in every:
-            raise ConfigError(f"profile {name!r} not found in {path}{config.suggest(name, every)}", "check --profile")
+            raise ConfigError(f"profile {name!r} not found in {path}{suggest(name, every)}", "check --profile")
     for name in only:
         providers.require(name)
     found = []

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cdrfetch import config
-from cdrfetch.errors import ConfigError, UsageError
+from cdrfetch.errors import ConfigError, UsageError, suggest
 from cdrfetch.permissions import read_secret_file
 
 KEYS = ("url", "format", "layout", "storage_options", "upsert", "schema", "part_size_mb")
@@ -75,7 +75,7 @@ def find(name: str | None, config_file: str | None) -> Named | None:
     known = all_named(config_file)
     if name in known:
         return known[name]
-    close = config.suggest(name, known)
+    close = suggest(name, known)
     if close and not Path(name).exists():
         raise UsageError(f"-o {name}: no destination {name!r} in the config{close}", "end a directory name with '/'")
     return None
@@ -89,7 +89,7 @@ def _parse(path: Path, name: str, spec: Any) -> Named:
     unknown = sorted(set(spec) - set(KEYS))
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key {unknown[0]!r} in destination {name!r}{config.suggest(unknown[0], KEYS)}",
+            f"{path}: unknown key {unknown[0]!r} in destination {name!r}{suggest(unknown[0], KEYS)}",
             f"known: {', '.join(KEYS)}",
         )
     options = spec.get("storage_options") or {}

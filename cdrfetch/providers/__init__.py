@@ -65,15 +65,11 @@ def entries() -> dict[str, Entry]:
 
 def require(name: str) -> Entry:
     """The entry of `name`; a UsageError with the closest names when there is none."""
-    import difflib
-
-    from cdrfetch.errors import UsageError
+    from cdrfetch.errors import UsageError, suggest
 
     registered = entry(name)
     if registered is None:
-        close = difflib.get_close_matches(name, names(), n=1)
-        guess = f" (did you mean {close[0]}?)" if close else ""
-        raise UsageError(f"unknown provider {name!r}{guess}", f"one of: {', '.join(names())}")
+        raise UsageError(f"unknown provider {name!r}{suggest(name, names())}", f"one of: {', '.join(names())}")
     return registered
 
 

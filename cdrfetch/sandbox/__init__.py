@@ -63,7 +63,7 @@ def serve(provider: str, knobs: Mapping[str, Any] | None = None, *, port: int = 
     known = [name for name, _default, _help in knob_table(provider)]
     unknown = [name for name in wanted if name not in known and name != "clock"]
     if unknown:
-        from cdrfetch.config import suggest
+        from cdrfetch.errors import suggest
 
         raise UsageError(
             f"{provider} emulator has no knob {unknown[0]!r}{suggest(unknown[0], known)}", f"known: {', '.join(known)}"
