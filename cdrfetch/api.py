@@ -142,8 +142,6 @@ def fetch(
 
 
 def _batches(cls: type[Provider], resolved: Resolved, window: Window, table: str) -> Iterator[pa.RecordBatch]:
-    import pyarrow as pa
-
     from cdrfetch import fingerprints
     from cdrfetch.client import Client
     from cdrfetch.pipeline import Spool
@@ -160,7 +158,6 @@ def _batches(cls: type[Provider], resolved: Resolved, window: Window, table: str
                     spool.add(batch)
                 spool.close()
                 for data in spool.replay(table):
-                    keep = seen.first_sightings(fingerprints.of(data.column("record_id")))
-                    yield data if keep.all() else data.filter(pa.array(keep))
+                    yield fingerprints.unseen(data, seen)
             finally:
                 spool.discard()

@@ -75,24 +75,21 @@ def _mixed(array: pa.Array, offsets: npt.NDArray[np.int64], data_buffer: pa.Buff
     """Decode the rows that are 40 lowercase hex digits, hash the others."""
     n = len(array)
     hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
-    candidates = np.diff(offsets) == HEX_DIGITS
-    if array.null_count:
-        candidates &= array.is_valid().to_numpy(zero_copy_only=False)
+    lengths = np.diff(offsets)
+    valid = array.is_valid().to_numpy(zero_copy_only=False) if array.null_count else np.ones(n, bool)
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    candidates = (lengths == HEX_DIGITS) & valid
     rows = np.flatnonzero(candidates)
-    if len(rows) and data_buffer is not None:
-        data = np.frombuffer(data_buffer, np.uint8)
+    if len(rows):
         digits = data[offsets[rows, None] + np.arange(HEX_DIGITS)]
         is_hex = (_NIBBLE[digits] != 255).all(axis=1)
         decoded = rows[is_hex]
         hi[decoded], lo[decoded] = _decode(binascii.unhexlify(digits[is_hex].tobytes()))
         candidates[rows[~is_hex]] = False
-    lengths = np.diff(offsets)
-    short = ~candidates & (lengths <= SHORT_ID)
-    if array.null_count:
-        short &= array.is_valid().to_numpy(zero_copy_only=False)
+    short = ~candidates & valid & (lengths <= SHORT_ID)
     rows = np.flatnonzero(short)
-    if len(rows) and data_buffer is not None:
-        hi[rows], lo[rows] = _mixed_words(np.frombuffer(data_buffer, np.uint8), offsets[rows], lengths[rows])
+    if len(rows):
+        hi[rows], lo[rows] = _mixed_words(data, offsets[rows], lengths[rows])
     others = np.flatnonzero(~candidates & ~short)
     if len(others):
         hi[others], lo[others] = _hashed(array.take(pa.array(others)).to_pylist())
@@ -206,6 +203,13 @@ def _inserted(segment: Fingerprints, position: npt.NDArray[np.intp], hi: U64, lo
         out[landing], out[old] = new, existing
         merged.append(out)
     return merged[0], merged[1]
+
+
+def unseen(data: pa.RecordBatch, seen: FingerprintSet, besides: FingerprintSet | None = None) -> pa.RecordBatch:
+    """The rows of `data` whose record_id neither `seen` (nor `besides`) holds nor an earlier row
+    repeats, in order; `seen` takes them in."""
+    keep = seen.first_sightings(of(data.column("record_id")), besides)
+    return data if keep.all() else data.filter(pa.array(keep))
 
 
 class FingerprintSet:

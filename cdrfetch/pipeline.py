@@ -190,14 +190,10 @@ class Run:
         """The spooled rows of `table` whose record_id this run (or, per `already`, an earlier one) has not
         written yet; `offered` counts what is handed on."""
         for data in spool.replay(table):
-            ids = fingerprints.of(data.column("record_id"))
-            keep = self.written[table].first_sightings(ids, self.already.get(table))
-            kept = int(keep.sum())
-            if kept < data.num_rows:
-                self.summary.duplicates_dropped += data.num_rows - kept
-                data = data.filter(pa.array(keep))
-            offered[table] = offered.get(table, 0) + data.num_rows
-            yield data
+            fresh = fingerprints.unseen(data, self.written[table], self.already.get(table))
+            self.summary.duplicates_dropped += data.num_rows - fresh.num_rows
+            offered[table] = offered.get(table, 0) + fresh.num_rows
+            yield fresh
 
     def outcome(self, allow_partial: bool) -> CdrfetchError | None:
         """The error the run ends with: None (success), the chunk error, or a partial result.
@@ -248,7 +244,7 @@ def pull(
     skipped. `anchor` is where the account's state may start (default: the window's start).
     """
     tables = provider.output_tables()
-    where = Where(provider.name, provider.account, window.label, window.start.astimezone(window.tz))
+    where = Where.of_window(provider.name, provider.account, window)
     load = destination.open(tables, where)
     try:
         run = Run(provider, load, services, already or {}, anchor=anchor or window.start, unit_id=unit_id)
