@@ -33,21 +33,21 @@ def dry_run(cls: type[Provider], settings: Resolved, window: Window, destination
     chunks = chunks_of(cls, settings, window)
     zone, account = window.tz, cls.account_of(settings)
     print(f"{cls.name} account {account}: {window.start.astimezone(zone)} .. {window.end.astimezone(zone)}")
+    rows = setting_rows(cls, settings)
     print("settings:")
-    for row in setting_rows(cls, settings):
+    for row in rows:
         if row["value"] is not None:
             print(f"  {row['setting']} = {row['value']}  ({row['source']})")
     print(f"{len(chunks)} chunk(s):")
     for chunk in chunks:
         print(f"  {chunk.label}: {chunk.start.astimezone(zone)} .. {chunk.end.astimezone(zone)}")
     if cls.flow:
-        values = {row["setting"]: row["value"] for row in setting_rows(cls, settings)}
+        values = {row["setting"]: row["value"] for row in rows}
         print("each chunk makes these requests:")
         for step in cls.flow:
             print(f"  {step.format_map(values)}")
-    where = Where(cls.name, account, window.label, window.start.astimezone(zone))
     print("output:")
-    for table, place in destination.planned(cls.output_tables(), where).items():
+    for table, place in destination.planned(cls.output_tables(), Where.of_window(cls.name, account, window)).items():
         print(f"  {table}: {place}")
     print("dry run: nothing was requested or written")
     return 0

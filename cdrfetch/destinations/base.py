@@ -13,11 +13,14 @@ import abc
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
 
 from cdrfetch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cdrfetch.windows import Window
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,11 @@ class Where:
     account: str
     label: str
     start: datetime
+
+    @classmethod
+    def of_window(cls, provider: str, account: str, window: Window) -> Where:
+        """Where a pull of `window` puts its outputs."""
+        return cls(provider, account, window.label, window.start.astimezone(window.tz))
 
 
 @dataclass(frozen=True)
