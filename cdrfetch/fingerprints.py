@@ -19,6 +19,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 U64 = npt.NDArray[np.uint64]
 Fingerprints = tuple[U64, U64]  # (hi, lo): the high and low 64 bits of each fingerprint, in row order
+Rows = TypeVar("Rows", pa.RecordBatch, pa.Table)
 WIDTH = 16  # bytes per fingerprint when stored
 HEX_DIGITS = 40
 # Segments are merged up to this many entries and no further: no merge (its copy, and the transient
@@ -205,9 +207,9 @@ def _inserted(segment: Fingerprints, position: npt.NDArray[np.intp], hi: U64, lo
     return merged[0], merged[1]
 
 
-def unseen(data: pa.RecordBatch, seen: FingerprintSet, besides: FingerprintSet | None = None) -> pa.RecordBatch:
-    """The rows of `data` whose record_id neither `seen` (nor `besides`) holds nor an earlier row
-    repeats, in order; `seen` takes them in."""
+def unseen(data: Rows, seen: FingerprintSet, besides: FingerprintSet | None = None) -> Rows:
+    """The rows of `data` (a batch or a table) whose record_id neither `seen` (nor `besides`) holds nor
+    an earlier row repeats, in order; `seen` takes them in."""
     keep = seen.first_sightings(of(data.column("record_id")), besides)
     return data if keep.all() else data.filter(pa.array(keep))
 

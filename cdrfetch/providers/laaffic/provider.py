@@ -241,10 +241,9 @@ class Laaffic(Provider):
             return None
         rows = pa.Table.from_batches(batches, schema=CALLS).combine_chunks()
         # The whole chunk at once (pages hold 100 rows): one vectorized lookup, not one per page.
-        keep = self._seen.first_sightings(fingerprints.of(rows.column("record_id")))  # record_id is the callid
-        dropped = len(keep) - int(keep.sum())
-        self.client.log.debug("laaffic: %d duplicate callids dropped", dropped)
-        return rows.filter(pa.array(keep)) if dropped else rows
+        fresh = fingerprints.unseen(rows, self._seen)  # record_id is the callid
+        self.client.log.debug("laaffic: %d duplicate callids dropped", rows.num_rows - fresh.num_rows)
+        return fresh
 
 
 def _callids(passes: list[dict[int, Page]]) -> set[str]:
