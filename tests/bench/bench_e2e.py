@@ -399,10 +399,21 @@ class Run:
     seconds: float
     peak_mib: float
     cpu_s: float = 0.0  # user + system time of the process: steadier than wall time on a shared machine
+    code: int = 0
+    stderr: str = ""
 
 
 def timed_run(command: list[str], env: dict[str, str] | None = None) -> Run:
-    """Spawn, poll the tree's RSS until exit, reap with wait4 (its ru_maxrss covers a peak between polls)."""
+    """`measured`, for a command that must succeed."""
+    run = measured(command, env)
+    if run.code != 0:
+        raise SystemExit(f"{' '.join(command)}: exit {run.code}\n{run.stderr}")
+    return run
+
+
+def measured(command: list[str], env: dict[str, str] | None = None, also: Callable[[], None] | None = None) -> Run:
+    """Spawn, poll the tree's RSS until exit (and call `also` at each poll, for another measurement),
+    reap with wait4 (its ru_maxrss covers a peak between polls)."""
     began = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak, done = [0], threading.Event()
@@ -410,6 +421,8 @@ def timed_run(command: list[str], env: dict[str, str] | None = None) -> Run:
     def poll() -> None:
         while not done.is_set():
             peak[0] = max(peak[0], tree_rss_kib(child.pid))
+            if also is not None:
+                also()
             done.wait(SAMPLE_SECONDS)
 
     poller = threading.Thread(target=poll, daemon=True)
@@ -417,12 +430,11 @@ def timed_run(command: list[str], env: dict[str, str] | None = None) -> Run:
     stderr = child.stderr.read() if child.stderr else b""  # drained while it runs: a full pipe would block it
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - began
-    child.returncode = os.waitstatus_to_exitcode(status)
     done.set()
     poller.join()
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(command)}: exit {child.returncode}\n{stderr.decode(errors='replace')}")
-    return Run(seconds, max(peak[0], usage.ru_maxrss) / 1024, usage.ru_utime + usage.ru_stime)
+    cpu = usage.ru_utime + usage.ru_stime
+    code, text = os.waitstatus_to_exitcode(status), stderr.decode(errors="replace")
+    return Run(seconds, max(peak[0], usage.ru_maxrss) / 1024, cpu, code, text)
 
 
 def compare(mine: Path, theirs: Path) -> str:

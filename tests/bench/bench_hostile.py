@@ -5,7 +5,7 @@ Usage: .venv/bin/python tests/bench/bench_hostile.py [--providers a,b] [--kinds 
 Every case is `python -m cdrfetch <provider> pull --sandbox --knob KNOB=KIND -o DIR -q`, a user's run
 against the provider's emulator serving that hostile archive or JSON answer (cdrfetch.sandbox.hostile).
 The child runs with its own TMPDIR, so the temp disk it uses is that directory's size, polled every
-20 ms alongside the process tree's RSS (and never below the child's own ru_maxrss). The bounds the
+20 ms alongside the process tree's RSS (bench_e2e.measured) (and never below the child's own ru_maxrss). The bounds the
 issue sets: peak RSS under ~300 MB, temp disk under the configured archive bounds, no traceback, a
 documented exit code, nothing left in the output directory. A baseline of the same pull without a
 knob is measured in the same run, so the figures can be read against an honest export.
@@ -16,11 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,13 +26,12 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))  # the other benches are modules beside this one, not a package
 sys.path.insert(0, str(ROOT))
 
-from bench_e2e import tree_rss_kib  # noqa: E402
+from bench_e2e import measured  # noqa: E402
 
 from cdrfetch.sandbox import emulator_class  # noqa: E402
 from cdrfetch.sandbox.faults import HOSTILE_ARCHIVES, HOSTILE_JSON  # noqa: E402
 
 PROVIDERS = ("youlianyun", "laaffic", "huawei-cec", "polycom")
-SAMPLE_SECONDS = 0.02
 DOCUMENTED = {0, 2, 3, 65, 69, 73, 74, 75, 77, 78}
 # Polycom polls an unreadable status until poll_timeout, as its spec says: a short one keeps the bench short.
 EXTRA = {"polycom": ["--set", "poll_timeout=5"]}
@@ -80,30 +76,13 @@ def run(case: Case, scratch: Path) -> Outcome:
     command = [sys.executable, "-m", "cdrfetch", case.provider, "pull", "--sandbox", *knob,
                *EXTRA.get(case.provider, []), "-o", f"{out}/", "-q"]  # fmt: skip
     env = {**os.environ, "TMPDIR": str(temp), "CDRFETCH_DATA_DIR": str(scratch / "data")}
-    began = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peaks, done = [0, 0], threading.Event()
-
-    def poll() -> None:
-        while not done.is_set():
-            peaks[0] = max(peaks[0], tree_rss_kib(child.pid))
-            peaks[1] = max(peaks[1], disk_bytes(temp))
-            done.wait(SAMPLE_SECONDS)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - began
-    done.set()
-    poller.join()
-    code = os.waitstatus_to_exitcode(status)
-    lines = [line for line in stderr.splitlines() if line.startswith("cdrfetch: error:")]
-    if "Traceback" in stderr:
-        lines = ["TRACEBACK: " + stderr.strip().splitlines()[-1]]
-    leftovers = sum(1 for path in out.rglob("*") if path.is_file()) if code else 0
-    return Outcome(code, seconds, max(peaks[0], usage.ru_maxrss) / 1024, peaks[1] / 2**20, leftovers,
-                   (lines[0] if lines else "")[:90])  # fmt: skip
+    disk = [0]
+    run = measured(command, env, also=lambda: disk.__setitem__(0, max(disk[0], disk_bytes(temp))))
+    lines = [line for line in run.stderr.splitlines() if line.startswith("cdrfetch: error:")]
+    if "Traceback" in run.stderr:
+        lines = ["TRACEBACK: " + run.stderr.strip().splitlines()[-1]]
+    leftovers = sum(1 for path in out.rglob("*") if path.is_file()) if run.code else 0
+    return Outcome(run.code, run.seconds, run.peak_mib, disk[0] / 2**20, leftovers, (lines[0] if lines else "")[:90])
 
 
 def cases(providers: list[str], kinds: set[str] | None) -> list[Case]:
