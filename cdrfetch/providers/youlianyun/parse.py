@@ -8,13 +8,17 @@ while a worker thread converts the next block.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from operator import methodcaller
 from pathlib import Path
+from typing import IO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -41,6 +45,8 @@ TYPE_LABELS = {"0": "direct", "1": "free", "2": "callback"}
 _TYPES, _LABELS = pa.array(list(TYPE_LABELS)), pa.array(list(TYPE_LABELS.values()))
 PROVIDER = "youlianyun"
 _HEX = methodcaller("hexdigest")
+PRINT_CHARS = 24  # hex digits of an id kept to match repeats: 96 bits
+_SCAN_ROWS = 1 << 18  # fingerprints read back from the history at a time
 
 
 @dataclass
@@ -58,11 +64,13 @@ class DayParser:
     def __init__(self, account_sid: str, app_id: str, tz: tzinfo, keep: Window | None) -> None:
         self.account_sid, self.app_id, self.tz, self.keep = account_sid, app_id, tz, keep
         self.occurrences = Occurrences()
+        self._spill = Path(tempfile.gettempdir())  # where the occurrence history goes: beside the member
         self.rows = 0  # data rows seen (before the window filter)
 
     def parse(self, path: Path, name: str) -> Iterator[pa.RecordBatch]:
         """Yield `calls` batches (at most BATCH_ROWS rows) of one decoded member file."""
         layout = sniff_layout(path, name)
+        self._spill = path.parent
         done = [0]
 
         def exact() -> Iterator[pa.RecordBatch]:
@@ -115,7 +123,7 @@ class DayParser:
 
     def _finish(self, ready: _Ready) -> pa.RecordBatch:
         """Number the rows (`n`), hash the ids, assemble the batch, apply the window."""
-        ids = self.occurrences.assign(ready.keys, ready.start)
+        ids = self.occurrences.assign(ready.keys, ready.start, self._spill)
         self.rows += len(ids)
         columns = {**ready.columns, "record_id": ids, "call_id": ids}
         count = len(ids)
@@ -156,43 +164,45 @@ class DayParser:
 
 
 class Occurrences:
-    """The occurrence index `n` of §6 across a whole day, in compact memory.
+    """The occurrence index `n` of §6 across a whole day, in memory that does not grow with the day.
 
-    Rows are fingerprinted by the first 96 bits of their `n = 0` id (a SHA-1 of the row's key), and
-    only those fingerprints are kept (28 bytes a row, in Arrow arrays). A new block is matched
-    against earlier fingerprints with one hash set built from the block itself. Identical rows
-    start at the same instant, so while the file is in start order (bill files are) only the rows
-    at the latest start instant can be repeated, and the match stays O(block); otherwise every
-    earlier fingerprint is probed. Only rows that really repeat are renumbered in Python.
+    Rows are fingerprinted by the first 96 bits of their `n = 0` id (a SHA-1 of the row's key). A
+    new block is matched against earlier fingerprints with one hash set built from the block itself.
+    Identical rows start at the same instant, so while the file is in start order (bill files are)
+    only the rows at the latest start instant can be repeated: those few stay in memory, and the
+    match is O(block). Every fingerprint also goes to the `History` on disk, which only a day that
+    is not in start order reads back (every block is then matched against all earlier rows).
+    Only rows that really repeat are renumbered in Python.
     """
 
     def __init__(self) -> None:
-        self.blocks: list[pa.Array] = []
+        self.history = History()
         self.ordered = True  # every row so far starts no earlier than the row before it
         self.last: datetime | None = None  # start of the latest row
         self.tail: list[pa.Array] = []  # fingerprints of the earlier rows starting at `last`
 
-    def assign(self, keys: pa.Array, start: pa.Array) -> pa.Array:
-        """Record ids (40 hex) for keys ending in '|0', in order, with `n` applied."""
+    def assign(self, keys: pa.Array, start: pa.Array, spill: Path) -> pa.Array:
+        """Record ids (40 hex) for keys ending in '|0', in order, with `n` applied; the history is kept
+        in `spill` (a directory)."""
         raw: list[bytes] = keys.to_pylist()
         ids: list[str] = list(map(_HEX, map(hashlib.sha1, raw)))
-        prints = pc.utf8_slice_codeunits(pa.array(ids, pa.string()), 0, 24)
+        prints = pc.utf8_slice_codeunits(pa.array(ids, pa.string()), 0, PRINT_CHARS)
         earlier = self._earlier(prints, self._candidates(start))
         counts = pc.value_counts(prints)
         again = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
         repeated = pa.concat_arrays([again, pa.array(list(earlier), pa.string())])
         if len(repeated):
             self._renumber(raw, ids, prints, repeated, earlier)
-        self.blocks.append(prints)
+        self.history.add(prints, spill)
         self._remember_tail(prints, start)
         return pa.array(ids, pa.string())
 
-    def _candidates(self, start: pa.Array) -> list[pa.Array]:
+    def _candidates(self, start: pa.Array) -> Iterable[pa.Array]:
         """The earlier fingerprints a row of this block can repeat."""
         if self.ordered and len(start):
             ascending = len(start) < 2 or pc.all(pc.greater_equal(start[1:], start[:-1])).as_py()
             self.ordered = bool(ascending) and (self.last is None or start[0].as_py() >= self.last)
-        return self.tail if self.ordered else self.blocks
+        return self.tail if self.ordered else self.history.scan()
 
     def _remember_tail(self, prints: pa.Array, start: pa.Array) -> None:
         if not (self.ordered and len(start)):
@@ -203,15 +213,12 @@ class Occurrences:
         self.last = newest.as_py()
 
     @staticmethod
-    def _earlier(prints: pa.Array, candidates: list[pa.Array]) -> dict[str, int]:
+    def _earlier(prints: pa.Array, candidates: Iterable[pa.Array]) -> dict[str, int]:
         """Fingerprint -> occurrences among `candidates`, for this block's fingerprints that have some."""
-        if not candidates:
+        hits = [found for before in candidates if len(found := before.filter(pc.is_in(before, value_set=prints)))]
+        if not hits:
             return {}
-        before = pa.chunked_array(candidates, pa.string())
-        hits = before.filter(pc.is_in(before, value_set=prints))
-        if not len(hits):
-            return {}
-        counts = pc.value_counts(hits)
+        counts = pc.value_counts(pa.chunked_array(hits, pa.string()))
         return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
 
     @staticmethod
@@ -225,6 +232,37 @@ class Occurrences:
             seen[key] = n + 1
             if n:
                 ids[row] = hashlib.sha1(raw[row][:-1] + str(n).encode()).hexdigest()
+
+
+class History:
+    """Every fingerprint of the day so far, in order, in an unnamed temp file (PRINT_CHARS bytes a row).
+
+    Written as it comes (cheap: a few MB a million rows) and read back, a slice at a time, only for
+    a day whose rows are not in start order.
+    """
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] | None = None
+        self._rows = 0
+
+    def add(self, prints: pa.Array, directory: Path) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 (lives as long as the day)
+        _, offsets, data = prints.buffers()
+        bounds = np.frombuffer(offsets, np.int32, len(prints) + 1, prints.offset * 4)
+        self._file.seek(0, os.SEEK_END)
+        self._file.write(memoryview(data)[bounds[0] : bounds[-1]])
+        self._rows += len(prints)
+
+    def scan(self) -> Iterator[pa.Array]:
+        if self._file is None:
+            return
+        self._file.seek(0)
+        for begin in range(0, self._rows, _SCAN_ROWS):
+            count = min(_SCAN_ROWS, self._rows - begin)
+            data = pa.py_buffer(self._file.read(count * PRINT_CHARS))
+            offsets = pa.py_buffer(np.arange(0, (count + 1) * PRINT_CHARS, PRINT_CHARS, dtype=np.int32))
+            yield pa.Array.from_buffers(pa.string(), count, [None, offsets, data])
 
 
 def _slices(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
