@@ -1,6 +1,7 @@
 """Bench: a whole `cdrfetch <provider> pull` of a large export against fetch + unzip + one DuckDB COPY.
 
 Usage: .venv/bin/python tests/bench/bench_e2e.py [--rows N] [--rounds K] [--providers a,b]
+       [--destinations parquet,csv,jsonl,json,delta,delta-s3,s3,postgres]
 
 Per archive provider (youlianyun, huawei-cec, polycom) the provider's emulator serves one export
 of N rows (default 1,000,000) in the provider's real format: a zip built with the emulator's own
@@ -17,11 +18,26 @@ DuckDB `COPY (SELECT ...) TO 'x.parquet'`. Both are timed from spawn to exit, al
 rounds (default 3); medians are compared. Peak RSS is of each side's whole process tree, polled
 from /proc every 20 ms (and never below the child's own ru_maxrss). Afterwards both outputs are
 compared: row count, the multiset of (call_id, start_time, duration_s, caller, callee), record_ids.
+
+--destinations (default `parquet`: the above alone) runs the same pull into other destinations too,
+each round into a fresh target, the way a user points `-o` at it: `csv`, `jsonl`, `json` (`-o out.csv`,
+...), `delta` (`-o DIR --format delta`), `delta-s3` (`-o s3://bucket/prefix/ --format delta`), `s3`
+(`-o s3://bucket/prefix/calls.parquet`: the file destination uploading its Parquet file) and
+`postgres` (`-o postgresql://user@127.0.0.1:port/db`, a fresh database per round, the password in
+PGPASSWORD). The S3 ones write to moto's S3 server (bench_delta.moto: a subprocess, credentials and
+endpoint in AWS_*), postgres to a throwaway cluster (tests/pg_server.start_cluster); a server is
+started only when a destination needs it, once, and stopped at the end. The local Parquet pull always
+runs as the reference: each destination's median wall and CPU seconds and peak RSS are reported with
+their ratios to it (the servers' own processes are not in the pull's tree: their RSS is not counted).
+Each round's output is read back in a child process (the calls table's record_ids, with DuckDB,
+deltalake, boto3 or psycopg) and must hold exactly the rows of that round's Parquet file; a
+destination that fails or writes other rows is reported as such, and the others go on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -35,9 +51,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -47,6 +64,7 @@ from zoneinfo import ZoneInfo
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))  # the parse benches are modules beside this one, not a package
+sys.path.insert(1, str(ROOT))  # tests.pg_server, the PostgreSQL cluster of the tests
 
 CACHE = Path(os.environ.get("CDRFETCH_BENCH_CACHE", "~/.cache/cdrfetch-bench")).expanduser()
 FORMAT_VERSION = 1  # part of the cache key: bump it whenever a generator below changes its output
@@ -54,6 +72,10 @@ PROVIDERS = ("youlianyun", "huawei-cec", "polycom")
 TARGET = 1.25
 EXPORT_PATH = "/bench/export"  # the baseline's unauthenticated route to the same bytes
 SAMPLE_SECONDS = 0.02
+DESTINATIONS = ("parquet", "csv", "jsonl", "json", "delta", "delta-s3", "s3", "postgres")
+TEXT = ("csv", "jsonl", "json")
+ON_S3 = ("delta-s3", "s3")
+PG_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGSSLMODE", "PGOPTIONS")
 
 YLY_DAY = date(2015, 10, 12)  # the parse bench's day (a Shanghai day long past: billList serves it)
 HUAWEI_BASE = 1_700_006_400  # 2023-11-15 00:00:00 written as naive text, read in Asia/Shanghai
@@ -437,6 +459,12 @@ def measured(command: list[str], env: dict[str, str] | None = None, also: Callab
     return Run(seconds, max(peak[0], usage.ru_maxrss) / 1024, cpu, code, text)
 
 
+def compared(mine: Path, theirs: Path) -> str:
+    """`compare`, run in a child process: its DuckDB would raise the floor of every later run's ru_maxrss."""
+    command = [sys.executable, __file__, "--compare", str(mine), str(theirs)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def compare(mine: Path, theirs: Path) -> str:
     """Row counts, the multiset of a few columns both ways, and how many record_ids only one side has."""
     import duckdb
@@ -463,7 +491,242 @@ def compare(mine: Path, theirs: Path) -> str:
     )
 
 
-def bench(provider: str, rows: int, rounds: int) -> str:
+# --- the other destinations -----------------------------------------------------------------------
+# The bench's own process stays small: a child spawned from it starts with its ru_maxrss (Linux
+# records the parent's high-water RSS at exec), so reading outputs back, which loads DuckDB,
+# deltalake or boto3 and a million record_ids, happens in a child of its own (`--target`).
+
+
+@dataclass
+class Servers:
+    """The servers the chosen destinations need, started once for the whole run."""
+
+    s3_env: dict[str, str] = field(default_factory=dict)  # AWS_* pointing at moto's S3 server
+    bucket: str = ""
+    cluster: Any = None  # tests.pg_server.Cluster
+    failed: dict[str, str] = field(default_factory=dict)  # destination -> why its server is missing
+
+
+@contextlib.contextmanager
+def servers(chosen: list[str]) -> Iterator[Servers]:
+    """moto's S3 server when an S3 destination is chosen, a PostgreSQL cluster for postgres; stopped at the end."""
+    started, moto_server = Servers(), None
+    try:
+        if set(ON_S3) & set(chosen):
+            try:
+                from bench_delta import moto
+
+                moto_server, env, url = moto()
+                started.s3_env = {k: v for k, v in env.items() if k.startswith("AWS_")}
+                started.bucket = url.split("/")[2]
+            except Exception as exc:
+                started.failed.update(dict.fromkeys(ON_S3, f"moto S3 server: {type(exc).__name__}: {exc}"))
+        if "postgres" in chosen:
+            try:
+                from tests.pg_server import start_cluster
+
+                started.cluster = start_cluster()
+            except Exception as exc:
+                started.failed["postgres"] = f"PostgreSQL cluster: {type(exc).__name__}: {exc}"
+        yield started
+    finally:
+        if started.cluster is not None:
+            from tests.pg_server import stop_cluster
+
+            stop_cluster(started.cluster)
+        if moto_server is not None:
+            moto_server.terminate()
+            moto_server.wait(timeout=30)
+
+
+@dataclass
+class Target:
+    """One destination's fresh target for one round: where it is, the pull's -o arguments and env."""
+
+    kind: str
+    where: str  # a file or directory, an s3:// URL or a postgresql:// URL
+    args: list[str]
+    env: dict[str, str]
+
+    def io(self, action: str, parquet: Path | None = None) -> str:
+        """Create, check or drop the target in a child process (see above); its stdout."""
+        command = [sys.executable, __file__, "--target", action, self.kind, self.where, str(parquet or "")]
+        done = subprocess.run(command, cwd=ROOT, env={**os.environ, **self.env}, capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines()
+            raise RuntimeError(f"{action} {self.where}: {lines[-1] if lines else f'exit {done.returncode}'}")
+        return done.stdout
+
+    def drop(self) -> None:
+        if self.kind in ("delta", *TEXT):
+            shutil.rmtree(Path(self.where).parent if self.kind in TEXT else self.where, ignore_errors=True)
+        else:
+            self.io("drop")
+
+
+def target(kind: str, up: Servers, scratch: Path, label: str) -> Target:
+    """Where round `label` of `kind` writes: a new file, directory, prefix or database."""
+    if kind in TEXT:
+        path = scratch / f"{kind}-{label}" / f"out.{kind}"
+        return Target(kind, str(path), ["-o", str(path)], {})
+    if kind == "delta":
+        directory = str(scratch / f"delta-{label}")
+        return Target(kind, directory, ["-o", directory, "--format", "delta"], {})
+    if kind == "delta-s3":
+        url = f"s3://{up.bucket}/e2e/{label}/delta/"
+        return Target(kind, url, ["-o", url, "--format", "delta"], up.s3_env)
+    if kind == "s3":
+        url = f"s3://{up.bucket}/e2e/{label}/objects/calls.parquet"
+        return Target(kind, url, ["-o", url], up.s3_env)
+    url = up.cluster.url(f"e2e_{uuid.uuid4().hex[:12]}")
+    # libpq's own password variable, as a user's environment would have it, and no ~/.pgpass
+    made = Target(kind, url, ["-o", url], {"PGPASSWORD": up.cluster.password, "PGPASSFILE": str(scratch / "none")})
+    made.io("create")
+    return made
+
+
+def target_io(action: str, kind: str, where: str, parquet: str) -> None:
+    """Child process: create a database, drop an S3 prefix or a database, or check what a pull wrote.
+
+    check prints JSON: whether the calls table holds exactly the record_ids of `parquet` (those are
+    distinct), and a line saying how many rows it holds.
+    """
+    if kind == "postgres":
+        import psycopg
+
+        server, database = where.rsplit("/", 1)
+        if action in ("create", "drop"):
+            with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+                verb = "CREATE DATABASE" if action == "create" else "DROP DATABASE IF EXISTS"
+                conn.execute(f'{verb} "{database}"' + (" WITH (FORCE)" if action == "drop" else ""))
+            return
+    elif kind in ON_S3 and action == "drop":
+        client, bucket, key = _s3(where)
+        prefix = key.rsplit("/", 1)[0] + "/"
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    expected = pq.read_table(parquet, columns=["record_id"])["record_id"].combine_chunks()
+    written = pa.chunked_array([_written_ids(kind, where)], pa.string()).combine_chunks()
+    found = pc.sum(pc.is_in(expected, value_set=written)).as_py() or 0
+    same = len(written) == len(expected) == found > 0
+    text = f"{len(written):,} rows"
+    if not same:
+        text += f", {len(expected) - found:,} of the Parquet file's {len(expected):,} missing: DIFFER"
+    print(json.dumps({"same": same, "text": text, "parquet_rows": len(expected)}))
+
+
+def _written_ids(kind: str, where: str) -> Any:
+    """The record_ids of the calls table a pull wrote into `where`."""
+    import pyarrow as pa
+
+    if kind in TEXT:
+        import duckdb
+
+        if kind == "csv":
+            source = f"read_csv('{where}', header = true, all_varchar = true)"
+        else:
+            layout = "newline_delimited" if kind == "jsonl" else "array"
+            source = f"read_json('{where}', format = '{layout}', columns = {{'record_id': 'VARCHAR'}})"
+        return duckdb.connect().sql(f"SELECT record_id FROM {source}").to_arrow_table()["record_id"].combine_chunks()
+    if kind in ("delta", "delta-s3"):
+        from deltalake import DeltaTable
+
+        options = {k: v for k, v in os.environ.items() if k.startswith("AWS_")} if kind == "delta-s3" else {}
+        table = DeltaTable(where.rstrip("/") + "/calls", storage_options=options)
+        return table.to_pyarrow_dataset().to_table(columns=["record_id"])["record_id"].combine_chunks()
+    if kind == "s3":
+        import pyarrow.parquet as pq
+
+        client, bucket, key = _s3(where)
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return pq.read_table(pa.BufferReader(body), columns=["record_id"])["record_id"].combine_chunks()
+    import psycopg
+
+    with psycopg.connect(where) as conn:
+        return pa.array([row[0] for row in conn.execute("SELECT record_id FROM calls")], pa.string())
+
+
+def _s3(url: str) -> tuple[Any, str, str]:
+    """A boto3 client of the S3 server in AWS_*, and the bucket and key of `url`."""
+    import boto3
+
+    bucket, key = url.split("://", 1)[1].split("/", 1)
+    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]), bucket, key
+
+
+@dataclass
+class Side:
+    """One destination's runs across the rounds."""
+
+    runs: list[Run] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    good: bool = True
+    error: str = ""
+
+
+def other_round(kind: str, up: Servers, scratch: Path, label: str, pull: list[str], env: dict[str, str],
+                parquet: Path, side: Side) -> int | None:  # fmt: skip
+    """One pull into a fresh target of `kind`, timed, then checked and removed; a failure is kept in `side`.
+
+    Returns the row count of the round's Parquet file, as the check read it (None when it did not run)."""
+    made: Target | None = None
+    try:
+        made = target(kind, up, scratch, label)
+        run_env = {k: v for k, v in env.items() if kind != "postgres" or k not in PG_VARIABLES}
+        run = measured([*pull, *made.args], {**run_env, **made.env})
+        if run.code != 0:
+            lines = run.stderr.strip().splitlines()
+            raise RuntimeError(f"exit {run.code}: {' | '.join(lines[-3:]) if lines else '(no stderr)'}")
+        checked = json.loads(made.io("check", parquet))
+        side.runs.append(run)
+        side.checked.append(checked["text"])
+        side.good = side.good and checked["same"]
+        return int(checked["parquet_rows"])
+    except Exception as exc:
+        side.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        print(f"  {kind}: FAILED ({side.error})", flush=True)
+        return None
+    finally:
+        if made is not None:
+            try:
+                made.drop()
+            except Exception as exc:
+                print(f"  {kind}: could not remove {made.where}: {exc}", flush=True)
+
+
+def destination_table(mine: list[Run], parquet_rows: int | None, others: dict[str, Side], rounds: int) -> list[str]:
+    """One line per destination: medians, peak RSS, ratios to the local Parquet pull, rows read back."""
+    wall, cpu = statistics.median(r.seconds for r in mine), statistics.median(r.cpu_s for r in mine)
+    rows = f"{parquet_rows:,} rows " if parquet_rows is not None else ""
+    lines = [
+        f"  destinations (median of {rounds} rounds; x = ratio to the local Parquet pull of the same rounds):",
+        f"    {'destination':11} {'wall s':>8} {'cpu s':>8} {'peak MiB':>9} {'x wall':>7} {'x cpu':>7}  rows verified",
+        f"    {'parquet':11} {wall:8.2f} {cpu:8.2f} {max(r.peak_mib for r in mine):9.0f} {1:7.2f} {1:7.2f}  "
+        f"{rows}(compared with the baseline above)",
+    ]
+    for kind, side in others.items():
+        if side.runs:
+            w, c = statistics.median(r.seconds for r in side.runs), statistics.median(r.cpu_s for r in side.runs)
+            peak = max(r.peak_mib for r in side.runs)
+            checked = "; ".join(dict.fromkeys(side.checked)) + ("" if side.good else " (MISMATCH)")
+            lines.append(f"    {kind:11} {w:8.2f} {c:8.2f} {peak:9.0f} {w / wall:7.2f} {c / cpu:7.2f}  {checked}")
+        if side.error:
+            done = f" after {len(side.runs)} round(s)" if side.runs else ""
+            lines.append(f"    {kind:11} FAILED{done}: {side.error}")
+    return lines
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def bench(provider: str, rows: int, rounds: int, kinds: list[str], up: Servers) -> str:
     """Serve the cached export, alternate the two sides `rounds` times, return the report lines."""
     spec = SPECS[provider]
     export = cached_export(provider, rows)
@@ -474,14 +737,17 @@ def bench(provider: str, rows: int, rounds: int) -> str:
     try:
         hello = json.loads(server.stdout.readline() if server.stdout else "{}")
         with tempfile.TemporaryDirectory(prefix=f"bench-e2e-{provider}-") as scratch:
-            return _rounds(spec, hello["url"], hello["profile"], Path(scratch), rounds, export)
+            return _rounds(spec, hello["url"], hello["profile"], Path(scratch), rounds, export, kinds, up)
     finally:
         if server.stdin:
             server.stdin.close()
         server.wait(timeout=30)
 
 
-def _rounds(spec: Spec, url: str, profile: dict[str, Any], scratch: Path, rounds: int, export: Path) -> str:
+def _rounds(
+    spec: Spec, url: str, profile: dict[str, Any], scratch: Path, rounds: int, export: Path, kinds: list[str],
+    up: Servers,
+) -> str:  # fmt: skip
     config, secrets = contender_config(spec.name, profile, scratch)
     mine_out, duck_dir = scratch / "mine" / "out.parquet", scratch / "duck"
     sql = scratch / "copy.sql"
@@ -493,22 +759,30 @@ def _rounds(spec: Spec, url: str, profile: dict[str, Any], scratch: Path, rounds
         "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",  # secrets come from the env, never a keyring
     }
     pull = [sys.executable, "-m", "cdrfetch", spec.name, "pull", "-c", str(config), "--from", spec.window[0]]
-    pull += ["--to", spec.window[1], "-o", str(mine_out), "-q", "-y"]
+    pull += ["--to", spec.window[1], "-q", "-y"]
     fetch = [sys.executable, __file__, "--baseline", url + EXPORT_PATH, str(duck_dir), str(sql)]
     mine: list[Run] = []
     theirs: list[Run] = []
-    for _ in range(rounds):  # alternated, so a noisy moment hits both sides alike
+    others = {kind: Side(error=up.failed.get(kind, "")) for kind in kinds if kind != "parquet"}
+    parquet_rows: int | None = None
+    for round_ in range(rounds):  # alternated, so a noisy moment hits both sides alike
         for directory in (mine_out.parent, duck_dir, scratch / "data"):
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir(parents=True)
-        mine.append(timed_run(pull, env))
+        mine.append(timed_run([*pull, "-o", str(mine_out)], env))
         theirs.append(timed_run(fetch))
+        for kind, side in others.items():
+            if not side.error:  # a destination that failed once is not retried
+                shutil.rmtree(scratch / "data", ignore_errors=True)  # each pull its own ledger, as on a new machine
+                (scratch / "data").mkdir()
+                label = f"{spec.name}-r{round_}"
+                parquet_rows = other_round(kind, up, scratch, label, pull, env, mine_out, side) or parquet_rows
     ours_s, duck_s = statistics.median(r.seconds for r in mine), statistics.median(r.seconds for r in theirs)
     best_ours, best_duck = min(r.seconds for r in mine), min(r.seconds for r in theirs)
     ours_rss, duck_rss = max(r.peak_mib for r in mine), max(r.peak_mib for r in theirs)
     ours_cpu, duck_cpu = statistics.median(r.cpu_s for r in mine), statistics.median(r.cpu_s for r in theirs)
     size = export.stat().st_size / 2**20
-    return "\n".join((
+    lines = [
         f"{spec.name}: cdrfetch {ours_s:.2f}s (peak RSS {ours_rss:.0f} MiB) vs baseline {duck_s:.2f}s "
         f"-> ratio {ours_s / duck_s:.2f}x (target <= {TARGET}x)",
         f"  baseline peak RSS {duck_rss:.0f} MiB; export zip {size:.0f} MiB; median of {rounds} alternated runs "
@@ -516,8 +790,11 @@ def _rounds(spec: Spec, url: str, profile: dict[str, Any], scratch: Path, rounds
         # the best run of each side is the steadier figure when other work shares the machine
         f"  best: cdrfetch {best_ours:.2f}s vs baseline {best_duck:.2f}s -> ratio {best_ours / best_duck:.2f}x",
         f"  cpu (median): cdrfetch {ours_cpu:.2f}s vs baseline {duck_cpu:.2f}s -> ratio {ours_cpu / duck_cpu:.2f}x",
-        f"  {compare(mine_out, duck_dir / 'x.parquet')}",
-    ))  # fmt: skip
+        f"  {compared(mine_out, duck_dir / 'x.parquet')}",
+    ]
+    if others:
+        lines += destination_table(mine, parquet_rows, others, rounds)
+    return "\n".join(lines)
 
 
 def _runs(runs: list[Run]) -> str:
@@ -529,14 +806,30 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in each export (default 1,000,000)")
     parser.add_argument("--rounds", type=int, default=3, help="alternated runs of each side (default 3)")
     parser.add_argument("--providers", default=",".join(PROVIDERS), help="comma-separated subset")
+    parser.add_argument(
+        "--destinations", default="parquet",
+        help=f"comma-separated, of {', '.join(DESTINATIONS)} (default parquet; the local Parquet pull always runs)",
+    )  # fmt: skip
     args = parser.parse_args()
     chosen = [name.strip() for name in args.providers.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in SPECS]
     if unknown:
         parser.error(f"unknown provider(s) {', '.join(unknown)}; choose from {', '.join(PROVIDERS)}")
+    kinds = list(dict.fromkeys(["parquet", *(name.strip() for name in args.destinations.split(",") if name.strip())]))
+    unknown = [name for name in kinds if name not in DESTINATIONS]
+    if unknown:
+        parser.error(f"unknown destination(s) {', '.join(unknown)}; choose from {', '.join(DESTINATIONS)}")
     print(f"{args.rows:,} rows per export, {args.rounds} rounds, {os.cpu_count()} CPUs", flush=True)
-    for name in chosen:
-        print(bench(name, args.rows, args.rounds), flush=True)
+    failed = []
+    with servers(kinds) as up:
+        for name in chosen:
+            try:
+                print(bench(name, args.rows, args.rounds, kinds, up), flush=True)
+            except SystemExit as exc:  # the local Parquet pull or the baseline failed: the next provider goes on
+                print(f"{name}: FAILED: {exc}", flush=True)
+                failed.append(name)
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
@@ -546,5 +839,9 @@ if __name__ == "__main__":
         serve(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--baseline":
         baseline(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--compare":
+        print(compare(Path(sys.argv[2]), Path(sys.argv[3])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--target":
+        target_io(*sys.argv[2:6])
     else:
         main()
