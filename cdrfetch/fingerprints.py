@@ -19,19 +19,24 @@ from __future__ import annotations
 import binascii
 import hashlib
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from cdrfetch.segments import SpilledSegment, inserted, lower_bound, order, stored
+
 U64 = npt.NDArray[np.uint64]
 Fingerprints = tuple[U64, U64]  # (hi, lo): the high and low 64 bits of each fingerprint, in row order
+Segment = Fingerprints | SpilledSegment
 Rows = TypeVar("Rows", pa.RecordBatch, pa.Table)
 WIDTH = 16  # bytes per fingerprint when stored
 HEX_DIGITS = 40
 # Segments are merged up to this many entries and no further: no merge (its copy, and the transient
-# memory that takes) exceeds 16 MiB, and a 5M-id run is searched in about a dozen segments.
+# memory that takes) exceeds 16 MiB, and a 5M-id run is searched in about a dozen segments. A set
+# with a spill directory moves each segment that has reached half that to disk (cdrfetch.spilled).
 SEGMENT_ENTRIES = 1 << 20
 # Other ids up to this many bytes are hashed vectorized (_mixed_words); longer ones with BLAKE2b.
 SHORT_ID = 64
@@ -151,67 +156,15 @@ def _hashed(values: list[str | None]) -> Fingerprints:
     return pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
 
 
-def _order(hi: U64, lo: U64) -> npt.NDArray[np.intp]:
-    """Indices sorting the fingerprints by (hi, lo); equal ones keep their input order (stable)."""
-    order = np.argsort(hi)  # one numeric sort of 8-byte keys: many times faster than of 16-byte ones
-    sorted_hi = hi[order]
-    if (sorted_hi[1:] == sorted_hi[:-1]).any():  # repeats (or distinct ones sharing hi): order them exactly
-        order = np.lexsort((lo, hi))  # stable, so the earliest of equal rows comes first
-    return order
-
-
-def _lower_bound(segment: Fingerprints, hi: U64, lo: U64) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-    """Where each query would go in the sorted `segment`, by (hi, lo), and whether it is there.
-
-    Sorted queries are several times faster (searchsorted then walks the segment in order)."""
-    seg_hi, seg_lo = segment
-    size = len(seg_hi)
-    position = np.searchsorted(seg_hi, hi)  # sorted queries: cache friendly, and the only full search
-    held = np.flatnonzero(position < size)
-    held = held[seg_hi[position[held]] == hi[held]]  # queries whose hi the segment has
-    # Most such queries meet one entry with their hi; where several share it (ids that are not
-    # hash-like), bisect on lo between them, for all such queries at once.
-    after = np.minimum(position[held] + 1, size - 1)
-    shared = (position[held] + 1 < size) & (seg_hi[after] == hi[held])
-    single = held[~shared]
-    position[single] += seg_lo[position[single]] < lo[single]
-    several = held[shared]
-    if len(several):
-        end = np.searchsorted(seg_hi, hi[several], "right")
-        begin = position[several]
-        open_ = np.flatnonzero(begin < end)
-        while len(open_):
-            middle = (begin[open_] + end[open_]) // 2
-            above = seg_lo[middle] < lo[several[open_]]
-            begin[open_] = np.where(above, middle + 1, begin[open_])
-            end[open_] = np.where(above, end[open_], middle)
-            open_ = open_[begin[open_] < end[open_]]
-        position[several] = begin
-    found = np.zeros(len(hi), bool)
-    inside = held[position[held] < size]
-    found[inside] = (seg_hi[position[inside]] == hi[inside]) & (seg_lo[position[inside]] == lo[inside])
-    return position, found
-
-
-def _inserted(segment: Fingerprints, position: npt.NDArray[np.intp], hi: U64, lo: U64) -> Fingerprints:
-    """The segment with sorted fingerprints it lacks put at their lower bounds `position`."""
-    size = len(segment[0]) + len(hi)
-    landing = position + np.arange(len(hi))  # each new one lands after the new ones before it
-    old = np.ones(size, bool)
-    old[landing] = False
-    merged = []
-    for existing, new in zip(segment, (hi, lo), strict=True):
-        out = np.empty(size, np.uint64)
-        out[landing], out[old] = new, existing
-        merged.append(out)
-    return merged[0], merged[1]
-
-
 def unseen(data: Rows, seen: FingerprintSet, besides: FingerprintSet | None = None) -> Rows:
     """The rows of `data` (a batch or a table) whose record_id neither `seen` (nor `besides`) holds nor
     an earlier row repeats, in order; `seen` takes them in."""
     keep = seen.first_sightings(of(data.column("record_id")), besides)
     return data if keep.all() else data.filter(pa.array(keep))
+
+
+def _entries(segment: Segment) -> int:
+    return len(segment) if isinstance(segment, SpilledSegment) else len(segment[0])
 
 
 class FingerprintSet:
@@ -223,24 +176,26 @@ class FingerprintSet:
     `hi` matches. Sorting or searching 16-byte void/structured keys instead is 5-30 times slower.
     A batch's new entries become a segment, merged with the newest one while that is no larger (a
     binary counter): O(log n) segments, each entry copied O(log n) times, whatever the batch size.
-    Merged segments stop growing at SEGMENT_ENTRIES, which bounds a merge's transient memory.
+    Merged segments stop growing at SEGMENT_ENTRIES, which bounds a merge's transient memory; with
+    a `spill` directory, they go to disk from half that size, so memory stays about 4 bytes an entry.
     Segments read from the ledger (one per stored part) may overlap; they are only ever searched.
     """
 
-    def __init__(self, segments: Iterable[Fingerprints] = ()) -> None:
-        self._segments: list[Fingerprints] = [segment for segment in segments if len(segment[0])]
+    def __init__(self, segments: Iterable[Fingerprints] = (), spill: Path | None = None) -> None:
+        self._segments: list[Segment] = [segment for segment in segments if len(segment[0])]
         self._given = len(self._segments)  # the first ones, never merged (they may overlap)
+        self._spill = spill
 
     def __len__(self) -> int:
         """Entries held (counted once per segment: segments from several runs may share some)."""
-        return sum(len(hi) for hi, _ in self._segments)
+        return sum(map(_entries, self._segments))
 
     def contains(self, fingerprints: Fingerprints) -> npt.NDArray[np.bool_]:
         """For each fingerprint: whether the set holds it."""
         hi, lo = fingerprints
         found = np.zeros(len(hi), bool)
         for segment in self._segments:
-            found |= _lower_bound(segment, hi, lo)[1]
+            found |= segment.found(hi, lo) if isinstance(segment, SpilledSegment) else lower_bound(segment, hi, lo)[1]
         return found
 
     def first_sightings(
@@ -252,8 +207,8 @@ class FingerprintSet:
         keep = np.zeros(len(hi), bool)
         if not len(hi):
             return keep
-        order = _order(hi, lo)
-        sorted_hi, sorted_lo = hi[order], lo[order]
+        ranks = order(hi, lo)
+        sorted_hi, sorted_lo = hi[ranks], lo[ranks]
         first = np.ones(len(hi), bool)  # the first of each run of equal ones: the earliest row (stable sort)
         first[1:] = (sorted_hi[1:] != sorted_hi[:-1]) | (sorted_lo[1:] != sorted_lo[:-1])
         unique = (sorted_hi[first], sorted_lo[first])  # sorted: each segment is walked in order
@@ -262,25 +217,34 @@ class FingerprintSet:
             new &= ~besides.contains(unique)
         if new.any():
             self._push((unique[0][new], unique[1][new]))
-        keep[order[first][new]] = True
+        keep[ranks[first][new]] = True
         return keep
 
     def _push(self, segment: Fingerprints) -> None:
-        """Add sorted fingerprints the set lacks, then merge while the newest two are in binary-counter order."""
+        """Add sorted fingerprints the set lacks, merge while the newest two are in binary-counter order,
+        then spill the newest if it has grown to half a full segment."""
         self._segments.append(segment)
         while len(self._segments) - self._given >= 2:
             older, newer = self._segments[-2], self._segments[-1]
+            if isinstance(older, SpilledSegment) or isinstance(newer, SpilledSegment):
+                break
             if len(older[0]) > len(newer[0]) or len(older[0]) + len(newer[0]) > SEGMENT_ENTRIES:
-                return
-            position, _ = _lower_bound(older, *newer)  # disjoint: each lands before its lower bound
-            self._segments[-2:] = [_inserted(older, position, *newer)]
+                break
+            position, _ = lower_bound(older, *newer)  # disjoint: each lands before its lower bound
+            self._segments[-2:] = [inserted(older, position, *newer)]
+        newest = self._segments[-1]
+        if self._spill is None or isinstance(newest, SpilledSegment) or len(self._segments) == self._given:
+            return
+        if len(newest[0]) >= SEGMENT_ENTRIES // 2:
+            self._segments[-1] = SpilledSegment(newest[0], newest[1], self._spill)
 
     def parts(self) -> Iterator[memoryview]:
         """Each segment as sorted 16-byte big-endian fingerprints (the ledger's storage format)."""
-        for hi, lo in self._segments:
-            stored = np.empty((len(hi), 2), ">u8")
-            stored[:, 0], stored[:, 1] = hi, lo
-            yield stored.data.cast("B")  # sqlite3 binds any buffer as a BLOB: no bytes copy
+        for segment in self._segments:
+            if isinstance(segment, SpilledSegment):
+                yield from segment.parts()
+            else:
+                yield stored(*segment).data.cast("B")  # sqlite3 binds any buffer as a BLOB: no bytes copy
 
     @classmethod
     def from_parts(cls, parts: Iterable[bytes]) -> FingerprintSet:

@@ -132,7 +132,7 @@ class Run:
         self.anchor = anchor
         self.unit_id = unit_id
         self.already = already  # ids written by earlier runs (file destinations only)
-        self.written = {table: FingerprintSet() for table in self.schemas}  # ids this run wrote
+        self.written = {table: FingerprintSet(spill=services.spool) for table in self.schemas}  # ids this run wrote
         self.last_error: CdrfetchError | None = None  # the error of the latest failed chunk
 
     def execute(self, window: Window) -> None:

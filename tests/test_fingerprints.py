@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 from cdrfetch import fingerprints
 from cdrfetch.fingerprints import FingerprintSet, of, of_ids
+from cdrfetch.segments import SpilledSegment
 
 
 def sha1(n: int) -> str:
@@ -54,23 +57,29 @@ def reference(batches: list[list[str]], already: list[str]) -> list[list[bool]]:
     batches=st.lists(st.lists(ids, max_size=12), max_size=6),
     already=st.lists(ids, max_size=8),
     segment=st.sampled_from([1, 3, 1 << 20]),
+    spilled=st.booleans(),
 )
 def test_vectorized_dedup_matches_the_row_wise_reference(
-    batches: list[list[str]], already: list[str], segment: int
+    batches: list[list[str]], already: list[str], segment: int, spilled: bool
 ) -> None:
     original = fingerprints.SEGMENT_ENTRIES
     fingerprints.SEGMENT_ENTRIES = segment  # small segments: every insert and lookup path, many segments
-    try:
-        previous = FingerprintSet.of_ids(already)
-        written = FingerprintSet()
-        got = [written.first_sightings(of_ids(batch), previous).tolist() for batch in batches]
-    finally:
-        fingerprints.SEGMENT_ENTRIES = original
-    assert got == reference(batches, already)
-    fresh = {rid for batch in batches for rid in batch} - set(already)
-    assert len(written) == len(fresh)  # exactly the new ids are remembered, each once
-    assert written.contains(of_ids(sorted(fresh))).all()
-    assert not written.contains(of_ids(sorted(set(already)))).any()
+    with tempfile.TemporaryDirectory() as directory:
+        spill = Path(directory) if spilled else None  # on disk: every full segment, whatever its size
+        try:
+            previous = FingerprintSet.of_ids(already)
+            written = FingerprintSet(spill=spill)
+            got = [written.first_sightings(of_ids(batch), previous).tolist() for batch in batches]
+            stored = [bytes(part) for part in written.parts()]
+        finally:
+            fingerprints.SEGMENT_ENTRIES = original
+        assert got == reference(batches, already)
+        fresh = {rid for batch in batches for rid in batch} - set(already)
+        assert len(written) == len(fresh)  # exactly the new ids are remembered, each once
+        assert written.contains(of_ids(sorted(fresh))).all()
+        assert not written.contains(of_ids(sorted(set(already)))).any()
+    assert sum(map(len, stored)) == fingerprints.WIDTH * len(fresh)  # spilled parts outlive their set's directory
+    assert FingerprintSet.from_parts(stored).contains(of_ids(sorted(fresh))).all()
 
 
 @given(st.lists(ids, max_size=30))
@@ -199,3 +208,17 @@ def test_ids_sharing_their_high_bits_stay_in_order_across_batches() -> None:
         keys = [part[i : i + 16] for i in range(0, len(part), 16)]
         assert keys == sorted(keys)
     assert sum(len(part) for part in parts) == 6 * 16 and len(parts) < len(batches)  # some were merged
+
+
+def test_a_spilled_segment_tells_apart_ids_that_share_their_top_bits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fingerprints, "SEGMENT_ENTRIES", 8)  # spilled from 4 entries on
+    counters = [f"{n:040x}" for n in range(0, 40, 2)]  # one top 32 bits for all: only the file tells them apart
+    written = FingerprintSet(spill=tmp_path)
+    for start in range(0, len(counters), 4):
+        assert written.first_sightings(of_ids(counters[start : start + 4])).all()
+    assert any(isinstance(segment, SpilledSegment) for segment in written._segments)
+    odd = [f"{n:040x}" for n in range(1, 40, 2)]
+    assert written.contains(of_ids(counters)).all() and not written.contains(of_ids(odd)).any()
+    assert written.first_sightings(of_ids([counters[3], odd[3], counters[3]])).tolist() == [False, True, False]
