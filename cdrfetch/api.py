@@ -144,7 +144,7 @@ def fetch(
 def _batches(cls: type[Provider], resolved: Resolved, window: Window, table: str) -> Iterator[pa.RecordBatch]:
     from cdrfetch import fingerprints
     from cdrfetch.client import Client
-    from cdrfetch.pipeline import Spool
+    from cdrfetch.spool import Spool
     from cdrfetch.summary import RunSummary
 
     summary = RunSummary(cls.name, cls.account_of(resolved), resolved.profile, "", "")

@@ -156,10 +156,10 @@ def _hashed(values: list[str | None]) -> Fingerprints:
     return pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
 
 
-def unseen(data: Rows, seen: FingerprintSet, besides: FingerprintSet | None = None) -> Rows:
-    """The rows of `data` (a batch or a table) whose record_id neither `seen` (nor `besides`) holds nor
-    an earlier row repeats, in order; `seen` takes them in."""
-    keep = seen.first_sightings(of(data.column("record_id")), besides)
+def unseen(data: Rows, seen: FingerprintSet, *besides: FingerprintSet | None) -> Rows:
+    """The rows of `data` (a batch or a table) whose record_id neither `seen` nor any of `besides` holds
+    nor an earlier row repeats, in order; `seen` takes them in."""
+    keep = seen.first_sightings(of(data.column("record_id")), *besides)
     return data if keep.all() else data.filter(pa.array(keep))
 
 
@@ -198,11 +198,9 @@ class FingerprintSet:
             found |= segment.found(hi, lo) if isinstance(segment, SpilledSegment) else lower_bound(segment, hi, lo)[1]
         return found
 
-    def first_sightings(
-        self, fingerprints: Fingerprints, besides: FingerprintSet | None = None
-    ) -> npt.NDArray[np.bool_]:
-        """For each row: True where its fingerprint is neither held here (nor in `besides`) nor seen
-        earlier in the batch; those are added."""
+    def first_sightings(self, fingerprints: Fingerprints, *besides: FingerprintSet | None) -> npt.NDArray[np.bool_]:
+        """For each row: True where its fingerprint is neither held here nor in any of `besides` nor
+        seen earlier in the batch; those are added."""
         hi, lo = fingerprints
         keep = np.zeros(len(hi), bool)
         if not len(hi):
@@ -213,8 +211,9 @@ class FingerprintSet:
         first[1:] = (sorted_hi[1:] != sorted_hi[:-1]) | (sorted_lo[1:] != sorted_lo[:-1])
         unique = (sorted_hi[first], sorted_lo[first])  # sorted: each segment is walked in order
         new = ~self.contains(unique)
-        if besides is not None:
-            new &= ~besides.contains(unique)
+        for other in besides:
+            if other is not None and new.any():
+                new &= ~other.contains(unique)
         if new.any():
             self._push((unique[0][new], unique[1][new]))
         keep[ranks[first][new]] = True
@@ -237,6 +236,14 @@ class FingerprintSet:
             return
         if len(newest[0]) >= SEGMENT_ENTRIES // 2:
             self._segments[-1] = SpilledSegment(newest[0], newest[1], self._spill)
+
+    def absorb(self, other: FingerprintSet) -> None:
+        """Take in the entries of `other`, none of which this set holds (`other` is not used again)."""
+        for segment in other._segments:
+            if isinstance(segment, SpilledSegment):
+                self._segments.insert(self._given, segment)  # before the in-memory ones, which may still merge
+            else:
+                self._push(segment)
 
     def parts(self) -> Iterator[memoryview]:
         """Each segment as sorted 16-byte big-endian fingerprints (the ledger's storage format)."""

@@ -1,17 +1,19 @@
-"""window -> chunks -> provider.fetch -> spool -> dedup -> destination, and the run summary.
+"""window -> chunks -> provider.fetch -> (spool) -> dedup -> destination, and the run summary.
 
-Each chunk is fetched into a spool (Arrow IPC files in the run's temp directory) and only copied
-to the outputs once the provider has delivered all of it, so a chunk that fails half way leaves
-no rows behind: each chunk succeeds or fails on its own. Authentication and configuration errors
-stop the run at once, because every later chunk would fail the same way (and some servers lock
-the caller out after repeated failures).
+A chunk that fails half way leaves no rows behind: each chunk succeeds or fails on its own. Where
+the destination can take a chunk back whole (`Load.streams`: files not yet written to), the chunk's
+calls go from the provider straight to it, and the parse and the write overlap; otherwise each
+chunk is fetched into a spool (Arrow IPC files in the run's temp directory) and only copied to the
+outputs once the provider has delivered all of it. Side tables are always spooled. Authentication
+and configuration errors stop the run at once, because every later chunk would fail the same way
+(and some servers lock the caller out after repeated failures).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,10 +23,10 @@ import pyarrow as pa
 from cdrfetch import crashpoints, fingerprints
 from cdrfetch.destinations.base import Chunk, Destination, Load, Where
 from cdrfetch.errors import CdrfetchError, ExitCode, PartialResultError
-from cdrfetch.files import local_io
 from cdrfetch.fingerprints import FingerprintSet
 from cdrfetch.providers.base import Provider
-from cdrfetch.records import BATCH_ROWS, Batch
+from cdrfetch.records import Batch
+from cdrfetch.spool import Spool, joined
 from cdrfetch.summary import ChunkResult, RunSummary
 from cdrfetch.windows import Window
 
@@ -32,72 +34,7 @@ if TYPE_CHECKING:
     from cdrfetch.progress import Progress
 
 log = logging.getLogger("cdrfetch.pipeline")
-# The spool is written once and read once: LZ4 costs less CPU than the disk time it saves (a 1M-row
-# Polycom chunk is about 500 MB uncompressed) and keeps the temp disk of a large export a few times
-# smaller. Replayed on one thread: parallel decompression held several batches' buffers at once.
-SPOOL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
-REPLAY_OPTIONS = pa.ipc.IpcReadOptions(use_threads=False)
 FATAL = (ExitCode.AUTH, ExitCode.CONFIG, ExitCode.USAGE)
-
-
-@dataclass
-class Spool:
-    """One chunk's batches parked on disk until the chunk is complete.
-
-    Small batches are joined into batches of about BATCH_ROWS rows on their way in (order kept):
-    what follows (the dedup, the sinks) costs a fixed amount per batch, which a provider yielding
-    a few rows at a time would otherwise pay per few rows.
-    """
-
-    directory: Path
-    paths: dict[str, Path] = field(default_factory=dict)
-    _writers: dict[str, pa.ipc.RecordBatchStreamWriter] = field(default_factory=dict)
-    _pending: dict[str, list[pa.RecordBatch]] = field(default_factory=dict)  # not yet BATCH_ROWS rows
-    _pending_rows: dict[str, int] = field(default_factory=dict)
-
-    def add(self, batch: Batch) -> None:
-        self._pending.setdefault(batch.table, []).append(batch.data)
-        self._pending_rows[batch.table] = self._pending_rows.get(batch.table, 0) + batch.data.num_rows
-        if self._pending_rows[batch.table] >= BATCH_ROWS:
-            self._write(batch.table)
-
-    def _write(self, table: str) -> None:
-        pending = self._pending.pop(table, [])
-        self._pending_rows.pop(table, None)
-        if not pending:
-            return
-        joined = pending if len(pending) == 1 else pa.Table.from_batches(pending).combine_chunks().to_batches()
-        with local_io(f"the spool in {self.directory}"):
-            if table not in self._writers:
-                path = self.directory / f"spool-{table}.arrow"
-                self.paths[table] = path
-                self._writers[table] = pa.ipc.new_stream(str(path), pending[0].schema, options=SPOOL_OPTIONS)
-            for data in joined:
-                self._writers[table].write_batch(data)
-
-    def close(self) -> None:
-        for table in list(self._pending):
-            self._write(table)
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
-
-    def replay(self, table: str) -> Iterator[pa.RecordBatch]:
-        path = self.paths.get(table)
-        if path is None:
-            return
-        # Read, not memory-mapped: a mapped spool's pages stay resident (and in the RSS) until the whole
-        # table is replayed, so memory would grow with the chunk; read batches are freed one by one.
-        with pa.OSFile(str(path)) as source:
-            yield from pa.ipc.open_stream(source, options=REPLAY_OPTIONS)
-
-    def discard(self) -> None:
-        self._pending.clear()
-        self._pending_rows.clear()
-        self.close()
-        for path in self.paths.values():
-            path.unlink(missing_ok=True)
-        self.paths.clear()
 
 
 @dataclass(frozen=True)
@@ -150,30 +87,67 @@ class Run:
         result = ChunkResult(chunk.label, chunk.start.isoformat(), chunk.end.isoformat())
         self.summary.chunks.append(result)
         spool = Spool(self.services.spool)
+        fresh = Fresh(self.written, self.already, self.services.spool)
         try:
-            for batch in self.provider.fetch(chunk):
-                self._check_schema(batch)
-                spool.add(batch)
-            spool.close()
-        except CdrfetchError as error:
-            spool.discard()
-            result.status, result.error, result.exit_code = "failed", str(error), int(error.exit_code)
-            if error.exit_code in FATAL:
-                raise
-            if not last:  # the run goes on: name the chunk now (the last one is named by the run's final error)
-                log.error("chunk %s failed: %s", chunk.label, error)
-            self.last_error = error
+            if self.load.streams():
+                stored = self.load.store(self._proof(chunk), self._streamed(chunk, spool, fresh))
+            else:
+                for data in self._fetched(chunk, spool, live=None):
+                    raise AssertionError(f"a spooled fetch yielded {data.num_rows} rows")
+                tables = {table: fresh.rows(table, spool.replay(table)) for table in self.schemas}
+                stored = self.load.store(self._proof(chunk), tables)
+        except FetchFailed as failure:
+            self._failed(result, failure.error, last=last)
             return
-        crashpoints.reach("chunk-spooled")
-        offered: dict[str, int] = {}
-        fresh = {table: self._fresh(table, spool, offered) for table in self.schemas}
-        stored = self.load.store(self._proof(chunk), fresh)
-        spool.discard()
+        finally:
+            spool.discard()
+        fresh.keep()
+        self.summary.duplicates_dropped += fresh.dropped
         for table, rows in stored.items():
             result.records[table] = rows
             self.summary.count(table, rows)
-            self.summary.duplicates_dropped += offered.get(table, 0) - rows  # already in the destination
+            self.summary.duplicates_dropped += fresh.offered.get(table, 0) - rows  # already in the destination
         result.status = "ok"
+
+    def _failed(self, result: ChunkResult, error: CdrfetchError, *, last: bool) -> None:
+        result.status, result.error, result.exit_code = "failed", str(error), int(error.exit_code)
+        if error.exit_code in FATAL:
+            raise error
+        if not last:  # the run goes on: name the chunk now (the last one is named by the run's final error)
+            log.error("chunk %s failed: %s", result.label, error)
+        self.last_error = error
+
+    def _fetched(self, chunk: Window, spool: Spool, *, live: str | None) -> Iterator[pa.RecordBatch]:
+        """The provider's batches of table `live` as they come; every other table's go to `spool`.
+        A provider's error comes out as FetchFailed, so that no destination takes it for its own."""
+        try:
+            for batch in self.provider.fetch(chunk):
+                self._check_schema(batch)
+                if batch.table == live:
+                    yield batch.data
+                else:
+                    spool.add(batch)
+            spool.close()
+        except CdrfetchError as error:
+            raise FetchFailed(error) from None
+        crashpoints.reach("chunk-spooled")
+
+    def _streamed(self, chunk: Window, spool: Spool, fresh: Fresh) -> dict[str, Iterator[pa.RecordBatch]]:
+        """The chunk's tables for a streaming store: the first (calls) live, the side tables from the spool,
+        which is complete once the first is exhausted (destinations read tables in order, each whole)."""
+        first = next(iter(self.schemas))
+        done: list[bool] = []
+
+        def live() -> Iterator[pa.RecordBatch]:
+            yield from fresh.rows(first, joined(self._fetched(chunk, spool, live=first)))
+            done.append(True)
+
+        def spooled(table: str) -> Iterator[pa.RecordBatch]:
+            if not done:
+                raise RuntimeError(f"the destination read {table} before {first} was complete")
+            yield from fresh.rows(table, spool.replay(table))
+
+        return {table: live() if table == first else spooled(table) for table in self.schemas}
 
     def _proof(self, chunk: Window) -> Chunk:
         """The chunk as the destination records it: complete up to its end, never beyond the run's start."""
@@ -185,15 +159,6 @@ class Run:
         expected = self.schemas.get(batch.table)
         if expected is None or not batch.data.schema.equals(expected):
             raise TypeError(f"{self.provider.name} yielded a {batch.table!r} batch that does not match its schema")
-
-    def _fresh(self, table: str, spool: Spool, offered: dict[str, int]) -> Iterator[pa.RecordBatch]:
-        """The spooled rows of `table` whose record_id this run (or, per `already`, an earlier one) has not
-        written yet; `offered` counts what is handed on."""
-        for data in spool.replay(table):
-            fresh = fingerprints.unseen(data, self.written[table], self.already.get(table))
-            self.summary.duplicates_dropped += data.num_rows - fresh.num_rows
-            offered[table] = offered.get(table, 0) + fresh.num_rows
-            yield fresh
 
     def outcome(self, allow_partial: bool) -> CdrfetchError | None:
         """The error the run ends with: None (success), the chunk error, or a partial result.
@@ -213,6 +178,37 @@ class Run:
         if reasons:
             return PartialResultError(f"partial result: {reasons[0]}", f"{problems} problem(s); see the run summary")
         return None
+
+
+class FetchFailed(Exception):
+    """A provider's error, carried through a destination that was reading the chunk as it came."""
+
+    def __init__(self, error: CdrfetchError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Fresh:
+    """One chunk's dedup: the rows whose record_id neither this chunk, this run nor (per `already`) an
+    earlier run has written. The chunk's ids join the run's (`keep`) only once the chunk is stored, so a
+    chunk that fails never hides its rows from a later one."""
+
+    def __init__(self, written: dict[str, FingerprintSet], already: Mapping[str, FingerprintSet], spill: Path) -> None:
+        self.written, self.already = written, already
+        self.seen = {table: FingerprintSet(spill=spill) for table in written}
+        self.offered: dict[str, int] = {}  # rows handed on, per table
+        self.dropped = 0  # rows held back as repeats
+
+    def rows(self, table: str, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for data in batches:
+            kept = fingerprints.unseen(data, self.seen[table], self.written[table], self.already.get(table))
+            self.dropped += data.num_rows - kept.num_rows
+            self.offered[table] = self.offered.get(table, 0) + kept.num_rows
+            yield kept
+
+    def keep(self) -> None:
+        for table, seen in self.seen.items():
+            self.written[table].absorb(seen)
 
 
 @dataclass(frozen=True)

@@ -59,18 +59,20 @@ def row(rid: str, start: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run(tmp_path: Path, failures: dict[int, Exception], days: int = 3, **kw: Any) -> tuple[RunSummary, Path]:
+def run(
+    tmp_path: Path, failures: dict[int, Exception], days: int = 3, fmt: str = "jsonl", **kw: Any
+) -> tuple[RunSummary, Path]:
     Scripted.failures = failures
     summary = RunSummary("scripted", "acct", "default", "", "")
     settings = {s.name: s.default for s in COMMON_SETTINGS} | {"account": "acct", "timeout": 1, "retries": 0}
-    out = tmp_path / "out.jsonl"
+    out = tmp_path / f"out.{fmt}"
     with Client(settings, log=logging.getLogger("t"), summary=summary) as client:
         services = Services(summary, client.progress, client.scratch())
         window = Window(START, START + timedelta(days=days))
-        written = pull(Scripted(settings, client), window, services, Files(str(out), "jsonl"), **kw)
+        written = pull(Scripted(settings, client), window, services, Files(str(out), fmt), **kw)
     if written.partial is not None:
         raise written.partial
-    assert holds_exactly(written.ids["calls"], [r["record_id"] for r in read_rows(out, "jsonl")])
+    assert holds_exactly(written.ids["calls"], [r["record_id"] for r in read_rows(out, fmt)])
     return summary, out
 
 
@@ -102,6 +104,20 @@ def test_a_failed_chunk_leaves_no_rows_and_makes_the_run_partial(tmp_path: Path)
     assert caught.value.exit_code == ExitCode.PARTIAL
     rows = read_rows(tmp_path / "out.jsonl", "jsonl")
     assert [r["record_id"] for r in rows] == ["day0", "shared", "day2"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "parquet"])
+def test_a_first_chunk_failing_while_streamed_leaves_no_row_and_hides_none(
+    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first chunk goes straight into the files (nothing is in them yet): when it fails half way,
+    # the files start afresh, and its ids ("shared") must not keep a later chunk's rows out.
+    monkeypatch.setattr("cdrfetch.spool.BATCH_ROWS", 1)  # each batch reaches the files at once
+    with pytest.raises(PartialResultError):
+        run(tmp_path, {0: UnavailableError("boom", "later")}, fmt=fmt, allow_partial=True)
+    assert [r["record_id"] for r in read_rows(tmp_path / f"out.{fmt}", fmt)] == ["day1", "shared", "day2"]
+    assert [r["file"] for r in read_rows(tmp_path / f"out.recordings.{fmt}", fmt)] == ["1.wav", "2.wav"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([f"out.{fmt}", f"out.recordings.{fmt}"])
 
 
 def test_every_chunk_failing_writes_nothing_and_keeps_the_error(tmp_path: Path) -> None:
@@ -149,7 +165,7 @@ def test_layout_places_files_hive_style_and_refuses_escapes(tmp_path: Path) -> N
 
 
 def test_the_spool_joins_small_batches_in_order(tmp_path: Path) -> None:
-    from cdrfetch.pipeline import Spool
+    from cdrfetch.spool import Spool
 
     spool = Spool(tmp_path)
     rows = [row(f"r{n}", START) for n in range(records.BATCH_ROWS + 10)]
@@ -167,7 +183,7 @@ def test_the_spool_joins_small_batches_in_order(tmp_path: Path) -> None:
 
 
 def test_a_discarded_spool_writes_nothing_it_held(tmp_path: Path) -> None:
-    from cdrfetch.pipeline import Spool
+    from cdrfetch.spool import Spool
 
     spool = Spool(tmp_path)
     spool.add(next(records.batches("calls", records.CALLS, [row("x", START)])))

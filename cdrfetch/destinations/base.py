@@ -1,9 +1,10 @@
 """The destination contract: where a pull's tables go, and how they are committed.
 
 A pull opens one `Load` on its destination and hands it each chunk once the chunk is complete
-(spooled in full). File destinations keep the rows in temp files and put them in place when the
-pull commits; table destinations (Delta Lake, PostgreSQL) merge each chunk on `record_id` in one
-transaction that also advances the account's state, so `--since-last` resumes from the table itself.
+(spooled in full), or while it is fetched where the load can take the chunk back (`Load.streams`).
+File destinations keep the rows in temp files and put them in place when the pull commits; table
+destinations (Delta Lake, PostgreSQL) merge each chunk on `record_id` in one transaction that also
+advances the account's state, so `--since-last` resumes from the table itself.
 Nothing half-written is ever visible, and a record stored twice is stored once.
 """
 
@@ -64,6 +65,15 @@ class Load(abc.ABC):
 
         Table destinations commit here (rows and state together); file destinations only append.
         """
+
+    def streams(self) -> bool:
+        """Whether the next `store` may be handed a chunk while it is still being fetched.
+
+        Only when a failure of the batches' iterator inside `store` leaves the load as if the chunk
+        had never been offered (`store` then lets the error through). Otherwise each chunk is spooled
+        in full first.
+        """
+        return False
 
     def commit(self) -> list[dict[str, object]]:
         """Make everything stored visible; returns one entry per file written (path, rows, bytes, sha256)."""

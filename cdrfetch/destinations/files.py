@@ -141,14 +141,23 @@ class FileLoad(Load):
     def __init__(self, files: Files, tables: Mapping[str, pa.Schema], targets: Mapping[str, str | None]) -> None:
         self.files = files
         self.targets = dict(targets)
+        self.tables = tables
         self.staging = Path(tempfile.mkdtemp(prefix="cdrfetch-upload-")) if files.remote else None
         self.sinks: dict[str, Sink] = {}
+        self._open_sinks()
+
+    def _open_sinks(self) -> None:
         try:
             for table, target in self.targets.items():
-                self.sinks[table] = open_sink(files.fmt, tables[table], self._local(table, target))
+                self.sinks[table] = open_sink(self.files.fmt, self.tables[table], self._local(table, target))
         except BaseException:
             self.abort()
             raise
+
+    def streams(self) -> bool:
+        """Until a row is written, a chunk that fails is taken back by starting the files afresh (not on
+        stdout, where written rows are gone)."""
+        return all(self.targets.values()) and not any(sink.rows for sink in self.sinks.values())
 
     def _local(self, table: str, target: str | None) -> Path | None:
         """Where a table's file is written: its final path, or a staging file before upload."""
@@ -159,6 +168,18 @@ class FileLoad(Load):
         return Path(target)
 
     def store(self, chunk: Chunk, tables: Mapping[str, Iterable[pa.RecordBatch]]) -> dict[str, int]:
+        fresh = self.streams()
+        try:
+            return self._append(tables)
+        except BaseException:
+            if fresh:  # nothing of an earlier chunk is in the files: start them afresh, empty
+                for sink in self.sinks.values():
+                    sink.abort()
+                self.sinks.clear()
+                self._open_sinks()
+            raise
+
+    def _append(self, tables: Mapping[str, Iterable[pa.RecordBatch]]) -> dict[str, int]:
         stored: dict[str, int] = {}
         for table, batches in tables.items():
             sink = self.sinks.get(table)
