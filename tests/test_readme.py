@@ -41,3 +41,12 @@ def test_every_pull_option_and_api_name_is_documented() -> None:
     assert not missing, f"pull options missing from the README's table: {missing}"
     api_table = text.split("## Python API", 1)[1].split("```", 1)[0]
     assert not [name for name in cdrfetch.__all__ if f"`{name}" not in api_table and name != "CdrfetchError"]
+
+
+def test_every_benchmark_is_listed_with_its_target() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| `tests/bench/")]
+    listed = {re.match(r"\| `(tests/bench/\w+\.py)", row).group(1) for row in rows}  # type: ignore[union-attr]
+    present = {f"tests/bench/{path.name}" for path in (ROOT / "tests" / "bench").glob("*.py")}
+    assert listed == present
+    assert all(row.rstrip(" |").rsplit("|", 1)[1].strip() for row in rows)  # each names its target
