@@ -36,7 +36,7 @@ WIDTH = 16  # bytes per fingerprint when stored
 HEX_DIGITS = 40
 # Segments are merged up to this many entries and no further: no merge (its copy, and the transient
 # memory that takes) exceeds 16 MiB, and a 5M-id run is searched in about a dozen segments. A set
-# with a spill directory moves each segment that has reached half that to disk (cdrfetch.spilled).
+# with a spill directory moves each segment that has reached half that to disk (cdrfetch.segments).
 SEGMENT_ENTRIES = 1 << 20
 # Other ids up to this many bytes are hashed vectorized (_mixed_words); longer ones with BLAKE2b.
 SHORT_ID = 64

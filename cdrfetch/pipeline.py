@@ -92,8 +92,8 @@ class Run:
             if self.load.streams():
                 stored = self.load.store(self._proof(chunk), self._streamed(chunk, spool, fresh))
             else:
-                for data in self._fetched(chunk, spool, live=None):
-                    raise AssertionError(f"a spooled fetch yielded {data.num_rows} rows")
+                for _ in self._fetched(chunk, spool, live=None):  # no live table: everything goes to the spool
+                    pass
                 tables = {table: fresh.rows(table, spool.replay(table)) for table in self.schemas}
                 stored = self.load.store(self._proof(chunk), tables)
         except FetchFailed as failure:

@@ -168,11 +168,11 @@ class FileLoad(Load):
         return Path(target)
 
     def store(self, chunk: Chunk, tables: Mapping[str, Iterable[pa.RecordBatch]]) -> dict[str, int]:
-        fresh = self.streams()
+        untouched = self.streams()
         try:
             return self._append(tables)
         except BaseException:
-            if fresh:  # nothing of an earlier chunk is in the files: start them afresh, empty
+            if untouched:  # nothing of an earlier chunk is in the files: start them afresh, empty
                 for sink in self.sinks.values():
                     sink.abort()
                 self.sinks.clear()
