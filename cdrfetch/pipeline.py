@@ -132,17 +132,17 @@ class Run:
             raise FetchFailed(error) from None
         crashpoints.reach("chunk-spooled")
 
-    def _streamed(self, chunk: Window, spool: Spool, fresh: Fresh) -> dict[str, Iterator[pa.RecordBatch]]:
+    def _streamed(self, chunk: Window, spool: Spool, fresh: Fresh) -> dict[str, Iterator[pa.RecordBatch | pa.Table]]:
         """The chunk's tables for a streaming store: the first (calls) live, the side tables from the spool,
         which is complete once the first is exhausted (destinations read tables in order, each whole)."""
         first = next(iter(self.schemas))
         done: list[bool] = []
 
-        def live() -> Iterator[pa.RecordBatch]:
+        def live() -> Iterator[pa.RecordBatch | pa.Table]:
             yield from fresh.rows(first, joined(self._fetched(chunk, spool, live=first)))
             done.append(True)
 
-        def spooled(table: str) -> Iterator[pa.RecordBatch]:
+        def spooled(table: str) -> Iterator[pa.RecordBatch | pa.Table]:
             if not done:
                 raise RuntimeError(f"the destination read {table} before {first} was complete")
             yield from fresh.rows(table, spool.replay(table))
@@ -199,7 +199,7 @@ class Fresh:
         self.offered: dict[str, int] = {}  # rows handed on, per table
         self.dropped = 0  # rows held back as repeats
 
-    def rows(self, table: str, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def rows(self, table: str, batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[pa.RecordBatch | pa.Table]:
         for data in batches:
             kept = fingerprints.unseen(data, self.seen[table], self.written[table], self.already.get(table))
             self.dropped += data.num_rows - kept.num_rows

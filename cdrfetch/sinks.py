@@ -13,7 +13,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +22,7 @@ from cdrfetch.errors import CantCreateError, UsageError
 from cdrfetch.files import AtomicFile
 
 FORMATS = ("parquet", "csv", "jsonl", "json")
+Rows = TypeVar("Rows", pa.RecordBatch, pa.Table)
 TEXT_FORMATS = ("csv", "jsonl", "json")
 
 
@@ -61,7 +62,7 @@ def _check_stdout(fmt: str) -> None:
         raise UsageError(f"{fmt} cannot be written to stdout", "use -o FILE, or --format csv|jsonl|json")
 
 
-def as_text_columns(batch: pa.RecordBatch, *, keep_integers: bool = False) -> pa.RecordBatch:
+def as_text_columns(batch: Rows, *, keep_integers: bool = False) -> Rows:
     """The batch with timestamps, decimals and numbers rendered as text (nulls stay null).
 
     `keep_integers` leaves integer columns as numbers (JSON has them; a decimal keeps its exact
@@ -70,7 +71,7 @@ def as_text_columns(batch: pa.RecordBatch, *, keep_integers: bool = False) -> pa
     columns = [
         column if keep_integers and pa.types.is_integer(column.type) else _text(column) for column in batch.columns
     ]
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+    return type(batch).from_arrays(columns, names=batch.schema.names)
 
 
 def _text(column: pa.Array) -> pa.Array:
@@ -102,8 +103,8 @@ class Sink(abc.ABC):
         """Write whatever precedes the first row."""
 
     @abc.abstractmethod
-    def write(self, batch: pa.RecordBatch) -> None:
-        """Append one batch of rows."""
+    def write(self, batch: Rows) -> None:
+        """Append rows: a batch, or a table of several (written as one, never copied into one)."""
 
     def end(self) -> None:
         """Write whatever follows the last row."""
@@ -129,8 +130,8 @@ class ParquetSink(Sink):
 
         self._writer = pq.ParquetWriter(self._stream, self.schema, compression="zstd")
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+    def write(self, batch: Rows) -> None:
+        self._writer.write(batch)  # a table becomes one row group, however many chunks it has
         self.rows += batch.num_rows
 
     def end(self) -> None:
@@ -144,8 +145,8 @@ class CsvSink(Sink):
         text_schema = pa.schema([pa.field(name, pa.string()) for name in self.schema.names])
         self._writer = pcsv.CSVWriter(self._stream, text_schema)
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(as_text_columns(batch))
+    def write(self, batch: Rows) -> None:
+        self._writer.write(as_text_columns(batch))
         self.rows += batch.num_rows
 
     def end(self) -> None:
@@ -153,7 +154,7 @@ class CsvSink(Sink):
 
 
 class JsonLinesSink(Sink):
-    def write(self, batch: pa.RecordBatch) -> None:
+    def write(self, batch: Rows) -> None:
         for row in as_text_columns(batch, keep_integers=True).to_pylist():
             self._stream.write(self._prefix() + _json_row(row) + b"\n")
             self.rows += 1

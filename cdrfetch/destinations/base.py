@@ -71,7 +71,7 @@ class Load(abc.ABC):
 
         Only when a failure of the batches' iterator inside `store` leaves the load as if the chunk
         had never been offered (`store` then lets the error through). Otherwise each chunk is spooled
-        in full first.
+        in full first. A streamed chunk's rows come as tables of several batches as well as batches.
         """
         return False
 

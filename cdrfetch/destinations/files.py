@@ -179,7 +179,7 @@ class FileLoad(Load):
                 self._open_sinks()
             raise
 
-    def _append(self, tables: Mapping[str, Iterable[pa.RecordBatch]]) -> dict[str, int]:
+    def _append(self, tables: Mapping[str, Iterable[pa.RecordBatch | pa.Table]]) -> dict[str, int]:
         stored: dict[str, int] = {}
         for table, batches in tables.items():
             sink = self.sinks.get(table)
