@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import json
 import sys
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cdrfetch import jsonrows
 from cdrfetch.errors import CantCreateError, UsageError
 from cdrfetch.files import AtomicFile
 
@@ -76,8 +76,12 @@ def as_text_columns(batch: Rows, *, keep_integers: bool = False) -> Rows:
 
 def _text(column: pa.Array) -> pa.Array:
     if pa.types.is_timestamp(column.type):
-        rendered = pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")  # ms unit renders "SS.fff"
-        rendered = pc.replace_substring_regex(rendered, pattern=r"\.000$", replacement="")
+        # The UTC wall time cast to text ("YYYY-MM-DD HH:MM:SS.fff" for ms) is the text strftime gives
+        # with a "T", at a tenth of its cost (checked over the years 1-9999).
+        wall = pc.cast(pc.cast(column, pa.timestamp(column.type.unit)), pa.string())
+        rendered = pc.replace_substring_regex(
+            pc.utf8_replace_slice(wall, 10, 11, "T"), pattern=r"\.000$", replacement=""
+        )
         return pc.binary_join_element_wise(rendered, "Z", "")
     if pa.types.is_string(column.type):
         return column
@@ -154,33 +158,34 @@ class CsvSink(Sink):
 
 
 class JsonLinesSink(Sink):
-    def write(self, batch: Rows) -> None:
-        for row in as_text_columns(batch, keep_integers=True).to_pylist():
-            self._stream.write(self._prefix() + _json_row(row) + b"\n")
-            self.rows += 1
+    """One compact JSON object a line; `extra` (already JSON text) embedded as an object, not a string."""
 
-    def _prefix(self) -> bytes:
-        return b""
+    def write(self, batch: Rows) -> None:
+        if not batch.num_rows:
+            return
+        rows = jsonrows.json_objects(as_text_columns(batch, keep_integers=True))
+        self._write_rows(rows)
+        self.rows += batch.num_rows
+
+    def _write_rows(self, rows: pa.Array | pa.ChunkedArray) -> None:
+        jsonrows.write_lines(self._stream, rows, "", "\n")
 
 
 class JsonSink(JsonLinesSink):
+    """One JSON array, an object a line."""
+
     def begin(self) -> None:
         self._stream.write(b"[")
 
-    def _prefix(self) -> bytes:
-        return b"\n" if self.rows == 0 else b",\n"
+    def _write_rows(self, rows: pa.Array | pa.ChunkedArray) -> None:
+        if self.rows == 0:  # the first object opens the array's first line; each later one follows a comma
+            self._stream.write(b"\n")
+            jsonrows.write_lines(self._stream, rows[:1], "", "\n")
+            rows = rows[1:]
+        jsonrows.write_lines(self._stream, rows, ",\n", "\n")
 
     def end(self) -> None:
         self._stream.write(b"\n]\n" if self.rows else b"]\n")
-
-
-def _json_row(row: dict[str, Any]) -> bytes:
-    """One row as JSON; `extra` (already JSON text) is embedded as an object, not a string."""
-    extra = row.pop("extra", None)
-    body = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
-    if extra is not None:
-        body = f'{body[:-1]},"extra":{extra}}}'
-    return body.encode("utf-8")
 
 
 SINKS: dict[str, type[Sink]] = {"parquet": ParquetSink, "csv": CsvSink, "jsonl": JsonLinesSink, "json": JsonSink}

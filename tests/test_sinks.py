@@ -95,3 +95,17 @@ def test_an_existing_directory_with_a_dot_in_its_name_is_a_directory(tmp_path: P
     directory = tmp_path / "out.v2"
     directory.mkdir()
     assert format_for(str(directory), None) == "parquet"  # not refused as a ".v2 file"
+
+
+def test_timestamps_render_as_iso_utc_with_milliseconds_only_when_set() -> None:
+    from datetime import datetime, timezone
+
+    from cdrfetch.sinks import as_text_columns
+
+    utc = timezone.utc
+    stamps = [datetime(1, 1, 1, tzinfo=utc), datetime(999, 12, 31, 23, 59, 59, 5000, tzinfo=utc), None]
+    stamps += [datetime(2024, 3, 9, 8, 7, 6, 120000, tzinfo=utc), datetime(9999, 12, 31, 23, 59, 59, tzinfo=utc)]
+    batch = pa.RecordBatch.from_pydict({"at": pa.array(stamps, pa.timestamp("ms", tz="UTC"))})
+    assert as_text_columns(batch).column("at").to_pylist() == [
+        "0001-01-01T00:00:00Z", "0999-12-31T23:59:59.005Z", None, "2024-03-09T08:07:06.120Z", "9999-12-31T23:59:59Z",
+    ]  # fmt: skip
